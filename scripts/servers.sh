@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Start, stop or inspect the project's local servers on loopback, with no Docker:
+#   - Elasticsearch 8.x: Elastic's integ-test distribution from Maven Central, run by its own bin/elasticsearch;
+#   - MinIO (S3 protocol): built once from the Go module proxy, then cached.
+# Usage: scripts/servers.sh start|stop|status|env [es|s3]
+# `start` is idempotent (a healthy server is reused); `stop` leaves nothing running.
+# After `start`, var/servers.env holds ES_URL, S3_ENDPOINT_URL and the S3 credentials for tests and the demo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ES_VERSION=8.19.21
+MINIO_MODULE=github.com/minio/minio
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+ES_PORT=${LATECHUNK_ES_PORT:-9200}
+S3_PORT=${LATECHUNK_S3_PORT:-9000}
+S3_CONSOLE_PORT=${LATECHUNK_S3_CONSOLE_PORT:-9001}
+ES_HEAP=${LATECHUNK_ES_HEAP:-1g}
+S3_USER=${LATECHUNK_S3_ACCESS_KEY:-latechunk}
+S3_PASSWORD=${LATECHUNK_S3_SECRET_KEY:-latechunk-local-secret}
+S3_BUCKETS=${LATECHUNK_S3_BUCKETS:-latechunk-docs latechunk-staging}
+VAR=$PWD/var
+# Elasticsearch refuses to run as root: as root, it runs as a system user, and its files live where that user
+# can read them (root's home is private).
+ES_USER=latechunk-es
+if [[ $(id -u) == 0 ]]; then ES_HOME_ROOT=/var/cache/latechunk; else ES_HOME_ROOT=$LATECHUNK_CACHE; fi
+ES_HOME=$ES_HOME_ROOT/elasticsearch-$ES_VERSION
+ES_STATE=$ES_HOME_ROOT/state-$(printf '%s' "$PWD" | sha256sum | cut -c1-12)
+MINIO_BIN=$LATECHUNK_CACHE/minio-$MINIO_VERSION/minio
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+es_healthy() { curl -sf -m 2 "http://127.0.0.1:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=1s" >/dev/null; }
+s3_healthy() { curl -sf -m 2 "http://127.0.0.1:$S3_PORT/minio/health/live" >/dev/null; }
+
+find_java_home() {
+    local java_bin home version
+    if [[ -n ${ES_JAVA_HOME:-} ]]; then home=$ES_JAVA_HOME
+    elif [[ -n ${JAVA_HOME:-} ]]; then home=$JAVA_HOME
+    else
+        java_bin=$(command -v java) || die "Java 17 or newer is required to run Elasticsearch; install a JDK (e.g. apt-get install openjdk-17-jre-headless) or set ES_JAVA_HOME"
+        home=$(dirname "$(dirname "$(readlink -f "$java_bin")")")
+    fi
+    [[ -x $home/bin/java ]] || die "no java executable under $home (from ES_JAVA_HOME/JAVA_HOME)"
+    version=$("$home/bin/java" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)
+    [[ -n $version && $version -ge 17 ]] || die "Elasticsearch $ES_VERSION needs Java 17+, found version '${version:-unknown}' at $home"
+    echo "$home"
+}
+
+install_es() {
+    [[ -x $ES_HOME/bin/elasticsearch ]] && return
+    command -v mvn >/dev/null || die "Maven (mvn) is required to fetch Elasticsearch from Maven Central"
+    local coords=org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip
+    log "resolving $coords from Maven Central"
+    mvn -q -B dependency:get -Dartifact="$coords" -Dtransitive=false >&2 \
+        || die "could not resolve $coords from Maven Central"
+    local zip=$HOME/.m2/repository/org/elasticsearch/distribution/integ-test-zip/elasticsearch/$ES_VERSION/elasticsearch-$ES_VERSION.zip
+    local tmp; tmp=$(mktemp -d "$ES_HOME_ROOT/unpack.XXXXXX")
+    unzip -q "$zip" -d "$tmp"
+    mv "$tmp/elasticsearch-$ES_VERSION" "$ES_HOME"
+    rm -rf "$tmp"
+}
+
+start_es() {
+    if es_healthy; then log "Elasticsearch already running on 127.0.0.1:$ES_PORT"; return; fi
+    port_open "$ES_PORT" && die "port $ES_PORT is taken by something that is not a healthy Elasticsearch; stop it or set LATECHUNK_ES_PORT"
+    local java_home; java_home=$(find_java_home)
+    mkdir -p "$ES_HOME_ROOT"
+    install_es
+    mkdir -p "$ES_STATE"/{data,logs}
+    rm -rf "$ES_STATE/config" && cp -r "$ES_HOME/config" "$ES_STATE/config"
+    local -a run_as=()
+    if [[ $(id -u) == 0 ]]; then
+        id "$ES_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$ES_USER"
+        chown -R "$ES_USER:" "$ES_STATE"
+        chmod -R a+rX "$ES_HOME"
+        run_as=(setpriv --reuid="$ES_USER" --regid="$ES_USER" --clear-groups)
+    fi
+    log "starting Elasticsearch $ES_VERSION on 127.0.0.1:$ES_PORT (state in $ES_STATE)"
+    "${run_as[@]}" env ES_JAVA_HOME="$java_home" ES_PATH_CONF="$ES_STATE/config" \
+        ES_JAVA_OPTS="-Xms$ES_HEAP -Xmx$ES_HEAP" \
+        "$ES_HOME/bin/elasticsearch" -d -p "$ES_STATE/logs/es.pid" \
+        -Ecluster.name=latechunk-local -Enode.name=local \
+        -Ediscovery.type=single-node -Expack.security.enabled=false -Expack.ml.enabled=false \
+        -Enetwork.host=127.0.0.1 -Ehttp.port="$ES_PORT" -Etransport.port=0 \
+        -Epath.data="$ES_STATE/data" -Epath.logs="$ES_STATE/logs" \
+        -Ecluster.routing.allocation.disk.threshold_enabled=false \
+        -Eaction.destructive_requires_name=false >"$ES_STATE/logs/stdout.log" 2>&1 \
+        || { tail -n 30 "$ES_STATE/logs/stdout.log" >&2; die "Elasticsearch failed to start (log: $ES_STATE/logs)"; }
+    for _ in $(seq 1 120); do es_healthy && break; sleep 1; done
+    es_healthy || die "Elasticsearch did not become healthy within 120 s (log: $ES_STATE/logs)"
+    mkdir -p "$VAR" && ln -sfn "$ES_STATE" "$VAR/elasticsearch"
+    write_env
+    log "Elasticsearch is up: http://127.0.0.1:$ES_PORT"
+}
+
+stop_es() {
+    local pidfile=$ES_STATE/logs/es.pid
+    if pid_alive "$pidfile"; then
+        local pid; pid=$(cat "$pidfile")
+        log "stopping Elasticsearch (pid $pid)"
+        kill "$pid"
+        for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+        kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    fi
+    rm -f "$pidfile"
+}
+
+install_minio() {
+    [[ -x $MINIO_BIN ]] && return
+    command -v go >/dev/null || die "Go is required to build MinIO from the Go module proxy"
+    log "building MinIO $MINIO_VERSION from the Go module proxy (first run only, a few minutes)"
+    GOBIN=$(dirname "$MINIO_BIN") GOFLAGS=-mod=mod go install "$MINIO_MODULE@$MINIO_VERSION" >&2 \
+        || die "building MinIO failed"
+}
+
+start_s3() {
+    if s3_healthy; then log "MinIO already running on 127.0.0.1:$S3_PORT"; else
+        port_open "$S3_PORT" && die "port $S3_PORT is taken by something that is not MinIO; stop it or set LATECHUNK_S3_PORT"
+        install_minio
+        mkdir -p "$VAR/minio/data"
+        log "starting MinIO on 127.0.0.1:$S3_PORT"
+        MINIO_ROOT_USER=$S3_USER MINIO_ROOT_PASSWORD=$S3_PASSWORD MINIO_BROWSER=off \
+            setsid "$MINIO_BIN" server "$VAR/minio/data" --quiet \
+            --address "127.0.0.1:$S3_PORT" --console-address "127.0.0.1:$S3_CONSOLE_PORT" \
+            >"$VAR/minio/minio.log" 2>&1 </dev/null &
+        echo $! >"$VAR/minio/minio.pid"
+        for _ in $(seq 1 60); do s3_healthy && break; sleep 0.5; done
+        s3_healthy || die "MinIO did not become healthy (log: $VAR/minio/minio.log)"
+    fi
+    write_env
+    "$PWD/.venv/bin/python" - "$S3_BUCKETS" <<'PY' || die "could not create the buckets (is .venv set up? run scripts/setup-env.sh)"
+import os, sys, boto3
+s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"])
+existing = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+for bucket in sys.argv[1].split():
+    if bucket not in existing:
+        s3.create_bucket(Bucket=bucket)
+PY
+    log "MinIO is up: http://127.0.0.1:$S3_PORT (buckets: $S3_BUCKETS)"
+}
+
+stop_s3() {
+    local pidfile=$VAR/minio/minio.pid
+    if pid_alive "$pidfile"; then
+        local pid; pid=$(cat "$pidfile")
+        log "stopping MinIO (pid $pid)"
+        kill "$pid"
+        for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+        kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    fi
+    rm -f "$pidfile"
+}
+
+write_env() {
+    mkdir -p "$VAR"
+    cat >"$VAR/servers.env" <<EOF
+export ES_URL=http://127.0.0.1:$ES_PORT
+export S3_ENDPOINT_URL=http://127.0.0.1:$S3_PORT
+export AWS_ACCESS_KEY_ID=$S3_USER
+export AWS_SECRET_ACCESS_KEY=$S3_PASSWORD
+export AWS_DEFAULT_REGION=us-east-1
+EOF
+    # shellcheck disable=SC1091
+    source "$VAR/servers.env"
+}
+
+status() {
+    if es_healthy; then echo "elasticsearch: up  http://127.0.0.1:$ES_PORT"; else echo "elasticsearch: down"; fi
+    if s3_healthy; then echo "s3 (minio):    up  http://127.0.0.1:$S3_PORT"; else echo "s3 (minio):    down"; fi
+}
+
+cmd=${1:-}
+which=${2:-all}
+case "$cmd:$which" in
+    start:all) start_es; start_s3 ;;
+    start:es) start_es ;;
+    start:s3) start_s3 ;;
+    stop:all) stop_es; stop_s3 ;;
+    stop:es) stop_es ;;
+    stop:s3) stop_s3 ;;
+    status:*) status ;;
+    env:*) write_env; cat "$VAR/servers.env" ;;
+    *) die "usage: scripts/servers.sh start|stop|status|env [es|s3]" ;;
+esac
