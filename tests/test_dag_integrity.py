@@ -14,7 +14,7 @@ EXPECTED_DAG_IDS = {"latechunk_ingest", "latechunk_reindex"}
 def dag_bag():
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(REPO / "dags"), include_examples=False)
+    return DagBag(dag_folder=str(REPO / "dags"))
 
 
 def test_no_import_errors(dag_bag):

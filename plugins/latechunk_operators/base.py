@@ -1,0 +1,48 @@
+"""What every pipeline operator shares: the S3 connection and the run-scoped staging area."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from latechunk.ingest import RunArea
+
+
+class LateChunkBaseOperator(BaseOperator):
+    """Base of the pipeline's operators.
+
+    Batches move between tasks through object storage under
+    ``s3://{staging_bucket}/{staging_prefix}/{dag_id}/{run_id}/``; XCom carries only their paths and counts.
+
+    :param aws_conn_id: Airflow connection (type ``aws``) for the document bucket and the staging bucket.
+    :param staging_bucket: bucket for the run's intermediate files and reports. (templated)
+    :param staging_prefix: key prefix under which each run gets its own folder. (templated)
+    """
+
+    template_fields: tuple[str, ...] = ("staging_bucket", "staging_prefix")
+
+    def __init__(
+        self,
+        *,
+        staging_bucket: str,
+        staging_prefix: str = "runs",
+        aws_conn_id: str = "latechunk_s3",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.staging_bucket = staging_bucket
+        self.staging_prefix = staging_prefix
+        self.aws_conn_id = aws_conn_id
+
+    def run_area(self, context: Any) -> RunArea:
+        from latechunk.ingest import RunArea
+
+        from latechunk_operators.hooks import s3_client
+
+        return RunArea(
+            s3=s3_client(self.aws_conn_id),
+            bucket=self.staging_bucket,
+            prefix=f"{self.staging_prefix.strip('/')}/{self.dag_id}/{context['run_id']}",
+        )

@@ -1,0 +1,67 @@
+"""Embed: late-chunk embedding of a staged batch, on a GPU worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from latechunk_operators.base import LateChunkBaseOperator
+
+
+class LateChunkEmbedOperator(LateChunkBaseOperator):
+    """Encode each document of a batch whole and mean-pool every chunk span: late chunking.
+
+    Documents longer than the model window are encoded in overlapping windows (``window``/``window_overlap``
+    tokens) that are stitched back before pooling. Runs on the ``gpu`` queue by default, so only the workers
+    started with ``airflow celery worker -q gpu`` take it; it runs (slowly) on CPU too.
+
+    :param batch_path: a staged document batch from the extract task; its spans come from the annotate task. (templated)
+    :param model: hub id or local path of the encoder. (templated)
+    :param window: tokens per window; defaults to the model's maximum. (templated)
+    :param window_overlap: tokens each window repeats from the previous one, for context. (templated)
+    :param token_budget: padded tokens per forward pass; bounds memory. (templated)
+    :param device: ``cuda``, ``cpu`` or None for automatic. (templated)
+    """
+
+    template_fields = (
+        *LateChunkBaseOperator.template_fields,
+        "batch_path",
+        "model",
+        "window",
+        "window_overlap",
+        "token_budget",
+        "device",
+    )
+    ui_color = "#e6f5e6"
+
+    def __init__(
+        self,
+        *,
+        batch_path: str,
+        model: str,
+        window: int | None = None,
+        window_overlap: int = 256,
+        token_budget: int = 16384,
+        device: str | None = None,
+        queue: str = "gpu",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(queue=queue, **kwargs)
+        self.batch_path = batch_path
+        self.model = model
+        self.window = window
+        self.window_overlap = window_overlap
+        self.token_budget = token_budget
+        self.device = device
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from latechunk.ingest import embed
+
+        return embed(
+            area=self.run_area(context),
+            batch_path=self.batch_path,
+            model=self.model,
+            window=int(self.window) if self.window else None,
+            window_overlap=int(self.window_overlap),
+            token_budget=int(self.token_budget),
+            device=self.device or None,
+        )

@@ -1,0 +1,92 @@
+"""Index: upsert the run's chunks into Elasticsearch and remove what no longer exists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from latechunk_operators.base import LateChunkBaseOperator
+
+
+class LateChunkIndexOperator(LateChunkBaseOperator):
+    """Create the index if absent (refusing an incompatible one) and upsert every staged chunk by bulk.
+
+    Each chunk's id is ``{doc_id}:{chunk_id}``, so a retry or re-run overwrites instead of duplicating; a changed
+    document's leftover chunks and the documents whose objects were deleted are removed.
+
+    :param manifest_path: the run manifest written by the extract task. (templated)
+    :param index_name: index or alias to write to. (templated)
+    :param index_options: ``dense_vector`` ``index_options`` for a new index. (templated)
+    :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``).
+    """
+
+    template_fields = (*LateChunkBaseOperator.template_fields, "manifest_path", "index_name", "index_options")
+    ui_color = "#f3e8fd"
+
+    def __init__(
+        self,
+        *,
+        manifest_path: str,
+        index_name: str,
+        index_options: dict[str, Any] | None = None,
+        elasticsearch_conn_id: str = "latechunk_es",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.manifest_path = manifest_path
+        self.index_name = index_name
+        self.index_options = index_options
+        self.elasticsearch_conn_id = elasticsearch_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from latechunk.ingest import index
+
+        from latechunk_operators.hooks import elasticsearch_client
+
+        return index(
+            area=self.run_area(context),
+            es=elasticsearch_client(self.elasticsearch_conn_id),
+            manifest_path=self.manifest_path,
+            index_name=self.index_name,
+            index_options=dict(self.index_options) if self.index_options else None,
+        )
+
+
+class LateChunkSwapAliasOperator(BaseOperator):
+    """Point ``alias`` at ``new_index`` in one atomic alias update, optionally deleting the indices it left.
+
+    :param alias: the alias searches use. (templated)
+    :param new_index: the validated index to serve. (templated)
+    :param delete_old: delete the indices the alias pointed at before. (templated)
+    :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``).
+    """
+
+    template_fields = ("alias", "new_index", "delete_old")
+
+    def __init__(
+        self,
+        *,
+        alias: str,
+        new_index: str,
+        delete_old: bool = False,
+        elasticsearch_conn_id: str = "latechunk_es",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.alias = alias
+        self.new_index = new_index
+        self.delete_old = delete_old
+        self.elasticsearch_conn_id = elasticsearch_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from latechunk.ingest import swap_alias
+
+        from latechunk_operators.hooks import elasticsearch_client
+
+        return swap_alias(
+            es=elasticsearch_client(self.elasticsearch_conn_id),
+            alias=self.alias,
+            new_index=self.new_index,
+            delete_old=bool(self.delete_old),
+        )

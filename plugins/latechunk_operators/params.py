@@ -1,0 +1,95 @@
+"""The pipeline DAGs' params, with defaults from ``LATECHUNK_*`` environment variables.
+
+One definition serves the ingest and the reindex DAG, the README's configuration reference, and the UI form.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from airflow.sdk import Param
+
+DEFAULT_MODEL = "jinaai/jina-embeddings-v2-base-en"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"LATECHUNK_{name}", default)
+
+
+INDEX_ASSET_URI = f"elasticsearch://latechunk/{_env('INDEX', 'latechunk-chunks')}"
+
+# Operator arguments shared by every task of both DAGs.
+STAGING: dict[str, Any] = {
+    "staging_bucket": "{{ params.staging_bucket }}",
+    "staging_prefix": "{{ params.staging_prefix }}",
+    "aws_conn_id": _env("AWS_CONN_ID", "latechunk_s3"),
+}
+
+CHUNKING: dict[str, Any] = {
+    "strategy": "{{ params.chunking_strategy }}",
+    "chunk_size": "{{ params.chunk_size }}",
+    "overlap": "{{ params.chunk_overlap }}",
+    "sentences_per_chunk": "{{ params.sentences_per_chunk }}",
+}
+
+
+def ingest_params() -> dict[str, Param]:
+    """Every setting of a run; the reindex DAG uses the same ones."""
+    return {
+        "bucket": Param(_env("BUCKET", "latechunk-docs"), type="string", description="Bucket holding the documents."),
+        "prefix": Param(_env("PREFIX", "incoming/"), type="string", description="Key prefix to ingest."),
+        "partition_by_date": Param(
+            _env("PARTITION_BY_DATE", "true") == "true",
+            type="boolean",
+            description="Append the run's date (`{{ ds }}/`) to the prefix: each run ingests its own day's folder.",
+        ),
+        "select_by_last_modified": Param(
+            False, type="boolean", description="Only objects whose LastModified lies in the run's data interval."
+        ),
+        "delete_missing": Param(
+            True, type="boolean", description="Remove from the index the keys under the prefix that are gone."
+        ),
+        "index": Param(_env("INDEX", "latechunk-chunks"), type="string", description="Index or alias to write."),
+        "model": Param(_env("MODEL", DEFAULT_MODEL), type="string", description="Encoder: hub id or local path."),
+        "chunking_strategy": Param(
+            _env("CHUNKING_STRATEGY", "sentences"), enum=["sentences", "fixed"], description="How chunks are cut."
+        ),
+        "chunk_size": Param(
+            int(_env("CHUNK_SIZE", "256")), type="integer", minimum=1, description="Tokens per fixed chunk."
+        ),
+        "chunk_overlap": Param(0, type="integer", minimum=0, description="Tokens fixed chunks share."),
+        "sentences_per_chunk": Param(
+            int(_env("SENTENCES_PER_CHUNK", "3")), type="integer", minimum=1, description="Sentences per chunk."
+        ),
+        "window": Param(
+            None, type=["null", "integer"], description="Tokens per encoder window; empty for the model's maximum."
+        ),
+        "window_overlap": Param(
+            256, type="integer", minimum=0, description="Context tokens each window repeats (long documents)."
+        ),
+        "token_budget": Param(
+            int(_env("TOKEN_BUDGET", "16384")), type="integer", minimum=1, description="Padded tokens per forward pass."
+        ),
+        "device": Param(None, type=["null", "string"], description="cuda, cpu, or empty for automatic."),
+        "docs_per_batch": Param(64, type="integer", minimum=1, description="Documents per mapped embed task."),
+        "max_object_bytes": Param(50 * 1024 * 1024, type="integer", description="Larger objects are quarantined."),
+        "json_text_field": Param("text", type="string", description="Text field of .json/.jsonl documents."),
+        "max_bad_fraction": Param(
+            0.2, type="number", minimum=0, maximum=1, description="Fail when a larger share of objects is bad."
+        ),
+        "validation_sample_size": Param(50, type="integer", minimum=1, description="Chunks sampled by validate."),
+        "self_retrieval_threshold": Param(
+            0.95, type="number", minimum=0, maximum=1, description="Share of sampled chunks found at rank 1."
+        ),
+        "recall_threshold": Param(
+            0.9, type="number", minimum=0, maximum=1, description="Recall@10 of kNN against exact search."
+        ),
+        "probes": Param(
+            [], type="array", description='Probe queries: [{"query": "...", "expected_keys": ["key", ...]}].'
+        ),
+        "staging_bucket": Param(
+            _env("STAGING_BUCKET", "latechunk-staging"), type="string", description="Bucket for staged batches."
+        ),
+        "staging_prefix": Param("runs", type="string", description="Prefix of the per-run staging folders."),
+    }

@@ -1,0 +1,80 @@
+"""Validate: check the indexed run with kNN queries and fail loudly when results are wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from latechunk_operators.base import LateChunkBaseOperator
+
+
+class LateChunkValidateOperator(LateChunkBaseOperator):
+    """Run the index checks of the run and fail the task when any is below its threshold.
+
+    Checks: chunk counts per document equal the staged chunks; the mapping is as configured; sampled chunks find
+    themselves at rank 1; approximate kNN agrees with exact search (recall@10); optional probe queries find their
+    expected documents. The report goes to the run's staging folder; a summary goes to the log and XCom.
+
+    :param manifest_path: the run manifest written by the extract task. (templated)
+    :param index_name: index or alias to check. (templated)
+    :param model: model used for probe queries. (templated)
+    :param sample_size: chunks sampled for the self-retrieval and recall checks. (templated)
+    :param self_retrieval_threshold: minimum share of sampled chunks found at rank 1. (templated)
+    :param recall_threshold: minimum recall@10 of kNN against exact search. (templated)
+    :param probes: ``[{"query": ..., "expected_keys": [...]}]``, each must find one of its keys in the top 10.
+        (templated)
+    :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``).
+    """
+
+    template_fields = (
+        *LateChunkBaseOperator.template_fields,
+        "manifest_path",
+        "index_name",
+        "model",
+        "sample_size",
+        "self_retrieval_threshold",
+        "recall_threshold",
+        "probes",
+    )
+    ui_color = "#fde8e8"
+
+    def __init__(
+        self,
+        *,
+        manifest_path: str,
+        index_name: str,
+        model: str,
+        sample_size: int = 50,
+        self_retrieval_threshold: float = 0.95,
+        recall_threshold: float = 0.9,
+        probes: list[dict[str, Any]] | None = None,
+        elasticsearch_conn_id: str = "latechunk_es",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.manifest_path = manifest_path
+        self.index_name = index_name
+        self.model = model
+        self.sample_size = sample_size
+        self.self_retrieval_threshold = self_retrieval_threshold
+        self.recall_threshold = recall_threshold
+        self.probes = probes
+        self.elasticsearch_conn_id = elasticsearch_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from latechunk.ingest import ValidationSettings, validate
+
+        from latechunk_operators.hooks import elasticsearch_client
+
+        return validate(
+            area=self.run_area(context),
+            es=elasticsearch_client(self.elasticsearch_conn_id),
+            manifest_path=self.manifest_path,
+            index_name=self.index_name,
+            settings=ValidationSettings(
+                model=self.model,
+                sample_size=int(self.sample_size),
+                self_retrieval_threshold=float(self.self_retrieval_threshold),
+                recall_threshold=float(self.recall_threshold),
+                probes=list(self.probes or []),
+            ),
+        )
