@@ -1,0 +1,78 @@
+"""Length-aware batching: sort by length, pack to a token budget, split a batch in half when it runs out of
+GPU memory.
+
+The cost of a padded batch is ``n_items * padded_length`` tokens; packing items of similar length keeps the
+padding small and the budget bounds the activations that one forward pass holds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import torch
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def plan_batches(
+    lengths: Sequence[int], token_budget: int, *, max_batch_size: int | None = None, pad_to_multiple_of: int = 1
+) -> list[list[int]]:
+    """Group item indices into batches whose padded size ``n * padded_length`` fits ``token_budget``.
+
+    Items are taken longest first, so each batch holds neighbours in length. An item longer than the budget
+    gets a batch of its own.
+    """
+    if token_budget < 1:
+        raise ValueError(f"token_budget must be >= 1, got {token_budget}")
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        if current:
+            padded = padded_length(lengths[current[0]], pad_to_multiple_of)
+            full = max_batch_size is not None and len(current) >= max_batch_size
+            if full or (len(current) + 1) * padded > token_budget:
+                batches.append(current)
+                current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def padded_length(length: int, multiple: int) -> int:
+    return -(-length // multiple) * multiple
+
+
+def padding_fraction(lengths: Sequence[int], batches: Sequence[Sequence[int]], pad_to_multiple_of: int = 1) -> float:
+    """Share of the computed positions that are padding."""
+    real = sum(lengths[i] for batch in batches for i in batch)
+    computed = sum(
+        len(batch) * padded_length(max(lengths[i] for i in batch), pad_to_multiple_of) for batch in batches if batch
+    )
+    return 0.0 if computed == 0 else 1.0 - real / computed
+
+
+def run_with_oom_split(batch: Sequence[int], run: Callable[[Sequence[int]], list[T]]) -> list[T]:
+    """Run ``run(batch)``; on ``torch.OutOfMemoryError`` split the batch in half and retry each half.
+
+    ``run`` returns one result per item, in order. A single item that still runs out of memory re-raises.
+    """
+    try:
+        return run(batch)
+    except torch.OutOfMemoryError:
+        if len(batch) == 1:
+            raise
+        _release_cached_memory()
+        half = len(batch) // 2
+        log.warning("out of memory on a batch of %d items; retrying as %d + %d", len(batch), half, len(batch) - half)
+        return run_with_oom_split(batch[:half], run) + run_with_oom_split(batch[half:], run)
+
+
+def _release_cached_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,151 @@
+"""The encoder interface: token ids in, per-token embeddings out, plus query encoding with the same model."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from latechunk.batching import padded_length, plan_batches, run_with_oom_split
+from latechunk.pooling import l2_normalize
+
+DEFAULT_TOKEN_BUDGET = 16384
+WEIGHT_FILE_PATTERN = re.compile(r".*\.(safetensors|bin)$")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` means CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """``None`` means bfloat16 on CUDA and float32 elsewhere."""
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, str):
+        return getattr(torch, dtype)
+    return dtype
+
+
+def resolve_checkpoint(model_name_or_path: str | Path, revision: str | None = None) -> Path:
+    """A local directory as is; otherwise a hub repo id resolved through the local Hugging Face cache
+    (``HF_HUB_OFFLINE=1`` keeps it offline)."""
+    path = Path(model_name_or_path)
+    if path.is_dir():
+        return path
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(str(model_name_or_path), revision=revision))
+
+
+def checkpoint_revision(path: Path) -> str:
+    """The hub commit for a cache snapshot; otherwise a content hash of the config and weight files, so a
+    changed checkpoint never passes for the same revision."""
+    parts = path.resolve().parts
+    if len(parts) >= 2 and parts[-2] == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", parts[-1]):
+        return parts[-1]
+    digest = hashlib.sha256()
+    for file in sorted(path.iterdir()):
+        if file.name == "config.json" or WEIGHT_FILE_PATTERN.fullmatch(file.name):
+            digest.update(file.name.encode())
+            with file.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+class Encoder(ABC):
+    """A text encoder that returns one embedding per input token.
+
+    ``max_length`` is the window: the most tokens (special tokens included) one forward pass takes.
+    Subclasses implement :meth:`forward_tokens`; batching, padding and OOM handling live here.
+    """
+
+    def __init__(
+        self,
+        *,
+        tokenizer: Any,
+        max_length: int,
+        dim: int,
+        model_id: str,
+        revision: str,
+        device: torch.device,
+        dtype: torch.dtype,
+        query_pooling: str = "mean",
+    ) -> None:
+        if query_pooling not in ("mean", "cls"):
+            raise ValueError(f"query_pooling must be 'mean' or 'cls', got {query_pooling!r}")
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.dim = dim
+        self.model_id = model_id
+        self.revision = revision
+        self.device = device
+        self.dtype = dtype
+        self.query_pooling = query_pooling
+        self.pad_token_id = getattr(tokenizer, "pad_token_id", None) or 0
+        # Tensor-core kernels prefer sequence lengths that are multiples of 8; on CPU padding only costs.
+        self.pad_to_multiple_of = 8 if device.type == "cuda" else 1
+
+    @abstractmethod
+    def forward_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """input_ids, attention_mask: (batch, seq) on ``self.device`` -> (batch, seq, dim) last hidden states."""
+
+    def encode_token_batches(
+        self, sequences: Sequence[Sequence[int]], *, token_budget: int = DEFAULT_TOKEN_BUDGET
+    ) -> list[np.ndarray]:
+        """Encode token-id sequences (each at most ``max_length`` long) batched by length under a token budget.
+
+        Returns one (len_i, dim) float32 array per sequence, in input order.
+        """
+        lengths = [len(sequence) for sequence in sequences]
+        too_long = [n for n in lengths if n > self.max_length]
+        if too_long:
+            raise ValueError(f"sequence of {max(too_long)} tokens exceeds the encoder window of {self.max_length}")
+        results: list[np.ndarray | None] = [None] * len(sequences)
+        for batch in plan_batches(lengths, token_budget, pad_to_multiple_of=self.pad_to_multiple_of):
+            outputs = run_with_oom_split(batch, lambda items: self._forward_padded([sequences[i] for i in items]))
+            for index, output in zip(batch, outputs, strict=True):
+                results[index] = output
+        return results
+
+    def _forward_padded(self, sequences: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        length = padded_length(max(len(sequence) for sequence in sequences), self.pad_to_multiple_of)
+        input_ids = torch.full((len(sequences), length), self.pad_token_id, dtype=torch.long)  # (batch, seq)
+        attention_mask = torch.zeros((len(sequences), length), dtype=torch.long)  # (batch, seq)
+        for row, sequence in enumerate(sequences):
+            input_ids[row, : len(sequence)] = torch.as_tensor(sequence, dtype=torch.long)
+            attention_mask[row, : len(sequence)] = 1
+        pin = self.device.type == "cuda"
+        if pin:
+            input_ids, attention_mask = input_ids.pin_memory(), attention_mask.pin_memory()
+        with torch.inference_mode():
+            hidden = self.forward_tokens(
+                input_ids.to(self.device, non_blocking=pin), attention_mask.to(self.device, non_blocking=pin)
+            )  # (batch, seq, dim)
+            hidden = hidden.float().cpu().numpy()
+        return [hidden[row, : len(sequence)] for row, sequence in enumerate(sequences)]
+
+    def encode_queries(self, texts: Sequence[str], *, token_budget: int = DEFAULT_TOKEN_BUDGET) -> np.ndarray:
+        """Embed short texts (queries) with the model's own pooling: (n_texts, dim) float32, L2-normalised.
+
+        Texts longer than the window are truncated to ``max_length`` tokens (passed explicitly: some
+        tokenizers carry an unusable ``model_max_length``).
+        """
+        encoded = self.tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=self.max_length)[
+            "input_ids"
+        ]
+        token_embeddings = self.encode_token_batches(encoded, token_budget=token_budget)
+        if self.query_pooling == "cls":
+            pooled = np.stack([embeddings[0] for embeddings in token_embeddings])
+        else:
+            pooled = np.stack([embeddings.mean(axis=0, dtype=np.float32) for embeddings in token_embeddings])
+        return l2_normalize(pooled.reshape(len(texts), self.dim))
