@@ -14,6 +14,6 @@ else
     scripts/servers.sh start
 fi
 log "ruff"
-.venv/bin/ruff check dags plugins include tests bench
+.venv/bin/ruff check dags plugins include tests bench scripts
 log "pytest"
 .venv/bin/python -m pytest "$@"

@@ -26,9 +26,9 @@ class LateChunkAnnotateOperator(LateChunkBaseOperator):
         self.chunking = chunking
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from latechunk.ingest import annotate
+        from latechunk.pipeline import annotate
 
         return annotate(
-            area=self.run_area(context), batch_path=self.batch_path, model=self.model,
+            s3=self.s3(), area=self.staging_area(context), batch_path=self.batch_path, model=self.model,
             chunking=dict(self.chunking),
         )

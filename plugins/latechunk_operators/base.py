@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 if TYPE_CHECKING:
-    from latechunk.ingest import RunArea
+    from latechunk.staging import StagingArea
 
 
 class LateChunkBaseOperator(BaseOperator):
@@ -36,13 +36,14 @@ class LateChunkBaseOperator(BaseOperator):
         self.staging_prefix = staging_prefix
         self.aws_conn_id = aws_conn_id
 
-    def run_area(self, context: Any) -> RunArea:
-        from latechunk.ingest import RunArea
+    def staging_area(self, context: Any) -> StagingArea:
+        from latechunk.staging import StagingArea
 
+        return StagingArea(
+            bucket=self.staging_bucket, prefix=self.staging_prefix, dag_id=self.dag_id, run_id=context["run_id"]
+        )
+
+    def s3(self) -> Any:
         from latechunk_operators.hooks import s3_client
 
-        return RunArea(
-            s3=s3_client(self.aws_conn_id),
-            bucket=self.staging_bucket,
-            prefix=f"{self.staging_prefix.strip('/')}/{self.dag_id}/{context['run_id']}",
-        )
+        return s3_client(self.aws_conn_id)

@@ -54,10 +54,10 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
         self.device = device
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from latechunk.ingest import embed
+        from latechunk.pipeline import embed
 
         return embed(
-            area=self.run_area(context),
+            s3=self.s3(), area=self.staging_area(context),
             batch_path=self.batch_path,
             model=self.model,
             window=int(self.window) if self.window else None,

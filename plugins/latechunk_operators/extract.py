@@ -80,17 +80,17 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def execute(self, context: Any) -> list[str]:
-        from latechunk.ingest import ExtractSettings, extract
+        from latechunk.pipeline import ExtractSettings, extract
 
-        from latechunk_operators.hooks import elasticsearch_client, s3_client
+        from latechunk_operators.hooks import elasticsearch_client
 
         interval = None
         if self.select_by_last_modified:
             interval = (context["data_interval_start"], context["data_interval_end"])
         summary = extract(
-            s3=s3_client(self.aws_conn_id),
+            s3=self.s3(),
             es=elasticsearch_client(self.elasticsearch_conn_id),
-            area=self.run_area(context),
+            area=self.staging_area(context),
             settings=ExtractSettings(
                 bucket=self.bucket,
                 prefix=self.prefix,

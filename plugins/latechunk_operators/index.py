@@ -40,12 +40,12 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from latechunk.ingest import index
+        from latechunk.pipeline import index
 
         from latechunk_operators.hooks import elasticsearch_client
 
         return index(
-            area=self.run_area(context),
+            s3=self.s3(), area=self.staging_area(context),
             es=elasticsearch_client(self.elasticsearch_conn_id),
             manifest_path=self.manifest_path,
             index_name=self.index_name,
@@ -80,7 +80,7 @@ class LateChunkSwapAliasOperator(BaseOperator):
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from latechunk.ingest import swap_alias
+        from latechunk.pipeline import swap_alias
 
         from latechunk_operators.hooks import elasticsearch_client
 

@@ -61,12 +61,12 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from latechunk.ingest import ValidationSettings, validate
+        from latechunk.pipeline import ValidationSettings, validate
 
         from latechunk_operators.hooks import elasticsearch_client
 
         return validate(
-            area=self.run_area(context),
+            s3=self.s3(), area=self.staging_area(context),
             es=elasticsearch_client(self.elasticsearch_conn_id),
             manifest_path=self.manifest_path,
             index_name=self.index_name,

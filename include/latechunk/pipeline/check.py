@@ -1,0 +1,58 @@
+"""Validate stage: check the indexed run, write the report beside the run's batches, fail loudly."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from latechunk import staging
+from latechunk.index import ElasticsearchBackend
+from latechunk.pipeline.load import chunk_batch_uris
+from latechunk.validate import validate_index
+
+log = logging.getLogger(__name__)
+
+REPORT = "validation-report.json"
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    model: str
+    sample_size: int = 50
+    self_retrieval_threshold: float = 0.95
+    recall_threshold: float = 0.9
+    probes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def validate(
+    *, s3, area: staging.StagingArea, es, manifest_path: str, index_name: str, settings: ValidationSettings
+) -> dict[str, Any]:
+    """Run the index checks on this run's chunks; raises `ValidationError` (after writing the report) on failure."""
+    manifest = staging.read_json(s3, manifest_path)
+    staged = [chunk for uri in chunk_batch_uris(area, manifest) for chunk in staging.read_chunks(s3, uri)]
+    query_encoder = None
+    if settings.probes:
+        from latechunk.encoders import load_encoder
+
+        encoder = load_encoder(settings.model)
+        query_encoder = encoder.encode_queries
+    report = validate_index(
+        ElasticsearchBackend(es),
+        index_name,
+        staged,
+        sample_size=settings.sample_size,
+        self_rank_threshold=settings.self_retrieval_threshold,
+        recall_threshold=settings.recall_threshold,
+        probes=settings.probes or None,
+        query_encoder=query_encoder,
+    )
+    report_uri = staging.write_json(s3, area, REPORT, {**report.to_dict(), "quarantine": manifest["quarantine"]})
+    log.info("%s\nreport: %s", report.summary(), report_uri)
+    report.raise_for_failure()
+    return {
+        "passed": report.passed,
+        "report": report_uri,
+        "checks": {check.name: check.value for check in report.checks},
+        "quarantined": len(manifest["quarantine"]),
+    }

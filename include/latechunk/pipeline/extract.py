@@ -1,0 +1,174 @@
+"""Extract stage: find the new or changed objects under a prefix, read them, and stage their documents."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from latechunk import staging
+from latechunk.documents import Document, QuarantineEntry, SkipDocument, SourceObject, check_size, load_documents
+from latechunk.index import ElasticsearchBackend
+from latechunk.index_mapping import IndexMismatchError, IndexSpec
+from latechunk.pipeline.models import describe_model
+from latechunk.pipeline.progress import Progress
+from latechunk.spans import ChunkingConfig
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+# Objects that vanished or changed between listing and reading: not bad input, just a race with the writer.
+RACE_DELETED = "deleted_before_read"
+RACE_CHANGED = "changed_before_read"
+
+
+class TooManyBadDocuments(Exception):
+    """More of the run's objects were quarantined than the configured share allows."""
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    bucket: str
+    prefix: str
+    index: str
+    model: str
+    chunking: dict[str, Any]
+    modified_between: tuple[datetime, datetime] | None = None
+    delete_missing: bool = True
+    docs_per_batch: int = 64
+    max_object_bytes: int = 50 * 1024 * 1024
+    json_text_field: str = "text"
+    max_bad_fraction: float = 0.2
+
+
+def list_objects(s3, bucket: str, prefix: str) -> Iterator[SourceObject]:
+    """Every object under ``prefix``, over all pages of the listing."""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            if item["Key"].endswith("/"):
+                continue
+            yield SourceObject(
+                bucket=bucket,
+                key=item["Key"],
+                etag=item["ETag"].strip('"'),
+                size=item["Size"],
+                last_modified=item["LastModified"],
+            )
+
+
+def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> dict[str, Any]:
+    """Stage the documents of new or changed objects in batches and write the run manifest.
+
+    Returns a summary with the staged batch URIs (``batches``) and the manifest's URI (``manifest``).
+    Raises before anything is written when the configuration does not match an existing index.
+    """
+    chunking = ChunkingConfig(**settings.chunking)
+    chunking.validate()
+    backend = ElasticsearchBackend(es)
+    model = describe_model(settings.model)
+    spec = IndexSpec(
+        name=settings.index, dims=model.dims, model_id=settings.model, model_revision=model.revision,
+        chunking=chunking.as_dict(),
+    )
+    index_exists = bool(es.indices.exists(index=settings.index))
+    if index_exists:
+        problems = backend.index_mismatches(spec)
+        if problems:
+            raise IndexMismatchError(settings.index, problems)
+
+    listed = list(list_objects(s3, settings.bucket, settings.prefix))
+    objects = listed
+    if settings.modified_between:
+        start, end = settings.modified_between
+        objects = [obj for obj in listed if start < obj.last_modified <= end]
+    indexed: dict[str, str | None] = {}
+    missing: list[str] = []
+    if index_exists:
+        indexed = backend.indexed_etags(settings.index, keys=[obj.key for obj in objects], bucket=settings.bucket)
+        if settings.delete_missing:
+            present = {obj.key for obj in listed}
+            in_index = backend.indexed_keys(settings.index, bucket=settings.bucket, prefix=settings.prefix)
+            missing = sorted(key for key in in_index if key not in present)
+    changed = [obj for obj in objects if indexed.get(obj.key) != obj.etag]
+    log.info(
+        "s3://%s/%s: %d objects, %d new or changed, %d unchanged, %d gone from the bucket",
+        settings.bucket, settings.prefix, len(objects), len(changed), len(objects) - len(changed), len(missing),
+    )
+
+    progress = Progress("extract", total_docs=len(changed))
+    batches: list[str] = []
+    pending: list[Document] = []
+    quarantine: list[QuarantineEntry] = []
+    bad_objects = 0
+    deferred: set[str] = set()
+    for obj in changed:
+        documents, skipped = _read_object(s3, obj, settings)
+        quarantine.extend(skipped)
+        if any(entry.reason == RACE_CHANGED for entry in skipped):
+            deferred.add(obj.key)  # keep the indexed version; the next run reads the new one
+        elif not documents and not any(entry.reason == RACE_DELETED for entry in skipped):
+            bad_objects += 1
+        pending.extend(documents)
+        while len(pending) >= settings.docs_per_batch:
+            batches.append(staging.write_documents(s3, area, len(batches), pending[: settings.docs_per_batch]))
+            pending = pending[settings.docs_per_batch :]
+        progress.advance(docs=1)
+    if pending:
+        batches.append(staging.write_documents(s3, area, len(batches), pending))
+
+    for entry in quarantine:
+        log.warning("quarantined %s (etag %s): %s %s", entry.key, entry.etag, entry.reason, entry.detail)
+    bad_share = bad_objects / len(changed) if changed else 0.0
+    manifest = {
+        "bucket": settings.bucket,
+        "prefix": settings.prefix,
+        "index": settings.index,
+        "model": settings.model,
+        "model_revision": model.revision,
+        "dims": model.dims,
+        "chunking": chunking.as_dict(),
+        "batches": batches,
+        "changed": {obj.key: obj.etag for obj in changed if obj.key not in deferred},
+        "deleted_keys": missing,
+        "quarantine": [entry.to_dict() for entry in quarantine],
+        "settings": {**asdict(settings), "modified_between": settings.modified_between},
+    }
+    manifest_uri = staging.write_json(s3, area, MANIFEST, manifest)
+    summary = {
+        "manifest": manifest_uri,
+        "batches": batches,
+        "objects_listed": len(objects),
+        "objects_changed": len(changed),
+        "objects_unchanged": len(objects) - len(changed),
+        "objects_quarantined": bad_objects,
+        "quarantined_entries": len(quarantine),
+        "keys_to_delete": len(missing),
+        **progress.summary(),
+    }
+    log.info("extract summary: %s", {k: v for k, v in summary.items() if k != "batches"})
+    if bad_share > settings.max_bad_fraction:
+        raise TooManyBadDocuments(
+            f"{bad_objects} of {len(changed)} changed objects ({bad_share:.0%}) could not be ingested, more than "
+            f"max_bad_fraction={settings.max_bad_fraction:.0%}; see the quarantine list in {manifest_uri}"
+        )
+    return summary
+
+
+def _read_object(s3, obj: SourceObject, settings: ExtractSettings) -> tuple[list[Document], list[QuarantineEntry]]:
+    try:
+        check_size(obj.size, settings.max_object_bytes)
+    except SkipDocument as skip:
+        return [], [QuarantineEntry(obj.key, obj.etag, skip.reason.value, skip.detail)]
+    try:
+        body = s3.get_object(Bucket=obj.bucket, Key=obj.key, IfMatch=f'"{obj.etag}"')["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return [], [QuarantineEntry(obj.key, obj.etag, RACE_DELETED, "object deleted between list and get")]
+    except s3.exceptions.ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "PreconditionFailed":
+            return [], [QuarantineEntry(obj.key, obj.etag, RACE_CHANGED, "object changed between list and get")]
+        raise
+    return load_documents(
+        obj, body, json_text_field=settings.json_text_field, max_bytes=settings.max_object_bytes
+    )
