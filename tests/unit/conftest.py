@@ -112,6 +112,18 @@ def save_tiny_jina(directory: Path) -> None:
 
 
 @pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("tiny_tokenizer")
+    save_tiny_tokenizer(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    return MINILM_DIR
+
+
+@pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("tiny_bert")
     save_tiny_bert(directory)
@@ -132,7 +144,7 @@ def tiny_bert(tiny_bert_dir: Path):
 
 @pytest.fixture(scope="session")
 def tiny_jina(tiny_jina_dir: Path):
-    return load_encoder(tiny_jina_dir, device="cpu", max_length=64)
+    return load_encoder(tiny_jina_dir, device="cpu", max_length=128)
 
 
 @pytest.fixture(scope="session", params=["tiny_bert", "tiny_jina"])
@@ -141,6 +153,6 @@ def tiny_encoder(request: pytest.FixtureRequest):
 
 
 @pytest.fixture(scope="session")
-def minilm():
+def minilm(minilm_dir: Path):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return load_encoder(MINILM_DIR, device="cpu")
+    return load_encoder(minilm_dir, device="cpu")

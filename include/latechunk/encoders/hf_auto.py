@@ -24,17 +24,20 @@ def sentence_transformers_pooling(checkpoint: Path) -> str:
 
 
 def model_window(config: Any, tokenizer: Any) -> int:
-    """The most tokens one forward pass can take: the tokenizer's limit when it sets one, else the model's
-    position table (XLM-R style configs count two reserved positions, hence the pad-offset correction)."""
+    """The most tokens one forward pass can take: the model's position table (XLM-R style configs reserve
+    ``pad_token_id + 1`` positions), capped by the tokenizer's limit when it sets a real one."""
+    limits = []
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is not None:
+        if getattr(config, "model_type", "") in ("xlm-roberta", "roberta", "camembert"):
+            positions -= getattr(config, "pad_token_id", 1) + 1
+        limits.append(int(positions))
     tokenizer_limit = getattr(tokenizer, "model_max_length", None)
     if tokenizer_limit and tokenizer_limit < UNSET_TOKENIZER_LIMIT:
-        return int(tokenizer_limit)
-    positions = getattr(config, "max_position_embeddings", None)
-    if positions is None:
+        limits.append(int(tokenizer_limit))
+    if not limits:
         raise ValueError("cannot tell the model window: pass max_length explicitly")
-    if getattr(config, "model_type", "") in ("xlm-roberta", "roberta", "camembert"):
-        positions -= getattr(config, "pad_token_id", 1) + 1
-    return int(positions)
+    return min(limits)
 
 
 class HFAutoEncoder(Encoder):
