@@ -1,0 +1,144 @@
+"""Run-scoped Parquet staging against a real S3 server: every stage round-trips, and a rewrite replaces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from latechunk.documents import Document, document_id
+from latechunk.spans import ChunkSpan
+from latechunk.staging import (
+    STAGE_CHUNKS,
+    STAGE_DOCUMENTS,
+    STAGE_SPANS,
+    StagingArea,
+    delete_run,
+    list_batches,
+    parse_s3_uri,
+    read_annotated,
+    read_chunks,
+    read_documents,
+    read_json,
+    write_annotated,
+    write_chunks,
+    write_documents,
+    write_json,
+)
+
+pytestmark = pytest.mark.integration
+
+RUN_ID = "scheduled__2026-11-24T00:00:00+00:00"
+
+
+@pytest.fixture
+def area(s3_bucket) -> StagingArea:
+    return StagingArea(bucket=s3_bucket, prefix="staging/", dag_id="latechunk_ingest", run_id=RUN_ID)
+
+
+def make_documents() -> list[Document]:
+    texts = ["Berlin is the capital of Germany. It is big.", "中文 עברית 🙂 naïve", "x" * 100_000]
+    return [
+        Document(
+            doc_id=document_id("corpus", f"k{i}.jsonl", str(i + 1)),
+            bucket="corpus",
+            key=f"k{i}.jsonl",
+            etag=f'"etag-{i}"',
+            text=text,
+            content_type="application/x-ndjson",
+            part=str(i + 1),
+            metadata={"n": i, "tags": ["a", "b"], "nested": {"deep": None}},
+        )
+        for i, text in enumerate(texts)
+    ]
+
+
+def test_layout_is_run_scoped_and_safe_for_object_keys(area, s3_bucket):
+    assert area.root == "staging/latechunk_ingest/scheduled__2026-11-24T00_00_00_00_00"
+    assert area.batch_key(STAGE_CHUNKS, 7) == f"{area.root}/chunks/batch-00007.parquet"
+    assert parse_s3_uri(area.uri(area.key("a/b.json"))) == (s3_bucket, f"{area.root}/a/b.json")
+    with pytest.raises(ValueError, match="not an s3://"):
+        parse_s3_uri("/local/path")
+
+
+def test_documents_round_trip(area, s3_client):
+    documents = make_documents()
+    uri = write_documents(s3_client, area, 0, documents)
+    assert uri == f"s3://{area.bucket}/{area.root}/documents/batch-00000.parquet"
+    assert read_documents(s3_client, uri) == documents
+
+
+def test_annotated_spans_round_trip(area, s3_client):
+    documents = make_documents()[:2]
+    text = documents[0].text
+    spans = [
+        [ChunkSpan(0, 0, 9, 0, 33, text[0:33]), ChunkSpan(1, 9, 15, 34, len(text), text[34:])],
+        [],
+    ]
+    uri = write_annotated(s3_client, area, 3, zip(documents, spans, strict=True))
+    assert uri.endswith("/spans/batch-00003.parquet")
+    annotated = read_annotated(s3_client, uri)
+    assert [document for document, _ in annotated] == documents
+    assert [found for _, found in annotated] == spans
+    assert all(isinstance(span, ChunkSpan) for span in annotated[0][1])
+
+
+def test_embedded_chunks_round_trip_with_exact_float32_vectors(area, s3_client, make_chunks):
+    chunks = make_chunks("a.txt", 3) + make_chunks("b.jsonl", 2, part="4", etag='"other"', seed=3)
+    uri = write_chunks(s3_client, area, 1, chunks)
+    back = read_chunks(s3_client, uri)
+    assert len(back) == 5
+    for original, found in zip(chunks, back, strict=True):
+        assert found.vector.dtype == np.float32
+        assert np.array_equal(found.vector, original.vector)
+        assert {**vars(found), "vector": None} == {**vars(original), "vector": None}
+
+    bucket, key = parse_s3_uri(uri)
+    body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    schema = pq.read_schema(pa.BufferReader(body))
+    assert schema.field("vector").type == pa.list_(pa.float32(), 768)
+
+
+def test_empty_batches_round_trip(area, s3_client):
+    assert read_documents(s3_client, write_documents(s3_client, area, 0, [])) == []
+    assert read_annotated(s3_client, write_annotated(s3_client, area, 0, [])) == []
+    assert read_chunks(s3_client, write_chunks(s3_client, area, 0, [], dims=768)) == []
+
+
+def test_vectors_of_the_wrong_size_are_refused(area, s3_client, make_chunks):
+    with pytest.raises(ValueError, match="768 dimensions, expected 384"):
+        write_chunks(s3_client, area, 0, make_chunks("a.txt", 2), dims=384)
+
+
+def test_a_rewrite_replaces_the_batch_instead_of_adding_one(area, s3_client, make_chunks):
+    first = write_chunks(s3_client, area, 0, make_chunks("a.txt", 4))
+    retried = write_chunks(s3_client, area, 0, make_chunks("a.txt", 2, etag='"v2"'))
+    assert retried == first
+    assert [chunk.etag for chunk in read_chunks(s3_client, first)] == ['"v2"', '"v2"']
+    write_chunks(s3_client, area, 1, make_chunks("b.txt", 1))
+    assert list_batches(s3_client, area, STAGE_CHUNKS) == [
+        area.uri(area.batch_key(STAGE_CHUNKS, 0)),
+        area.uri(area.batch_key(STAGE_CHUNKS, 1)),
+    ]
+    assert list_batches(s3_client, area, STAGE_DOCUMENTS) == []
+
+
+def test_reading_a_batch_as_the_wrong_stage_fails_clearly(area, s3_client):
+    uri = write_documents(s3_client, area, 0, make_documents()[:1])
+    with pytest.raises(ValueError, match="holds a 'documents' batch, expected 'chunks'"):
+        read_chunks(s3_client, uri)
+
+
+def test_json_manifests_and_deleting_a_run(area, s3_client, s3_bucket):
+    manifest = {"batches": [area.uri(area.batch_key(STAGE_SPANS, 0))], "quarantine": [{"key": "é.txt"}]}
+    uri = write_json(s3_client, area, "manifest.json", manifest)
+    assert read_json(s3_client, uri) == manifest
+    write_json(s3_client, area, "manifest.json", {"replaced": True})
+    assert read_json(s3_client, uri) == {"replaced": True}
+
+    write_documents(s3_client, area, 0, make_documents())
+    other_run = StagingArea(s3_bucket, "staging", "latechunk_ingest", "manual__2026-11-25")
+    write_json(s3_client, other_run, "manifest.json", {})
+    assert delete_run(s3_client, area) == 2
+    assert list_batches(s3_client, area, STAGE_DOCUMENTS) == []
+    assert read_json(s3_client, other_run.uri(other_run.key("manifest.json"))) == {}

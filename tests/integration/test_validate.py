@@ -1,0 +1,116 @@
+"""Validation of an indexed run on a real node: a correct index passes, a corrupted one fails the right check."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from latechunk.index import ElasticsearchBackend
+from latechunk.index_mapping import IndexSpec
+from latechunk.validate import Probe, ValidationError, validate_index
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def backend(es_client) -> ElasticsearchBackend:
+    return ElasticsearchBackend(es_client)
+
+
+@pytest.fixture
+def spec(es_index) -> IndexSpec:
+    return IndexSpec(
+        name=es_index, dims=768, model_id="test/random-encoder", chunking={"strategy": "fixed"}, replicas=0
+    )
+
+
+def indexed(backend, spec, chunks):
+    backend.ensure_index(spec)
+    report = backend.upsert_documents(spec.name, chunks)
+    assert report.ok
+    return chunks
+
+
+def test_a_correct_index_passes_every_check(backend, spec, corpus_chunks):
+    staged = indexed(backend, spec, corpus_chunks)
+    report = validate_index(backend, spec.name, staged, spec=spec, sample_size=30)
+    assert report.passed, report.summary()
+    assert [check.name for check in report.checks] == ["chunk_counts", "mapping", "self_retrieval", "knn_recall@10"]
+    assert report.check("chunk_counts").details == {"documents": 20, "chunks": 82, "mismatches": []}
+    assert report.check("self_retrieval").value == 1.0
+    recall = report.check("knn_recall@10")
+    assert recall.value >= 0.9 and recall.details["vectors"] == 82 and recall.details["queries"] == 30
+    report.raise_for_failure()
+    as_dict = report.to_dict()
+    assert as_dict["passed"] is True and len(as_dict["checks"]) == 4
+
+
+def test_vectors_from_another_model_fail_self_retrieval(backend, spec, corpus_chunks, random_unit_vectors):
+    other_model = random_unit_vectors(len(corpus_chunks), seed=999)
+    indexed(backend, spec, [dataclasses.replace(c, vector=v) for c, v in zip(corpus_chunks, other_model, strict=True)])
+    report = validate_index(backend, spec.name, corpus_chunks, sample_size=30)
+    assert not report.passed
+    self_retrieval = report.check("self_retrieval")
+    assert not self_retrieval.passed and self_retrieval.value < 0.2
+    assert self_retrieval.details["misses"][0]["rank"] != 1
+    assert report.check("chunk_counts").passed, "the counts are right: only the vectors are wrong"
+    with pytest.raises(ValidationError, match="self_retrieval: FAILED") as caught:
+        report.raise_for_failure()
+    assert caught.value.report is report
+
+
+def test_a_missing_chunk_fails_the_counts(backend, spec, es_client, corpus_chunks):
+    staged = indexed(backend, spec, corpus_chunks)
+    victim = staged[-1]
+    es_client.delete(index=spec.name, id=victim.es_id, refresh=True)
+    report = validate_index(backend, spec.name, staged, sample_size=5)
+    counts = report.check("chunk_counts")
+    assert (counts.passed, counts.value) == (False, 1)
+    assert counts.details["mismatches"] == [
+        {"doc_id": victim.doc_id, "key": victim.key, "staged": victim.n_chunks, "n_chunks": victim.n_chunks,
+         "indexed": victim.n_chunks - 1}
+    ]  # fmt: skip
+
+
+def test_a_mapping_for_another_model_fails_the_mapping_check(backend, spec, corpus_chunks):
+    staged = indexed(backend, spec, corpus_chunks)
+    report = validate_index(backend, spec.name, staged, spec=dataclasses.replace(spec, dims=384), sample_size=5)
+    mapping = report.check("mapping")
+    assert not mapping.passed
+    assert mapping.details["problems"] == ["dims is 768 in the index, 384 configured"]
+
+    relabelled = [dataclasses.replace(chunk, model_id="other/model") for chunk in staged]
+    problems = validate_index(backend, spec.name, relabelled, sample_size=5).check("mapping").details["problems"]
+    assert problems == ["staged chunks come from ['other/model'], the index is for 'test/random-encoder'"]
+
+
+def test_probes_use_the_query_encoder(backend, spec, corpus_chunks):
+    staged = indexed(backend, spec, corpus_chunks)
+    target = staged[10]
+
+    def encode(texts):
+        return np.stack([target.vector if text == "where is chunk ten" else -target.vector for text in texts])
+
+    good = [Probe("where is chunk ten", (target.key,))]
+    report = validate_index(backend, spec.name, staged, sample_size=5, probes=good, query_encoder=encode)
+    assert report.check("probes").value == 1.0 and report.passed
+
+    mixed = [*good, {"query": "nowhere", "expected_keys": ["never/indexed.txt"]}]
+    report = validate_index(backend, spec.name, staged, sample_size=5, probes=mixed, query_encoder=encode)
+    probes = report.check("probes")
+    assert (probes.value, probes.passed, report.passed) == (0.5, False, False)
+    assert probes.details["misses"][0]["query"] == "nowhere"
+
+    without_encoder = validate_index(backend, spec.name, staged, sample_size=5, probes=good)
+    assert not without_encoder.check("probes").passed
+
+
+def test_exact_recall_is_skipped_above_the_cap_and_an_empty_run_passes(backend, spec, corpus_chunks):
+    staged = indexed(backend, spec, corpus_chunks)
+    capped = validate_index(backend, spec.name, staged, sample_size=5, max_exact_vectors=50).check("knn_recall@10")
+    assert capped.skipped and capped.passed and "more than 50 vectors" in capped.details["reason"]
+
+    empty = validate_index(backend, spec.name, [])
+    assert empty.passed
+    assert empty.check("self_retrieval").skipped
