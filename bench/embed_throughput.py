@@ -20,11 +20,10 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from latechunk.batching import padding_fraction, plan_batches
 from latechunk.encoders.jina_bert import JinaBertConfig, JinaBertModel, alibi_bias
 from latechunk.late_chunking import plan_windows
+from torch import nn
 
 # Dense bf16 tensor-core peaks (no sparsity), FLOP/s.
 NOMINAL_PEAKS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
