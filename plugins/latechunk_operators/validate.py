@@ -66,7 +66,7 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
         from latechunk_operators.hooks import elasticsearch_client
 
         return validate(
-            s3=self.s3(), area=self.staging_area(context),
+            s3=self.s3(),
             es=elasticsearch_client(self.elasticsearch_conn_id),
             manifest_path=self.manifest_path,
             index_name=self.index_name,

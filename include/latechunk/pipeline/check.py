@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,12 +26,10 @@ class ValidationSettings:
     probes: list[dict[str, Any]] = field(default_factory=list)
 
 
-def validate(
-    *, s3, area: staging.StagingArea, es, manifest_path: str, index_name: str, settings: ValidationSettings
-) -> dict[str, Any]:
+def validate(*, s3, es, manifest_path: str, index_name: str, settings: ValidationSettings) -> dict[str, Any]:
     """Run the index checks on this run's chunks; raises `ValidationError` (after writing the report) on failure."""
     manifest = staging.read_json(s3, manifest_path)
-    staged = [chunk for uri in chunk_batch_uris(area, manifest) for chunk in staging.read_chunks(s3, uri)]
+    staged = [chunk for uri in chunk_batch_uris(manifest) for chunk in staging.read_chunks(s3, uri)]
     query_encoder = None
     if settings.probes:
         from latechunk.encoders import load_encoder
@@ -47,7 +46,10 @@ def validate(
         probes=settings.probes or None,
         query_encoder=query_encoder,
     )
-    report_uri = staging.write_json(s3, area, REPORT, {**report.to_dict(), "quarantine": manifest["quarantine"]})
+    report_uri = f"{manifest_path.rpartition('/')[0]}/{REPORT}"
+    bucket, key = staging.parse_s3_uri(report_uri)
+    body = json.dumps({**report.to_dict(), "quarantine": manifest["quarantine"]}, indent=2, default=str)
+    s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/json")
     log.info("%s\nreport: %s", report.summary(), report_uri)
     report.raise_for_failure()
     return {

@@ -27,6 +27,13 @@ def batch_index(batch_uri: str) -> int:
     return int(match.group(1))
 
 
+def stage_uri(batch_uri: str, stage: str) -> str:
+    """The same batch at another stage: ``.../<run>/documents/batch-00003.parquet`` -> ``.../<run>/<stage>/...``."""
+    batch_index(batch_uri)
+    folder, _, name = batch_uri.rpartition("/")
+    return f"{folder.rpartition('/')[0]}/{stage}/{name}"
+
+
 def annotate(*, s3, area: staging.StagingArea, batch_path: str, model: str, chunking: dict[str, Any]) -> dict[str, Any]:
     """Tokenize each staged document whole and stage its chunk spans; documents with no chunk are quarantined."""
     config = ChunkingConfig(**chunking)
@@ -63,7 +70,7 @@ def embed(
     from latechunk.late_chunking import embed_documents
 
     index = batch_index(batch_path)
-    annotated = staging.read_annotated(s3, area.uri(area.batch_key(staging.STAGE_SPANS, index)))
+    annotated = staging.read_annotated(s3, stage_uri(batch_path, staging.STAGE_SPANS))
     encoder = load_encoder(model, device=device)
     log.info(
         "embedding %d documents with %s (%s, %s, window %s)",

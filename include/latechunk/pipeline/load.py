@@ -8,7 +8,7 @@ from typing import Any
 from latechunk import staging
 from latechunk.index import ElasticsearchBackend
 from latechunk.index_mapping import IndexSpec
-from latechunk.pipeline.embed import batch_index
+from latechunk.pipeline.embed import stage_uri
 from latechunk.pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -20,15 +20,14 @@ class IndexingError(Exception):
     """Some chunks could not be written; a retry of the task writes them (upserts are idempotent)."""
 
 
-def chunk_batch_uris(area: staging.StagingArea, manifest: dict[str, Any]) -> list[str]:
+def chunk_batch_uris(manifest: dict[str, Any]) -> list[str]:
     """The embed stage's output for every batch the extract stage staged."""
-    return [area.uri(area.batch_key(staging.STAGE_CHUNKS, batch_index(uri))) for uri in manifest["batches"]]
+    return [stage_uri(uri, staging.STAGE_CHUNKS) for uri in manifest["batches"]]
 
 
 def index(
     *,
     s3,
-    area: staging.StagingArea,
     es,
     manifest_path: str,
     index_name: str,
@@ -50,7 +49,7 @@ def index(
     failed_docs: set[str] = set()
     errors: list[dict[str, Any]] = []
     totals = {"chunks_indexed": 0, "documents_written": 0, "stale_chunks_deleted": 0}
-    for uri in chunk_batch_uris(area, manifest):
+    for uri in chunk_batch_uris(manifest):
         chunks = staging.read_chunks(s3, uri)
         report = backend.upsert_documents(index_name, chunks)
         failed_docs |= report.failed_doc_ids

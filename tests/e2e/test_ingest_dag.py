@@ -1,0 +1,131 @@
+"""The ingest DAG end to end through dag.test(): real metadata DB, real Elasticsearch and MinIO, tiny encoder."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from elasticsearch import helpers
+from latechunk.documents import SourceObject, load_documents
+
+pytestmark = pytest.mark.integration
+
+DAY = datetime(2026, 3, 2, tzinfo=UTC)
+
+DOCUMENTS = {
+    "bio.txt": "Sarah Johnson is a marine biologist. She spends months diving near coral reefs. Her research "
+    "focuses on how rising ocean temperatures affect them.",
+    "city.md": "# Berlin\n\nBerlin is the capital of Germany. It has a population of 3.8 million people.\r\n"
+    "The city is known for its museums. Émigrés, cafés and 北京 visitors 🎉 fill them.",
+    "notes.jsonl": '{"text": "The first record is short. It has two sentences."}\n'
+    '{"text": "The second record has one"}\n',
+    "page.html": "<html><body><h1>Reefs</h1><p>Coral reefs are dying. They bleach when the water warms.</p>"
+    "<script>var x = 1;</script></body></html>",
+}
+
+
+def put_documents(s3_client, bucket: str, prefix: str, documents: dict[str, str]) -> None:
+    for name, text in documents.items():
+        s3_client.put_object(Bucket=bucket, Key=f"{prefix}{name}", Body=text.encode("utf-8"))
+
+
+def indexed_chunks(es_client, index: str) -> list[dict]:
+    es_client.indices.refresh(index=index)
+    return [hit["_source"] for hit in helpers.scan(es_client, index=index, query={"match_all": {}})]
+
+
+def source_texts(s3_client, bucket: str) -> dict[str, str]:
+    """Extracted text of every document in the bucket, by doc_id, as the pipeline's extractor gives it."""
+    texts = {}
+    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            obj = SourceObject(bucket, item["Key"], item["ETag"].strip('"'), item["Size"], item["LastModified"])
+            body = s3_client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            documents, _ = load_documents(obj, body)
+            texts.update({document.doc_id: document.text for document in documents})
+    return texts
+
+
+def assert_state(run, expected: str = "success") -> None:
+    assert str(run.state).lower().endswith(expected), f"DAG run ended {run.state}"
+
+
+def test_ingest_is_exact_incremental_and_prunes(ingest, s3_client, s3_bucket, es_client, es_index):
+    prefix = f"incoming/{DAY:%Y-%m-%d}/"
+    put_documents(s3_client, s3_bucket, prefix, DOCUMENTS)
+
+    assert_state(ingest.run(DAY))
+    chunks = indexed_chunks(es_client, es_index)
+    texts = source_texts(s3_client, s3_bucket)
+    assert {chunk["doc_id"] for chunk in chunks} == set(texts), "every document (each jsonl line too) is indexed"
+    for chunk in chunks:
+        assert texts[chunk["doc_id"]][chunk["char_start"] : chunk["char_end"]] == chunk["text"]
+        assert chunk["n_chunks"] == sum(c["doc_id"] == chunk["doc_id"] for c in chunks)
+    first_versions = {(c["doc_id"], c["chunk_id"]): c["indexed_at"] for c in chunks}
+
+    assert_state(ingest.run(DAY))
+    again = indexed_chunks(es_client, es_index)
+    assert {(c["doc_id"], c["chunk_id"]): c["indexed_at"] for c in again} == first_versions, (
+        "a run with nothing changed must write nothing"
+    )
+
+    changed = "Sarah Johnson moved to Hawaii. She works there now. Her team grew. They dive daily."
+    put_documents(s3_client, s3_bucket, prefix, {"bio.txt": changed})
+    s3_client.delete_object(Bucket=s3_bucket, Key=f"{prefix}page.html")
+    assert_state(ingest.run(DAY))
+    final = indexed_chunks(es_client, es_index)
+    keys = {chunk["key"] for chunk in final}
+    assert f"{prefix}page.html" not in keys
+    bio = sorted((c for c in final if c["key"] == f"{prefix}bio.txt"), key=lambda c: c["chunk_id"])
+    assert "".join(c["text"] for c in bio).replace(" ", "") == changed.replace(" ", "")
+    assert [c["chunk_id"] for c in bio] == list(range(4))
+    etag = s3_client.head_object(Bucket=s3_bucket, Key=f"{prefix}bio.txt")["ETag"].strip('"')
+    assert {c["etag"] for c in bio} == {etag}
+    touched = {c["doc_id"] for c in chunks if c["key"] in (f"{prefix}bio.txt", f"{prefix}page.html")}
+    untouched = {k: v for k, v in first_versions.items() if k[0] not in touched}
+    kept = {(c["doc_id"], c["chunk_id"]): c["indexed_at"] for c in final if (c["doc_id"], c["chunk_id"]) in untouched}
+    assert kept == untouched, "unchanged documents are neither lost nor rewritten"
+
+
+def test_backfill_processes_exactly_each_interval(ingest, s3_client, s3_bucket, es_client, es_index):
+    days = [datetime(2026, 1, d, tzinfo=UTC) for d in (1, 2, 3)]
+    for day in days:
+        put_documents(s3_client, s3_bucket, f"incoming/{day:%Y-%m-%d}/", {"a.txt": f"Report of {day:%B %d}. All good."})
+
+    for day in days[:2]:
+        assert_state(ingest.run(day))
+    keys = {chunk["key"] for chunk in indexed_chunks(es_client, es_index)}
+    assert keys == {f"incoming/{day:%Y-%m-%d}/a.txt" for day in days[:2]}
+
+
+def test_validation_fails_on_vectors_from_another_model(ingest, s3_client, s3_bucket, es_client, es_index):
+    from latechunk.staging import StagingArea
+    from latechunk_operators import LateChunkValidateOperator
+
+    put_documents(s3_client, s3_bucket, f"incoming/{DAY:%Y-%m-%d}/", DOCUMENTS)
+    run = ingest.run(DAY)
+    assert_state(run)
+
+    rng = np.random.default_rng(3)
+    hits = list(helpers.scan(es_client, index=es_index, query={"match_all": {}}, source=["vector"]))
+    dims = len(hits[0]["_source"]["vector"])
+    actions = (
+        {"_op_type": "update", "_index": es_index, "_id": hit["_id"], "doc": {"vector": v.tolist()}}
+        for hit, v in zip(hits, rng.standard_normal((len(hits), dims)).astype(np.float32), strict=True)
+    )
+    helpers.bulk(es_client, actions, refresh=True)
+
+    area = StagingArea(ingest.conf["staging_bucket"], "runs", "latechunk_ingest", run.run_id)
+    operator = LateChunkValidateOperator(
+        task_id="validate_corrupted",
+        manifest_path=area.uri(area.key("manifest.json")),
+        index_name=es_index,
+        model=ingest.conf["model"],
+        staging_bucket=ingest.conf["staging_bucket"],
+    )
+    from latechunk.validate import ValidationError
+
+    with pytest.raises(ValidationError) as failure:
+        operator.execute({"run_id": run.run_id})
+    assert not failure.value.report.check("self_retrieval").passed
