@@ -1,16 +1,15 @@
-"""The search index behind a small backend interface, and its Elasticsearch implementation.
+"""The Elasticsearch implementation of the search backend (`SearchBackend`, defined with the mapping in
+`latechunk.index_mapping`).
 
 Writes are exact and repeatable: chunks are upserted under deterministic ids, then every chunk of a written
 document that belongs to another version (other ETag or other chunk count) is deleted, so re-running a write never
-duplicates data and a shrunk document leaves no stale chunk behind. The mapping and serialisation live in
-`latechunk.index_mapping`.
+duplicates data and a shrunk document leaves no stale chunk behind. Everything that reads many documents pages
+(composite aggregations, point in time + search_after), so nothing is capped at 10,000 hits.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,84 +19,25 @@ from elasticsearch import BadRequestError, Elasticsearch, NotFoundError, helpers
 from latechunk.documents import EmbeddedChunk
 from latechunk.index_mapping import (
     VECTOR_FIELD,
+    BulkReport,
     IndexMismatchError,
     IndexSpec,
+    SearchBackend,
+    SearchHit,
     chunk_action,
     index_body,
     mismatches,
+    other_version_clause,
     spec_from_mapping,
+    superseded_clause,
 )
 
 MAX_BULK_BYTES = 10 * 1024 * 1024
 MAX_REPORTED_ERRORS = 100
-# Terms per query and documents per stale-chunk query, both well below Elasticsearch's terms and clause limits.
+# Terms per `terms` query and clauses per stale-chunk query, well below Elasticsearch's terms and clause limits.
 TERMS_PER_QUERY = 10_000
-DOCS_PER_STALE_QUERY = 200
+CLAUSES_PER_QUERY = 200
 PAGE_SIZE = 1000
-
-
-@dataclass
-class BulkReport:
-    chunks_indexed: int = 0
-    chunks_failed: int = 0
-    documents_written: int = 0
-    stale_chunks_deleted: int = 0
-    failed_doc_ids: set[str] = field(default_factory=set)
-    errors: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.chunks_failed == 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "failed_doc_ids": sorted(self.failed_doc_ids), "ok": self.ok}
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    id: str
-    score: float
-    source: dict[str, Any]
-
-
-class SearchBackend(ABC):
-    """What the pipeline needs from a vector search engine; `index` may be an index or an alias name."""
-
-    @abstractmethod
-    def ensure_index(self, spec: IndexSpec) -> bool:
-        """Create the index if absent (returns True); raise `IndexMismatchError` if it exists but differs."""
-
-    @abstractmethod
-    def index_mismatches(self, spec: IndexSpec) -> list[str]: ...
-
-    @abstractmethod
-    def describe_index(self, index: str) -> IndexSpec | None: ...
-
-    @abstractmethod
-    def upsert_documents(self, index: str, chunks: Iterable[EmbeddedChunk], **options: Any) -> BulkReport: ...
-
-    @abstractmethod
-    def delete_documents(self, index: str, doc_ids: Sequence[str]) -> int: ...
-
-    @abstractmethod
-    def delete_objects(self, index: str, bucket: str, keys: Sequence[str]) -> int: ...
-
-    @abstractmethod
-    def indexed_etags(
-        self, index: str, values: Sequence[str] | None = None, *, by: str = "doc_id", bucket: str | None = None
-    ) -> dict[str, str | None]: ...
-
-    @abstractmethod
-    def knn_search(self, index: str, vector: np.ndarray, **options: Any) -> list[SearchHit]: ...
-
-    @abstractmethod
-    def count_by_doc(self, index: str, doc_ids: Sequence[str] | None = None) -> dict[str, int]: ...
-
-    @abstractmethod
-    def iter_vectors(self, index: str) -> Iterator[tuple[list[str], np.ndarray]]: ...
-
-    @abstractmethod
-    def swap_alias(self, alias: str, new_index: str) -> list[str]: ...
 
 
 class ElasticsearchBackend(SearchBackend):
@@ -197,26 +137,28 @@ class ElasticsearchBackend(SearchBackend):
         return report
 
     def _delete_other_versions(self, index: str, versions: dict[str, tuple[str, int]]) -> int:
-        if not versions:
+        clauses = [other_version_clause(doc_id, etag, n) for doc_id, (etag, n) in versions.items()]
+        return self._delete_any(index, clauses)
+
+    def delete_superseded(self, index: str, bucket: str, etags_by_key: Mapping[str, str]) -> int:
+        """Delete the chunks of these objects whose ETag is not the given current one.
+
+        Catches what per-document upserts cannot: parts that an object no longer has (a `.jsonl` that lost
+        lines) and objects that changed into something unusable (quarantined, so nothing new was written).
+        """
+        clauses = [superseded_clause(bucket, key, etag) for key, etag in etags_by_key.items()]
+        return self._delete_any(index, clauses)
+
+    def _delete_any(self, index: str, clauses: list[dict[str, Any]]) -> int:
+        if not clauses:
             return 0
-        # The stale chunks are found by search: make this upsert's own writes (and any earlier unrefreshed
-        # ones) visible first, or a chunk written moments ago could survive as stale.
+        # Found by search: make recent writes (this upsert's own included) visible first, or a chunk written
+        # moments ago could survive as stale.
         self.client.indices.refresh(index=index)
-        items = list(versions.items())
         deleted = 0
-        for start in range(0, len(items), DOCS_PER_STALE_QUERY):
-            clauses = [
-                {
-                    "bool": {
-                        "filter": [{"term": {"doc_id": doc_id}}],
-                        "must_not": [
-                            {"bool": {"filter": [{"term": {"etag": etag}}, {"term": {"n_chunks": n_chunks}}]}}
-                        ],
-                    }
-                }
-                for doc_id, (etag, n_chunks) in items[start : start + DOCS_PER_STALE_QUERY]
-            ]
-            deleted += self._delete_matching(index, {"bool": {"should": clauses, "minimum_should_match": 1}})
+        for start in range(0, len(clauses), CLAUSES_PER_QUERY):
+            query = {"bool": {"should": clauses[start : start + CLAUSES_PER_QUERY], "minimum_should_match": 1}}
+            deleted += self._delete_matching(index, query)
         return deleted
 
     def delete_documents(self, index: str, doc_ids: Sequence[str]) -> int:
@@ -224,16 +166,13 @@ class ElasticsearchBackend(SearchBackend):
 
     def delete_objects(self, index: str, bucket: str, keys: Sequence[str]) -> int:
         """Delete every chunk of the given objects (all their parts); for objects removed from the bucket."""
-        return self._delete_terms(index, "key", keys, [{"term": {"bucket": bucket}}])
+        return self._delete_terms(index, "key", keys, bucket)
 
-    def _delete_terms(self, index: str, name: str, values: Sequence[str], filters: list | None = None) -> int:
-        values = list(values)
-        if values:
-            self.client.indices.refresh(index=index)
-        deleted = 0
-        for batch in _batches(values, TERMS_PER_QUERY):
-            deleted += self._delete_matching(index, {"bool": {"filter": [{"terms": {name: batch}}, *(filters or [])]}})
-        return deleted
+    def _delete_terms(self, index: str, name: str, values: Sequence[str], bucket: str | None = None) -> int:
+        if not values:
+            return 0
+        self.client.indices.refresh(index=index)
+        return sum(self._delete_matching(index, query) for query in self._selections(name, values, bucket))
 
     def _delete_matching(self, index: str, query: dict[str, Any]) -> int:
         """Delete every chunk matching `query`: ids read from a point in time, then deleted by bulk.
@@ -286,31 +225,51 @@ class ElasticsearchBackend(SearchBackend):
             self.client.close_point_in_time(id=pit_id)
 
     def indexed_etags(
-        self, index: str, values: Sequence[str] | None = None, *, by: str = "doc_id", bucket: str | None = None
+        self,
+        index: str,
+        *,
+        doc_ids: Sequence[str] | None = None,
+        keys: Sequence[str] | None = None,
+        bucket: str | None = None,
     ) -> dict[str, str | None]:
-        """ETag of each indexed document (`by="doc_id"`) or object (`by="key"`), to skip unchanged objects.
+        """ETag of each indexed document (given `doc_ids`) or else object (by key), to skip unchanged objects.
 
-        `values` restricts the answer to those doc ids or keys; without it, the whole index (or `bucket`). An
+        `doc_ids` or `keys` restrict the answer; with neither, every object of the index (or of `bucket`). An
         entry is None when the index holds an incomplete or mixed version (fewer chunks than `n_chunks`, several
         ETags): reprocess it. Pages through a composite aggregation, so it is not limited to 10,000 results.
         """
-        if by not in ("doc_id", "key"):
-            raise ValueError(f"by must be 'doc_id' or 'key', got {by!r}")
+        if doc_ids is not None and keys is not None:
+            raise ValueError("pass doc_ids or keys, not both")
+        by = "doc_id" if doc_ids is not None else "key"
+        wanted = doc_ids if doc_ids is not None else keys
         fields = ["key", "doc_id", "etag", "n_chunks"] if by == "key" else ["doc_id", "etag", "n_chunks"]
-        filters = [{"term": {"bucket": bucket}}] if bucket else []
         etags: dict[str, str | None] = {}
-        for batch in _batches(list(values), TERMS_PER_QUERY) if values is not None else [None]:
-            batch_filters = [*filters, {"terms": {by: batch}}] if batch is not None else filters
-            for found, count in self._composite(index, fields, {"bool": {"filter": batch_filters}}):
+        for query in self._selections(by, wanted, bucket):
+            for found, count in self._composite(index, fields, query):
                 name, etag = found[by], found["etag"]
                 complete = count == found["n_chunks"] and etags.get(name, etag) == etag
                 etags[name] = etag if complete else None
         return etags
 
+    def indexed_keys(self, index: str, *, bucket: str | None = None, prefix: str = "") -> set[str]:
+        """Keys of every object with a chunk in the index (under `bucket` and `prefix`): to find deleted ones."""
+        (query,) = self._selections("key", None, bucket, [{"prefix": {"key": prefix}}] if prefix else [])
+        return {found["key"] for found, _ in self._composite(index, ["key"], query)}
+
+    @staticmethod
+    def _selections(
+        name: str, values: Sequence[str] | None, bucket: str | None, extra: list | None = None
+    ) -> list[dict[str, Any]]:
+        """Filter queries for `values` of field `name` (in batches below the terms limit), or for everything."""
+        filters = [{"term": {"bucket": bucket}}] if bucket else []
+        filters += extra or []
+        if values is None:
+            return [{"bool": {"filter": filters}}]
+        return [{"bool": {"filter": [*filters, {"terms": {name: batch}}]}} for batch in _batches(values)]
+
     def count_by_doc(self, index: str, doc_ids: Sequence[str] | None = None) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for batch in _batches(list(doc_ids), TERMS_PER_QUERY) if doc_ids is not None else [None]:
-            query = {"terms": {"doc_id": batch}} if batch is not None else {"match_all": {}}
+        for query in self._selections("doc_id", doc_ids, None):
             for found, count in self._composite(index, ["doc_id"], query):
                 counts[found["doc_id"]] = count
         return counts
@@ -366,5 +325,6 @@ class ElasticsearchBackend(SearchBackend):
         return previous
 
 
-def _batches(values: list[str], size: int) -> list[list[str]]:
-    return [values[start : start + size] for start in range(0, len(values), size)]
+def _batches(values: Sequence[str]) -> list[list[str]]:
+    values = list(values)
+    return [values[start : start + TERMS_PER_QUERY] for start in range(0, len(values), TERMS_PER_QUERY)]

@@ -1,4 +1,5 @@
-"""The chunk index's configuration (`IndexSpec`), its Elasticsearch mapping, and chunk serialisation.
+"""The chunk index, independent of the client: its configuration (`IndexSpec`), the backend interface and its
+result types, the Elasticsearch mapping and query bodies, and chunk serialisation.
 
 One Elasticsearch document per chunk, `_id = "<doc_id>:<chunk_id>"`. The model and chunking that produced the
 vectors are stored in the mapping's `_meta`, so an index is never silently filled with vectors of another model
@@ -8,7 +9,9 @@ or chunking: `mismatches` lists every difference between a spec and an existing 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -75,6 +78,74 @@ class IndexSpec:
             "index_options": _canonical(self.index_options),
             "chunking": _canonical(self.chunking),
         }
+
+
+@dataclass
+class BulkReport:
+    chunks_indexed: int = 0
+    chunks_failed: int = 0
+    documents_written: int = 0
+    stale_chunks_deleted: int = 0
+    failed_doc_ids: set[str] = field(default_factory=set)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.chunks_failed == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "failed_doc_ids": sorted(self.failed_doc_ids), "ok": self.ok}
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    id: str
+    score: float
+    source: dict[str, Any]
+
+
+class SearchBackend(ABC):
+    """What the pipeline needs from a vector search engine; `index` may be an index or an alias name."""
+
+    @abstractmethod
+    def ensure_index(self, spec: IndexSpec) -> bool:
+        """Create the index if absent (returns True); raise `IndexMismatchError` if it exists but differs."""
+
+    @abstractmethod
+    def index_mismatches(self, spec: IndexSpec) -> list[str]: ...
+
+    @abstractmethod
+    def describe_index(self, index: str) -> IndexSpec | None: ...
+
+    @abstractmethod
+    def upsert_documents(self, index: str, chunks: Iterable[EmbeddedChunk], **options: Any) -> BulkReport: ...
+
+    @abstractmethod
+    def delete_documents(self, index: str, doc_ids: Sequence[str]) -> int: ...
+
+    @abstractmethod
+    def delete_objects(self, index: str, bucket: str, keys: Sequence[str]) -> int: ...
+
+    @abstractmethod
+    def delete_superseded(self, index: str, bucket: str, etags_by_key: Mapping[str, str]) -> int: ...
+
+    @abstractmethod
+    def indexed_etags(self, index: str, **selection: Any) -> dict[str, str | None]: ...
+
+    @abstractmethod
+    def indexed_keys(self, index: str, *, bucket: str | None = None, prefix: str = "") -> set[str]: ...
+
+    @abstractmethod
+    def knn_search(self, index: str, vector: np.ndarray, **options: Any) -> list[SearchHit]: ...
+
+    @abstractmethod
+    def count_by_doc(self, index: str, doc_ids: Sequence[str] | None = None) -> dict[str, int]: ...
+
+    @abstractmethod
+    def iter_vectors(self, index: str) -> Iterator[tuple[list[str], np.ndarray]]: ...
+
+    @abstractmethod
+    def swap_alias(self, alias: str, new_index: str) -> list[str]: ...
 
 
 def index_body(spec: IndexSpec) -> dict[str, Any]:
@@ -177,6 +248,22 @@ def chunk_action(index: str, chunk: EmbeddedChunk, indexed_at: datetime) -> dict
     }
     body = orjson.dumps(source, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC, default=str)
     return {"_op_type": "index", "_index": index, "_id": chunk.es_id, "_source": body}
+
+
+def other_version_clause(doc_id: str, etag: str, n_chunks: int) -> dict[str, Any]:
+    """Chunks of the document that belong to any version but (etag, n_chunks): stale once that one is written."""
+    current = {"bool": {"filter": [{"term": {"etag": etag}}, {"term": {"n_chunks": n_chunks}}]}}
+    return {"bool": {"filter": [{"term": {"doc_id": doc_id}}], "must_not": [current]}}
+
+
+def superseded_clause(bucket: str, key: str, etag: str) -> dict[str, Any]:
+    """Chunks of an object (any of its parts) from another ETag than the current one."""
+    return {
+        "bool": {
+            "filter": [{"term": {"bucket": bucket}}, {"term": {"key": key}}],
+            "must_not": [{"term": {"etag": etag}}],
+        }
+    }
 
 
 def _canonical(value: dict[str, Any]) -> dict[str, Any]:

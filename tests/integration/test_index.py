@@ -164,6 +164,27 @@ def test_delete_documents_and_objects(backend, spec, es_client, make_chunks):
     assert backend.delete_documents(spec.name, []) == 0
 
 
+def test_superseded_parts_and_versions_of_an_object_are_deleted(backend, spec, make_chunks):
+    backend.ensure_index(spec)
+    feed_v1 = [chunk for line in "123" for chunk in make_chunks("feed.jsonl", 2, part=line, etag='"v1"')]
+    turned_bad_v1 = make_chunks("report.pdf", 3, etag='"v1"')
+    untouched = make_chunks("feed.jsonl", 1, bucket="elsewhere", etag='"v1"')
+    backend.upsert_documents(spec.name, feed_v1 + turned_bad_v1 + untouched)
+
+    # v2 of the feed has lines 1 and 2 only; v2 of the PDF was quarantined, so nothing new was written for it.
+    feed_v2 = [chunk for line in "12" for chunk in make_chunks("feed.jsonl", 2, part=line, etag='"v2"')]
+    assert backend.upsert_documents(spec.name, feed_v2).stale_chunks_deleted == 0, "lines 1-2: overwritten in place"
+    deleted = backend.delete_superseded(spec.name, "corpus", {"feed.jsonl": '"v2"', "report.pdf": '"v2"'})
+    assert deleted == 2 + 3
+    assert backend.indexed_etags(spec.name, bucket="corpus") == {"feed.jsonl": '"v2"'}
+    assert backend.count_by_doc(spec.name) == {
+        feed_v2[0].doc_id: 2,
+        feed_v2[2].doc_id: 2,
+        untouched[0].doc_id: 1,
+    }
+    assert backend.delete_superseded(spec.name, "corpus", {"feed.jsonl": '"v2"'}) == 0
+
+
 def test_indexed_etags_pages_past_ten_thousand_documents(backend, es_client, es_index, make_chunks):
     small = IndexSpec(name=es_index, dims=4, model_id="test/tiny", index_options={"type": "flat"}, replicas=0)
     backend.ensure_index(small)
@@ -177,17 +198,21 @@ def test_indexed_etags_pages_past_ten_thousand_documents(backend, es_client, es_
     assert report.chunks_indexed == 10_502
     print(f"indexed 10,502 small chunks in {time.perf_counter() - started:.1f}s")
 
-    by_key = backend.indexed_etags(es_index, by="key", bucket="corpus")
+    by_key = backend.indexed_etags(es_index, bucket="corpus")
     assert len(by_key) == 10_501
     assert by_key["bulk/00000.txt"] == '"e0"' and by_key["bulk/10499.txt"] == '"e10499"'
     assert by_key["partial.txt"] is None, "2 of 3 chunks indexed: incomplete, must be reprocessed"
 
     wanted = [chunk.doc_id for chunk in chunks[9_990:10_010]] + ["0" * 40]
-    by_doc = backend.indexed_etags(es_index, wanted)
+    by_doc = backend.indexed_etags(es_index, doc_ids=wanted)
     assert by_doc == {chunk.doc_id: chunk.etag for chunk in chunks[9_990:10_010]}
-    assert backend.indexed_etags(es_index, ["bulk/00007.txt", "missing.txt"], by="key") == {"bulk/00007.txt": '"e7"'}
-    assert backend.indexed_etags(es_index, by="key", bucket="elsewhere") == {}
+    assert backend.indexed_etags(es_index, keys=["bulk/00007.txt", "missing.txt"]) == {"bulk/00007.txt": '"e7"'}
+    assert backend.indexed_etags(es_index, bucket="elsewhere") == {}
     assert len(backend.count_by_doc(es_index)) == 10_501
+    assert len(backend.indexed_keys(es_index, bucket="corpus")) == 10_501
+    assert backend.indexed_keys(es_index, bucket="corpus", prefix="bulk/0000") == {
+        f"bulk/0000{d}.txt" for d in range(10)
+    }
 
 
 def test_swap_alias_moves_atomically_between_indices(backend, spec, es_client, make_chunks):
