@@ -39,38 +39,10 @@ CONTENT_TYPES = {
 _MAX_CONTROL_SHARE = 0.05
 _TEXT_CONTROLS = frozenset("\t\n\r\f")
 _BLOCK_BREAK = "\u2029"
-_HTML_BLOCK_TAGS = [
-    "address",
-    "article",
-    "aside",
-    "blockquote",
-    "dd",
-    "div",
-    "dl",
-    "dt",
-    "figcaption",
-    "footer",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "header",
-    "hr",
-    "li",
-    "main",
-    "nav",
-    "ol",
-    "p",
-    "pre",
-    "section",
-    "table",
-    "td",
-    "th",
-    "tr",
-    "ul",
-]
+_HTML_BLOCK_TAGS = (
+    "address article aside blockquote dd div dl dt figcaption footer h1 h2 h3 h4 h5 h6 header hr li main nav ol p"
+    " pre section table td th tr ul"
+).split()
 
 
 class SkipReason(StrEnum):

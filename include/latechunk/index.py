@@ -175,20 +175,29 @@ class ElasticsearchBackend(SearchBackend):
         return sum(self._delete_matching(index, query) for query in self._selections(name, values, bucket))
 
     def _delete_matching(self, index: str, query: dict[str, Any]) -> int:
-        """Delete every chunk matching `query`: ids read from a point in time, then deleted by bulk.
+        """Delete every chunk matching `query`: a page of ids by search, deleted by bulk, until a page is short.
 
         Not `_delete_by_query`, which lives in Elasticsearch's reindex module: distributions without it (the
-        integ-test one, some managed offerings) then work alike. A chunk already gone (404) is not an error.
+        integ-test one, some managed offerings) work alike. Each round refreshes, so deleted chunks leave the
+        next page. Usually there is nothing to delete and this is one search. A chunk already gone is no error.
         """
-        actions = (
-            {"_op_type": "delete", "_index": hit["_index"], "_id": hit["_id"]}
-            for hits in self._scan(index, query, source=False)
-            for hit in hits
-        )
+        deleted = 0
+        while True:
+            response = self.client.search(
+                index=index, query=query, size=PAGE_SIZE, source=False, track_total_hits=False
+            )
+            hits = response["hits"]["hits"]
+            if hits:
+                deleted += self._delete_hits(index, hits)
+            if len(hits) < PAGE_SIZE:
+                return deleted
+
+    def _delete_hits(self, index: str, hits: list[dict[str, Any]]) -> int:
+        actions = ({"_op_type": "delete", "_index": hit["_index"], "_id": hit["_id"]} for hit in hits)
         deleted = 0
         failures = []
         for ok, item in helpers.streaming_bulk(
-            self.client, actions, chunk_size=PAGE_SIZE, raise_on_error=False, max_retries=self.max_retries
+            self.client, actions, raise_on_error=False, max_retries=self.max_retries
         ):
             if ok:
                 deleted += 1
@@ -196,33 +205,8 @@ class ElasticsearchBackend(SearchBackend):
                 failures.append(item["delete"])
         if failures:
             raise RuntimeError(f"{len(failures)} chunk deletes failed on {index!r}: {failures[:5]}")
-        if deleted:
-            self.client.indices.refresh(index=index)
+        self.client.indices.refresh(index=index)
         return deleted
-
-    def _scan(self, index: str, query: dict[str, Any], source: Any) -> Iterator[list[dict[str, Any]]]:
-        """Pages of hits matching `query`, all from one point-in-time view (no 10,000-hit limit)."""
-        pit_id = self.client.open_point_in_time(index=index, keep_alive="2m")["id"]
-        try:
-            search_after = None
-            while True:
-                response = self.client.search(
-                    pit={"id": pit_id, "keep_alive": "2m"},
-                    query=query,
-                    size=PAGE_SIZE,
-                    sort=["_shard_doc"],
-                    search_after=search_after,
-                    source=source,
-                    track_total_hits=False,
-                )
-                pit_id = response.get("pit_id", pit_id)
-                hits = response["hits"]["hits"]
-                if not hits:
-                    return
-                yield hits
-                search_after = hits[-1]["sort"]
-        finally:
-            self.client.close_point_in_time(id=pit_id)
 
     def indexed_etags(
         self,
@@ -303,9 +287,26 @@ class ElasticsearchBackend(SearchBackend):
 
     def iter_vectors(self, index: str) -> Iterator[tuple[list[str], np.ndarray]]:
         """Every chunk id and vector of the index, page by page, from one point-in-time view."""
-        for hits in self._scan(index, {"match_all": {}}, source=[VECTOR_FIELD]):
-            vectors = np.array([hit["_source"][VECTOR_FIELD] for hit in hits], dtype=np.float32)
-            yield [hit["_id"] for hit in hits], vectors
+        pit_id = self.client.open_point_in_time(index=index, keep_alive="2m")["id"]
+        try:
+            search_after = None
+            while True:
+                response = self.client.search(
+                    pit={"id": pit_id, "keep_alive": "2m"},
+                    size=PAGE_SIZE,
+                    sort=["_shard_doc"],
+                    search_after=search_after,
+                    source=[VECTOR_FIELD],
+                    track_total_hits=False,
+                )
+                pit_id = response.get("pit_id", pit_id)
+                hits = response["hits"]["hits"]
+                if not hits:
+                    return
+                yield [hit["_id"] for hit in hits], np.array([hit["_source"][VECTOR_FIELD] for hit in hits], np.float32)
+                search_after = hits[-1]["sort"]
+        finally:
+            self.client.close_point_in_time(id=pit_id)
 
     def alias_targets(self, alias: str) -> list[str]:
         try:

@@ -214,6 +214,10 @@ def test_indexed_etags_pages_past_ten_thousand_documents(backend, es_client, es_
         f"bulk/0000{d}.txt" for d in range(10)
     }
 
+    gone = [f"bulk/{d:05d}.txt" for d in range(2_500)]
+    assert backend.delete_objects(es_index, "corpus", gone) == 2_500, "more than one page of ids to delete"
+    assert len(backend.indexed_keys(es_index, bucket="corpus")) == 10_501 - 2_500
+
 
 def test_swap_alias_moves_atomically_between_indices(backend, spec, es_client, make_chunks):
     alias = spec.name
