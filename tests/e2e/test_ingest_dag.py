@@ -32,7 +32,7 @@ def put_documents(s3_client, bucket: str, prefix: str, documents: dict[str, str]
 
 def indexed_chunks(es_client, index: str) -> list[dict]:
     es_client.indices.refresh(index=index)
-    return [hit["_source"] for hit in helpers.scan(es_client, index=index, query={"match_all": {}})]
+    return [hit["_source"] for hit in helpers.scan(es_client, index=index, query={"query": {"match_all": {}}})]
 
 
 def source_texts(s3_client, bucket: str) -> dict[str, str]:
@@ -108,7 +108,7 @@ def test_validation_fails_on_vectors_from_another_model(ingest, s3_client, s3_bu
     assert_state(run)
 
     rng = np.random.default_rng(3)
-    hits = list(helpers.scan(es_client, index=es_index, query={"match_all": {}}, source=["vector"]))
+    hits = list(helpers.scan(es_client, index=es_index, query={"query": {"match_all": {}}, "_source": ["vector"]}))
     dims = len(hits[0]["_source"]["vector"])
     actions = (
         {"_op_type": "update", "_index": es_index, "_id": hit["_id"], "doc": {"vector": v.tolist()}}

@@ -47,18 +47,22 @@ def index(
     created = backend.ensure_index(spec)
     progress = Progress("index", total_docs=None)
     failed_docs: set[str] = set()
+    failed_keys: set[str] = set()
     errors: list[dict[str, Any]] = []
     totals = {"chunks_indexed": 0, "documents_written": 0, "stale_chunks_deleted": 0}
     for uri in chunk_batch_uris(manifest):
         chunks = staging.read_chunks(s3, uri)
         report = backend.upsert_documents(index_name, chunks)
         failed_docs |= report.failed_doc_ids
+        failed_keys |= {chunk.key for chunk in chunks if chunk.doc_id in report.failed_doc_ids}
         errors.extend(report.errors)
         totals["chunks_indexed"] += report.chunks_indexed
         totals["documents_written"] += report.documents_written
         totals["stale_chunks_deleted"] += report.stale_chunks_deleted
         progress.advance(docs=report.documents_written, chunks=report.chunks_indexed)
-    superseded = backend.delete_superseded(index_name, manifest["bucket"], manifest["changed"])
+    # An object with a failed chunk keeps its previous version's chunks until the retry completes it.
+    completed = {key: etag for key, etag in manifest["changed"].items() if key not in failed_keys}
+    superseded = backend.delete_superseded(index_name, manifest["bucket"], completed)
     removed = backend.delete_objects(index_name, manifest["bucket"], manifest["deleted_keys"])
     summary = {
         "index": index_name,
