@@ -6,6 +6,7 @@ With ES_URL (and/or S3_ENDPOINT_URL) set in the environment, the suite uses thos
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -116,3 +117,42 @@ def airflow_home() -> Path:
     airflow = Path(sys.executable).with_name("airflow")
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
     return _AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def tiny_jina_model(tmp_path_factory) -> str:
+    from tiny_models import save_tiny_jina
+
+    directory = tmp_path_factory.mktemp("tiny_jina_e2e")
+    save_tiny_jina(directory)
+    return str(directory)
+
+
+@pytest.fixture
+def connections(servers, monkeypatch) -> None:
+    """The pipeline's two Airflow connections, through environment variables as users would set them."""
+    host, port = servers["es_url"].removeprefix("http://").split(":")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_LATECHUNK_S3",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": servers["aws_access_key_id"],
+                "password": servers["aws_secret_access_key"],
+                "extra": {"endpoint_url": servers["s3_endpoint_url"], "region_name": "us-east-1"},
+            }
+        ),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_LATECHUNK_ES",
+        json.dumps({"conn_type": "elasticsearch", "host": host, "port": int(port), "schema": "http"}),
+    )
+
+
+@pytest.fixture
+def staging_bucket(s3_client) -> str:
+    name = f"staging-{uuid.uuid4().hex[:12]}"
+    s3_client.create_bucket(Bucket=name)
+    yield name
+    empty_bucket(s3_client, name)
+    s3_client.delete_bucket(Bucket=name)

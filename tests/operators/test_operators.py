@@ -1,0 +1,169 @@
+"""Each operator through `execute(context)` against the real servers, chained as the DAG chains them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from latechunk import staging
+from latechunk_operators import (
+    LateChunkAnnotateOperator,
+    LateChunkEmbedOperator,
+    LateChunkExtractOperator,
+    LateChunkIndexOperator,
+    LateChunkSwapAliasOperator,
+    LateChunkValidateOperator,
+)
+
+pytestmark = pytest.mark.integration
+
+PREFIX = "incoming/2026-02-01/"
+OBJECTS = {
+    "one.txt": "Ada Lovelace wrote the first program. She published it in 1843. Her notes were long.",
+    "two.md": "# Engines\n\nThe analytical engine was never built. It would have used punched cards.",
+    "three.json": '{"body": "A third document. It has a custom text field."}',
+    "empty.txt": "   \n",
+}
+CHUNKING = {"strategy": "sentences", "chunk_size": 256, "overlap": 0, "sentences_per_chunk": 1}
+
+
+class RecordingTaskInstance:
+    """Stands in for the task instance in the context: keeps what an operator pushes to XCom."""
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+@pytest.fixture
+def context() -> dict[str, Any]:
+    return {
+        "run_id": "manual__2026-02-01T00:00:00+00:00",
+        "ti": RecordingTaskInstance(),
+        "data_interval_start": datetime(2026, 2, 1, tzinfo=UTC),
+        "data_interval_end": datetime(2026, 2, 2, tzinfo=UTC),
+    }
+
+
+@pytest.fixture
+def stages(connections, s3_client, s3_bucket, staging_bucket, es_index, tiny_jina_model, context):
+    """Runs the operators in DAG order up to a named one; returns every stage's result."""
+    for name, text in OBJECTS.items():
+        s3_client.put_object(Bucket=s3_bucket, Key=PREFIX + name, Body=text.encode())
+    common = {"staging_bucket": staging_bucket}
+    results: dict[str, Any] = {}
+
+    def run_until(last: str) -> dict[str, Any]:
+        extract = LateChunkExtractOperator(
+            task_id="extract", bucket=s3_bucket, prefix=PREFIX, index_name=es_index, model=tiny_jina_model,
+            chunking=CHUNKING, json_text_field="body", docs_per_batch=2, max_bad_fraction=0.5, **common,
+        )
+        results["extract"] = extract.execute(context)
+        for stage, operator_class, extra in (
+            ("annotate", LateChunkAnnotateOperator, {"chunking": CHUNKING}),
+            ("embed", LateChunkEmbedOperator, {"window": 32, "window_overlap": 8, "device": "cpu"}),
+        ):
+            if last == "extract":
+                return results
+            results[stage] = [
+                operator_class(task_id=stage, batch_path=batch, model=tiny_jina_model, **extra, **common).execute(
+                    context
+                )
+                for batch in results["extract"]
+            ]
+            if last == stage:
+                return results
+        manifest = context["ti"].pushed["manifest"]
+        results["index"] = LateChunkIndexOperator(
+            task_id="index", manifest_path=manifest, index_name=es_index, **common
+        ).execute(context)
+        if last == "index":
+            return results
+        results["validate"] = LateChunkValidateOperator(
+            task_id="validate", manifest_path=manifest, index_name=es_index, model=tiny_jina_model,
+            probes=[{"query": "Ada Lovelace program", "expected_keys": [PREFIX + "one.txt"]}], **common,
+        ).execute(context)
+        return results
+
+    return run_until
+
+
+def test_extract_stages_changed_objects_and_quarantines_bad_ones(stages, s3_client, context):
+    batches = stages("extract")["extract"]
+    assert len(batches) == 2, "3 good documents in batches of 2"
+    documents = [doc for uri in batches for doc in staging.read_documents(s3_client, uri)]
+    assert sorted(doc.key for doc in documents) == sorted(PREFIX + name for name in OBJECTS if name != "empty.txt")
+    assert next(doc for doc in documents if doc.key.endswith("three.json")).text == "A third document. It has a " \
+        "custom text field."
+    summary = context["ti"].pushed["summary"]
+    assert summary["objects_changed"] == 4
+    assert summary["objects_quarantined"] == 1
+    manifest = staging.read_json(s3_client, context["ti"].pushed["manifest"])
+    assert [entry["key"] for entry in manifest["quarantine"]] == [PREFIX + "empty.txt"]
+    assert manifest["batches"] == batches
+
+
+def test_annotate_stages_spans_with_exact_offsets(stages, s3_client):
+    results = stages("annotate")
+    paths = [result["spans_path"] for result in results["annotate"]]
+    annotated = [item for path in paths for item in staging.read_annotated(s3_client, path)]
+    assert len(annotated) == 3
+    for document, spans in annotated:
+        assert spans, document.key
+        for span in spans:
+            assert document.text[span.char_start : span.char_end] == span.text
+    assert sum(result["chunks"] for result in results["annotate"]) == sum(len(spans) for _, spans in annotated)
+
+
+def test_embed_stages_unit_vectors_for_every_span(stages, s3_client):
+    results = stages("embed")
+    chunks = [chunk for result in results["embed"] for chunk in staging.read_chunks(s3_client, result["chunks_path"])]
+    assert len(chunks) == sum(result["chunks"] for result in results["annotate"])
+    for chunk in chunks:
+        assert chunk.vector.shape == (32,)
+        assert abs(float((chunk.vector**2).sum()) - 1.0) < 1e-4
+    assert all(result["tokens_per_s"] > 0 and result["device"] == "cpu" for result in results["embed"])
+
+
+def test_index_writes_each_chunk_once(stages, es_client, es_index):
+    results = stages("index")
+    es_client.indices.refresh(index=es_index)
+    total = sum(result["chunks"] for result in results["embed"])
+    assert es_client.count(index=es_index)["count"] == total == results["index"]["chunks_indexed"]
+    assert results["index"]["index_created"] is True
+
+
+def test_validate_passes_on_a_good_run_and_reports(stages, s3_client):
+    report = stages("validate")["validate"]
+    assert report["passed"] is True
+    assert report["checks"]["self_retrieval"] == 1.0
+    assert staging.read_json(s3_client, report["report"])["passed"] is True
+
+
+def test_swap_alias_moves_the_alias_atomically(connections, es_client, es_index):
+    for name in (f"{es_index}-a", f"{es_index}-b"):
+        es_client.indices.create(index=name)
+    LateChunkSwapAliasOperator(task_id="swap", alias=es_index, new_index=f"{es_index}-a").execute({})
+    result = LateChunkSwapAliasOperator(
+        task_id="swap", alias=es_index, new_index=f"{es_index}-b", delete_old=True
+    ).execute({})
+    assert result["previous"] == [f"{es_index}-a"]
+    assert list(es_client.indices.get_alias(name=es_index)) == [f"{es_index}-b"]
+    assert not es_client.indices.exists(index=f"{es_index}-a")
+
+
+def test_templated_fields_render_from_params_and_dates():
+    operator = LateChunkExtractOperator(
+        task_id="extract", bucket="{{ params.bucket }}", prefix="{{ params.prefix }}{{ ds }}/",
+        index_name="{{ params.index }}", model="m", chunking={"strategy": "{{ params.strategy }}"},
+        staging_bucket="{{ params.bucket }}-staging",
+    )
+    operator.render_template_fields(
+        {"params": {"bucket": "docs", "prefix": "in/", "index": "chunks", "strategy": "fixed"}, "ds": "2026-02-01"}
+    )
+    assert (operator.bucket, operator.prefix, operator.index_name) == ("docs", "in/2026-02-01/", "chunks")
+    assert operator.chunking == {"strategy": "fixed"}
+    assert operator.staging_bucket == "docs-staging"
