@@ -83,6 +83,7 @@ with DAG(
         self_retrieval_threshold="{{ params.self_retrieval_threshold }}",
         recall_threshold="{{ params.recall_threshold }}",
         probes="{{ params.probes }}",
+        retries=0,  # a failed check is a finding about the data, not a transient fault
         outlets=[Asset(name="latechunk_index", uri=INDEX_ASSET_URI)],
         **STAGING,
     )

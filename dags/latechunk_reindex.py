@@ -67,7 +67,11 @@ with DAG(
         **STAGING,
     ).expand(batch_path=extract.output)
     index = LateChunkIndexOperator(
-        task_id="index", manifest_path=extract.output["manifest"], index_name=NEW_INDEX, **STAGING
+        task_id="index",
+        manifest_path=extract.output["manifest"],
+        index_name=NEW_INDEX,
+        create_as_alias=False,
+        **STAGING,
     )
     validate = LateChunkValidateOperator(
         task_id="validate",
@@ -78,6 +82,7 @@ with DAG(
         self_retrieval_threshold="{{ params.self_retrieval_threshold }}",
         recall_threshold="{{ params.recall_threshold }}",
         probes="{{ params.probes }}",
+        retries=0,  # a failed check is a finding about the data, not a transient fault
         **STAGING,
     )
     swap = LateChunkSwapAliasOperator(

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Create (or reuse) the project's Python environment and link it at .venv.
-# The environment lives in the cache, keyed by the hash of requirements.lock, so an unchanged lock reuses it.
+# The environment lives in the cache, keyed by requirements.lock and this checkout's path (the project is installed
+# editable), so an unchanged lock reuses it; uv's package cache makes a new one cheap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-key=$( (cat requirements.lock; python3 --version) | sha256sum | cut -c1-16)
+key=$( (cat requirements.lock; python3 --version; pwd -P) | sha256sum | cut -c1-16)
 venv="$LATECHUNK_CACHE/venv-$key"
 if [[ ! -f "$venv/.complete" ]]; then
     uv_bin=$(ensure_uv)
@@ -17,10 +18,6 @@ if [[ ! -f "$venv/.complete" ]]; then
     UV_CACHE_DIR="$LATECHUNK_CACHE/uv-cache" VIRTUAL_ENV="$venv" \
         "$uv_bin" pip install --quiet --no-deps --editable .
     touch "$venv/.complete"
-fi
-# The editable install records this checkout's path; repoint it when the cached venv serves another clone.
-if ! "$venv/bin/python" -c 'import latechunk, sys, pathlib; sys.exit(pathlib.Path(latechunk.__file__).resolve().parents[2] != pathlib.Path.cwd().resolve())' 2>/dev/null; then
-    UV_CACHE_DIR="$LATECHUNK_CACHE/uv-cache" VIRTUAL_ENV="$venv" "$(ensure_uv)" pip install --quiet --no-deps --editable .
 fi
 ln -sfn "$venv" .venv
 log "environment ready: .venv -> $venv"

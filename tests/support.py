@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
 
 def empty_bucket(s3_client, bucket: str) -> None:
     """Delete every object of a bucket, page by page."""
@@ -10,3 +17,17 @@ def empty_bucket(s3_client, bucket: str) -> None:
         keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
         if keys:
             s3_client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+@dataclass
+class Pipeline:
+    """One DAG with the run settings of a test; `run` executes a whole DAG run through dag.test()."""
+
+    dag_id: str
+    conf: dict[str, Any]
+
+    def run(self, logical_date: datetime, **overrides: Any):
+        from airflow.dag_processing.dagbag import DagBag
+
+        dag = DagBag(dag_folder=str(REPO / "dags")).get_dag(self.dag_id)
+        return dag.test(logical_date=logical_date, run_conf={**self.conf, **overrides})

@@ -18,6 +18,8 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
     :param manifest_path: the run manifest written by the extract task. (templated)
     :param index_name: index or alias to write to. (templated)
     :param index_options: ``dense_vector`` ``index_options`` for a new index. (templated)
+    :param create_as_alias: create a missing index as an alias over a versioned index, so the reindex DAG can
+        swap it later; False creates the index under ``index_name`` itself.
     :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``).
     """
 
@@ -30,6 +32,7 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
         manifest_path: str,
         index_name: str,
         index_options: dict[str, Any] | None = None,
+        create_as_alias: bool = True,
         elasticsearch_conn_id: str = "latechunk_es",
         **kwargs: Any,
     ) -> None:
@@ -37,6 +40,7 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
         self.manifest_path = manifest_path
         self.index_name = index_name
         self.index_options = index_options
+        self.create_as_alias = create_as_alias
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -50,6 +54,7 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
             manifest_path=self.manifest_path,
             index_name=self.index_name,
             index_options=dict(self.index_options) if self.index_options else None,
+            create_as_alias=self.create_as_alias,
         )
 
 

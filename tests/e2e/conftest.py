@@ -2,28 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
-from typing import Any
-
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Pipeline:
-    """One DAG with the run settings of a test; `run` executes a whole DAG run through dag.test()."""
-
-    dag_id: str
-    conf: dict[str, Any]
-
-    def run(self, logical_date: datetime, **overrides: Any):
-        from airflow.dag_processing.dagbag import DagBag
-
-        dag = DagBag(dag_folder=str(REPO / "dags")).get_dag(self.dag_id)
-        return dag.test(logical_date=logical_date, run_conf={**self.conf, **overrides})
+from support import Pipeline
 
 
 @pytest.fixture

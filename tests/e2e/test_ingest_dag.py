@@ -129,3 +129,26 @@ def test_validation_fails_on_vectors_from_another_model(ingest, s3_client, s3_bu
     with pytest.raises(ValidationError) as failure:
         operator.execute({"run_id": run.run_id})
     assert not failure.value.report.check("self_retrieval").passed
+
+
+def test_reindex_swaps_the_alias_only_after_validation(ingest, s3_client, s3_bucket, es_client, es_index):
+    from support import Pipeline
+
+    put_documents(s3_client, s3_bucket, f"incoming/{DAY:%Y-%m-%d}/", DOCUMENTS)
+    assert_state(ingest.run(DAY))
+    (served,) = es_client.indices.get_alias(name=es_index)
+    before = es_client.count(index=es_index)["count"]
+
+    reindex = Pipeline("latechunk_reindex", {**ingest.conf, "sentences_per_chunk": 2, "delete_old_index": True})
+    failing = reindex.run(DAY, probes=[{"query": "coral reefs", "expected_keys": ["no/such/key.txt"]}])
+    assert_state(failing, "failed")
+    assert list(es_client.indices.get_alias(name=es_index)) == [served], "a failed rebuild leaves the alias alone"
+
+    assert_state(reindex.run(DAY))
+    (rebuilt,) = es_client.indices.get_alias(name=es_index)
+    assert rebuilt != served
+    assert not es_client.indices.exists(index=served), "delete_old_index removes the index the alias left"
+    after = es_client.count(index=es_index)["count"]
+    assert 0 < after < before, "two sentences per chunk give fewer chunks than one"
+    meta = es_client.indices.get_mapping(index=rebuilt)[rebuilt]["mappings"]["_meta"]["latechunk"]
+    assert meta["chunking"]["sentences_per_chunk"] == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -12,7 +13,7 @@ from latechunk import staging
 from latechunk.documents import Document, QuarantineEntry, SkipDocument, SourceObject, check_size, load_documents
 from latechunk.index import ElasticsearchBackend
 from latechunk.index_mapping import IndexMismatchError, IndexSpec
-from latechunk.pipeline.models import describe_model
+from latechunk.pipeline.models import describe_model, load_tokenizer
 from latechunk.pipeline.progress import Progress
 from latechunk.spans import ChunkingConfig
 
@@ -41,6 +42,9 @@ class ExtractSettings:
     max_object_bytes: int = 50 * 1024 * 1024
     json_text_field: str = "text"
     max_bad_fraction: float = 0.2
+    # The embed stage's window settings, checked here so that a bad combination fails before anything is staged.
+    window: int | None = None
+    window_overlap: int | None = None
 
 
 def list_objects(s3, bucket: str, prefix: str) -> Iterator[SourceObject]:
@@ -68,6 +72,7 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
     chunking.validate()
     backend = ElasticsearchBackend(es)
     model = describe_model(settings.model)
+    check_windows(settings, chunking)
     spec = IndexSpec(
         name=settings.index, dims=model.dims, model_id=settings.model, model_revision=model.revision,
         chunking=chunking.as_dict(),
@@ -120,7 +125,10 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
 
     for entry in quarantine:
         log.warning("quarantined %s (etag %s): %s %s", entry.key, entry.etag, entry.reason, entry.detail)
-    bad_share = bad_objects / len(changed) if changed else 0.0
+    # The share of the prefix's objects that cannot be ingested. Over all selected objects, not only the changed
+    # ones: a quarantined object is never indexed, so it is "changed" in every later run, and a share of the
+    # changed objects alone would fail every re-run of the same content that once passed.
+    bad_share = bad_objects / len(objects) if objects else 0.0
     manifest = {
         "bucket": settings.bucket,
         "prefix": settings.prefix,
@@ -150,10 +158,45 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
     log.info("extract summary: %s", {k: v for k, v in summary.items() if k != "batches"})
     if bad_share > settings.max_bad_fraction:
         raise TooManyBadDocuments(
-            f"{bad_objects} of {len(changed)} changed objects ({bad_share:.0%}) could not be ingested, more than "
+            f"{bad_objects} of {len(objects)} objects ({bad_share:.0%}) could not be ingested, more than "
             f"max_bad_fraction={settings.max_bad_fraction:.0%}; see the quarantine list in {manifest_uri}"
         )
     return summary
+
+
+def check_windows(settings: ExtractSettings, chunking: ChunkingConfig) -> None:
+    """Refuse window settings the embed stage cannot honour: a window larger than the model's, an overlap that
+    is not smaller than the window, fixed chunks longer than the window (a chunk must fit one window)."""
+    limit = model_window(settings.model)
+    window = settings.window or limit
+    if window > limit:
+        raise ValueError(f"window={window} tokens exceeds the model's window of {limit} tokens ({settings.model})")
+    if settings.window_overlap is not None and not 0 <= settings.window_overlap < window:
+        raise ValueError(
+            f"window_overlap must satisfy 0 <= window_overlap < window, got window_overlap={settings.window_overlap}"
+            f", window={window}"
+        )
+    if chunking.strategy == "fixed" and chunking.chunk_size > window:
+        raise ValueError(
+            f"chunk_size={chunking.chunk_size} tokens is larger than the encoder window of {window} tokens: "
+            "lower chunk_size or raise window"
+        )
+
+
+def model_window(model: str) -> int:
+    """The most tokens the model takes in one forward pass, as the encoder will use it, without its weights."""
+    from latechunk.encoders.base import resolve_checkpoint
+    from latechunk.encoders.jina_bert import is_jina_bert_config
+
+    checkpoint = resolve_checkpoint(model)
+    config = json.loads((checkpoint / "config.json").read_text())
+    if is_jina_bert_config(config):
+        return int(config["max_position_embeddings"])
+    from transformers import AutoConfig
+
+    from latechunk.encoders.hf_auto import model_window as hf_model_window
+
+    return hf_model_window(AutoConfig.from_pretrained(checkpoint), load_tokenizer(model))
 
 
 def _read_object(s3, obj: SourceObject, settings: ExtractSettings) -> tuple[list[Document], list[QuarantineEntry]]:

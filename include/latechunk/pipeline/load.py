@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from latechunk import staging
@@ -32,8 +34,13 @@ def index(
     manifest_path: str,
     index_name: str,
     index_options: dict[str, Any] | None = None,
+    create_as_alias: bool = True,
 ) -> dict[str, Any]:
-    """Create the index if needed, upsert every staged chunk, and delete superseded and removed objects."""
+    """Create the index if needed, upsert every staged chunk, and delete superseded and removed objects.
+
+    A new index is created behind an alias of the given name when ``create_as_alias`` (see
+    `ensure_served_index`), else under that name itself (the reindex DAG's versioned index).
+    """
     manifest = staging.read_json(s3, manifest_path)
     backend = ElasticsearchBackend(es)
     spec = IndexSpec(
@@ -44,7 +51,7 @@ def index(
         index_options=index_options or DEFAULT_INDEX_OPTIONS,
         chunking=manifest["chunking"],
     )
-    created = backend.ensure_index(spec)
+    created = ensure_served_index(es, backend, spec) if create_as_alias else backend.ensure_index(spec)
     progress = Progress("index", total_docs=None)
     failed_docs: set[str] = set()
     failed_keys: set[str] = set()
@@ -79,6 +86,22 @@ def index(
             f"{len(failed_docs)} documents were not fully indexed into {index_name!r}; first errors: {errors[:3]}"
         )
     return summary
+
+
+def ensure_served_index(es, backend: ElasticsearchBackend, spec: IndexSpec) -> bool:
+    """Make sure ``spec.name`` can be written; returns True when an index was created.
+
+    A name that does not exist yet becomes an alias over a new versioned index (``<name>-<timestamp>``), so the
+    reindex DAG can later build a replacement and swap the alias without the ingest DAG changing its target.
+    An existing index or alias is checked against the spec (and refused when it differs).
+    """
+    if es.indices.exists(index=spec.name):
+        return backend.ensure_index(spec)
+    concrete = f"{spec.name}-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    created = backend.ensure_index(replace(spec, name=concrete))
+    es.indices.put_alias(index=concrete, name=spec.name, is_write_index=True)
+    log.info("created index %s behind the new alias %s", concrete, spec.name)
+    return created
 
 
 def swap_alias(*, es, alias: str, new_index: str, delete_old: bool = False) -> dict[str, Any]:
