@@ -13,6 +13,7 @@ if [[ -n ${ES_URL:-} ]]; then
 else
     scripts/servers.sh start
 fi
+scripts/install-compose.sh || log "no Compose implementation: the compose-file tests will skip"
 log "ruff"
 .venv/bin/ruff check dags plugins include tests bench scripts
 log "pytest"
