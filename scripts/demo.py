@@ -99,10 +99,13 @@ def main() -> int:
     os.environ.update(servers)
     os.environ.update(airflow_environment(home, servers))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per HTTP request drowns the pipeline's own progress lines.
+    for noisy in ("elastic_transport", "botocore", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
     model = args.model or minilm_path()
     logical_date = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    prefix = f"incoming/{logical_date:%Y-%m-%d}/"
+    prefix = "sample/"
 
     print(f"[demo] migrating the Airflow metadata database in {home}", flush=True)
     subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], check=True,
@@ -122,7 +125,10 @@ def main() -> int:
     print(f"[demo] running latechunk_ingest for {logical_date:%Y-%m-%d} with model {model}", flush=True)
     run = dag.test(
         logical_date=logical_date,
-        run_conf={"model": model, "index": args.index, "bucket": "latechunk-docs", "prefix": "incoming/"},
+        run_conf={
+            "model": model, "index": args.index, "bucket": "latechunk-docs", "prefix": prefix,
+            "partition_by_date": False,
+        },
     )
     print(f"[demo] DAG run finished: {run.state} in {time.monotonic() - started:.1f}s", flush=True)
     if str(run.state) != "success":
