@@ -22,6 +22,7 @@ from latechunk_operators import (
 from latechunk_operators.params import (
     CHUNKING,
     INDEX_ASSET_URI,
+    PREFIX,
     STAGING,
     ingest_params,
 )
@@ -43,7 +44,7 @@ with DAG(
     extract = LateChunkExtractOperator(
         task_id="extract",
         bucket="{{ params.bucket }}",
-        prefix="{{ params.prefix }}{{ (ds ~ '/') if params.partition_by_date else '' }}",
+        prefix=PREFIX,
         index_name="{{ params.index }}",
         model="{{ params.model }}",
         chunking=CHUNKING,

@@ -19,7 +19,7 @@ from latechunk_operators import (
     LateChunkSwapAliasOperator,
     LateChunkValidateOperator,
 )
-from latechunk_operators.params import CHUNKING, INDEX_ASSET_URI, STAGING, ingest_params
+from latechunk_operators.params import CHUNKING, INDEX_ASSET_URI, PREFIX, STAGING, ingest_params
 
 NEW_INDEX = "{{ params.index }}-{{ run_id | replace(':', '') | replace('+', '') | replace('.', '') | lower }}"
 
@@ -43,7 +43,7 @@ with DAG(
     extract = LateChunkExtractOperator(
         task_id="extract",
         bucket="{{ params.bucket }}",
-        prefix="{{ params.prefix }}{{ (ds ~ '/') if params.partition_by_date else '' }}",
+        prefix=PREFIX,
         index_name=NEW_INDEX,
         model="{{ params.model }}",
         chunking=CHUNKING,

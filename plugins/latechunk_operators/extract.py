@@ -86,7 +86,12 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
 
         interval = None
         if self.select_by_last_modified:
-            interval = (context["data_interval_start"], context["data_interval_end"])
+            interval = (context.get("data_interval_start"), context.get("data_interval_end"))
+            if None in interval:
+                raise ValueError(
+                    "select_by_last_modified needs a data interval: use a scheduled run, a backfill, or a manual run "
+                    "with a logical date"
+                )
         summary = extract(
             s3=self.s3(),
             es=elasticsearch_client(self.elasticsearch_conn_id),

@@ -26,6 +26,13 @@ STAGING: dict[str, Any] = {
     "aws_conn_id": _env("AWS_CONN_ID", "latechunk_s3"),
 }
 
+# The prefix a run lists: with partition_by_date, the run's own day folder. A manual run triggered without a
+# logical date has no `ds`: it takes the day it runs after.
+PREFIX = (
+    "{{ params.prefix }}{{ ((ds if ds is defined else dag_run.run_after.strftime('%Y-%m-%d')) ~ '/')"
+    " if params.partition_by_date else '' }}"
+)
+
 CHUNKING: dict[str, Any] = {
     "strategy": "{{ params.chunking_strategy }}",
     "chunk_size": "{{ params.chunk_size }}",
