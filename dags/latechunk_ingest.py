@@ -12,20 +12,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, TriggerRule
-from latechunk_operators import (
-    LateChunkAnnotateOperator,
-    LateChunkEmbedOperator,
-    LateChunkExtractOperator,
-    LateChunkIndexOperator,
-    LateChunkValidateOperator,
-)
-from latechunk_operators.params import (
-    CHUNKING,
-    INDEX_ASSET_URI,
-    PREFIX,
-    STAGING,
-    ingest_params,
-)
+from latechunk_operators.params import INDEX_ASSET_URI, ingest_params
+from latechunk_operators.tasks import late_chunking_tasks
 
 with DAG(
     dag_id="latechunk_ingest",
@@ -41,51 +29,12 @@ with DAG(
     tags=["latechunk", "ingest"],
     doc_md=__doc__,
 ) as dag:
-    extract = LateChunkExtractOperator(
-        task_id="extract",
-        bucket="{{ params.bucket }}",
-        prefix=PREFIX,
+    late_chunking_tasks(
         index_name="{{ params.index }}",
-        model="{{ params.model }}",
-        chunking=CHUNKING,
+        create_as_alias=True,
+        # Runs with nothing new still index (deletions) and validate.
+        index_trigger_rule=TriggerRule.NONE_FAILED,
+        validate_outlets=[Asset(name="latechunk_index", uri=INDEX_ASSET_URI)],
         select_by_last_modified="{{ params.select_by_last_modified }}",
         delete_missing="{{ params.delete_missing }}",
-        docs_per_batch="{{ params.docs_per_batch }}",
-        max_object_bytes="{{ params.max_object_bytes }}",
-        json_text_field="{{ params.json_text_field }}",
-        max_bad_fraction="{{ params.max_bad_fraction }}",
-        **STAGING,
     )
-    annotate = LateChunkAnnotateOperator.partial(
-        task_id="annotate", model="{{ params.model }}", chunking=CHUNKING, **STAGING
-    ).expand(batch_path=extract.output)
-    embed = LateChunkEmbedOperator.partial(
-        task_id="embed",
-        model="{{ params.model }}",
-        window="{{ params.window }}",
-        window_overlap="{{ params.window_overlap }}",
-        token_budget="{{ params.token_budget }}",
-        device="{{ params.device }}",
-        **STAGING,
-    ).expand(batch_path=extract.output)
-    index = LateChunkIndexOperator(
-        task_id="index",
-        manifest_path=extract.output["manifest"],
-        index_name="{{ params.index }}",
-        trigger_rule=TriggerRule.NONE_FAILED,
-        **STAGING,
-    )
-    validate = LateChunkValidateOperator(
-        task_id="validate",
-        manifest_path=extract.output["manifest"],
-        index_name="{{ params.index }}",
-        model="{{ params.model }}",
-        sample_size="{{ params.validation_sample_size }}",
-        self_retrieval_threshold="{{ params.self_retrieval_threshold }}",
-        recall_threshold="{{ params.recall_threshold }}",
-        probes="{{ params.probes }}",
-        retries=0,  # a failed check is a finding about the data, not a transient fault
-        outlets=[Asset(name="latechunk_index", uri=INDEX_ASSET_URI)],
-        **STAGING,
-    )
-    annotate >> embed >> index >> validate

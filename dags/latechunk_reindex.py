@@ -11,15 +11,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, Param
-from latechunk_operators import (
-    LateChunkAnnotateOperator,
-    LateChunkEmbedOperator,
-    LateChunkExtractOperator,
-    LateChunkIndexOperator,
-    LateChunkSwapAliasOperator,
-    LateChunkValidateOperator,
-)
-from latechunk_operators.params import CHUNKING, INDEX_ASSET_URI, PREFIX, STAGING, ingest_params
+from latechunk_operators import LateChunkSwapAliasOperator
+from latechunk_operators.params import INDEX_ASSET_URI, ingest_params
+from latechunk_operators.tasks import late_chunking_tasks
 
 NEW_INDEX = "{{ params.index }}-{{ run_id | replace(':', '') | replace('+', '') | replace('.', '') | lower }}"
 
@@ -40,56 +34,12 @@ with DAG(
     tags=["latechunk", "reindex"],
     doc_md=__doc__,
 ) as dag:
-    extract = LateChunkExtractOperator(
-        task_id="extract",
-        bucket="{{ params.bucket }}",
-        prefix=PREFIX,
-        index_name=NEW_INDEX,
-        model="{{ params.model }}",
-        chunking=CHUNKING,
-        delete_missing=False,
-        docs_per_batch="{{ params.docs_per_batch }}",
-        max_object_bytes="{{ params.max_object_bytes }}",
-        json_text_field="{{ params.json_text_field }}",
-        max_bad_fraction="{{ params.max_bad_fraction }}",
-        **STAGING,
-    )
-    annotate = LateChunkAnnotateOperator.partial(
-        task_id="annotate", model="{{ params.model }}", chunking=CHUNKING, **STAGING
-    ).expand(batch_path=extract.output)
-    embed = LateChunkEmbedOperator.partial(
-        task_id="embed",
-        model="{{ params.model }}",
-        window="{{ params.window }}",
-        window_overlap="{{ params.window_overlap }}",
-        token_budget="{{ params.token_budget }}",
-        device="{{ params.device }}",
-        **STAGING,
-    ).expand(batch_path=extract.output)
-    index = LateChunkIndexOperator(
-        task_id="index",
-        manifest_path=extract.output["manifest"],
-        index_name=NEW_INDEX,
-        create_as_alias=False,
-        **STAGING,
-    )
-    validate = LateChunkValidateOperator(
-        task_id="validate",
-        manifest_path=extract.output["manifest"],
-        index_name=NEW_INDEX,
-        model="{{ params.model }}",
-        sample_size="{{ params.validation_sample_size }}",
-        self_retrieval_threshold="{{ params.self_retrieval_threshold }}",
-        recall_threshold="{{ params.recall_threshold }}",
-        probes="{{ params.probes }}",
-        retries=0,  # a failed check is a finding about the data, not a transient fault
-        **STAGING,
-    )
-    swap = LateChunkSwapAliasOperator(
+    # An empty prefix skips index and validate (no batches), so the alias is never swapped to an empty index.
+    _, validate = late_chunking_tasks(index_name=NEW_INDEX, create_as_alias=False, delete_missing=False)
+    validate >> LateChunkSwapAliasOperator(
         task_id="swap_alias",
         alias="{{ params.index }}",
         new_index=NEW_INDEX,
         delete_old="{{ params.delete_old_index }}",
         outlets=[Asset(name="latechunk_index", uri=INDEX_ASSET_URI)],
     )
-    annotate >> embed >> index >> validate >> swap
