@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from elasticsearch import BadRequestError, Elasticsearch, NotFoundError, helpers
+from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
 from latechunk.documents import EmbeddedChunk
+from latechunk.index_bulk import BULK_CONCURRENCY, MAX_BULK_ACTIONS, MAX_BULK_BYTES, concurrent_bulk, delete_hits
 from latechunk.index_mapping import (
     VECTOR_FIELD,
     BulkReport,
@@ -32,7 +33,6 @@ from latechunk.index_mapping import (
     superseded_clause,
 )
 
-MAX_BULK_BYTES = 10 * 1024 * 1024
 MAX_REPORTED_ERRORS = 100
 # Terms per `terms` query and clauses per stale-chunk query, well below Elasticsearch's terms and clause limits.
 TERMS_PER_QUERY = 10_000
@@ -41,10 +41,20 @@ PAGE_SIZE = 1000
 
 
 class ElasticsearchBackend(SearchBackend):
-    def __init__(self, client: Elasticsearch, *, max_retries: int = 5, max_bulk_bytes: int = MAX_BULK_BYTES):
+    def __init__(
+        self,
+        client: Elasticsearch,
+        *,
+        max_retries: int = 5,
+        max_bulk_bytes: int = MAX_BULK_BYTES,
+        max_bulk_actions: int = MAX_BULK_ACTIONS,
+        bulk_concurrency: int = BULK_CONCURRENCY,
+    ):
         self.client = client
         self.max_retries = max_retries
         self.max_bulk_bytes = max_bulk_bytes
+        self.max_bulk_actions = max_bulk_actions
+        self.bulk_concurrency = bulk_concurrency
 
     def ensure_index(self, spec: IndexSpec) -> bool:
         if self._mappings(spec.name) is None:
@@ -89,7 +99,8 @@ class ElasticsearchBackend(SearchBackend):
         refresh: bool = True,
         progress: Callable[[BulkReport], None] | None = None,
     ) -> BulkReport:
-        """Index chunks in bulk, then delete the other-version chunks of every document written without error.
+        """Index chunks in bulk (`latechunk.index_bulk`: a few requests in flight, 429s and transient transport
+        errors retried with backoff), then delete the other-version chunks of every document written without error.
 
         Documents with a failed chunk keep whatever they had (their stale chunks too) and are listed in the
         report's `failed_doc_ids`, so the caller fails the task and a retry completes them. `progress` is
@@ -106,15 +117,13 @@ class ElasticsearchBackend(SearchBackend):
                     raise ValueError(f"document {chunk.doc_id} comes in two versions in one upsert")
                 yield chunk_action(index, chunk, indexed_at)
 
-        results = helpers.streaming_bulk(
+        results = concurrent_bulk(
             self.client,
             actions(),
-            chunk_size=100_000,  # requests are bounded by max_chunk_bytes instead
-            max_chunk_bytes=self.max_bulk_bytes,
-            raise_on_error=False,
+            concurrency=self.bulk_concurrency,
+            max_actions=self.max_bulk_actions,
+            max_bytes=self.max_bulk_bytes,
             max_retries=self.max_retries,
-            initial_backoff=1,
-            max_backoff=30,
         )
         for ok, item in results:
             result = next(iter(item.values()))
@@ -193,18 +202,7 @@ class ElasticsearchBackend(SearchBackend):
                 return deleted
 
     def _delete_hits(self, index: str, hits: list[dict[str, Any]]) -> int:
-        actions = ({"_op_type": "delete", "_index": hit["_index"], "_id": hit["_id"]} for hit in hits)
-        deleted = 0
-        failures = []
-        for ok, item in helpers.streaming_bulk(
-            self.client, actions, raise_on_error=False, max_retries=self.max_retries
-        ):
-            if ok:
-                deleted += 1
-            elif item["delete"].get("status") != 404:
-                failures.append(item["delete"])
-        if failures:
-            raise RuntimeError(f"{len(failures)} chunk deletes failed on {index!r}: {failures[:5]}")
+        deleted = delete_hits(self.client, index, hits, max_retries=self.max_retries)
         self.client.indices.refresh(index=index)
         return deleted
 

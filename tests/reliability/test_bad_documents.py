@@ -1,0 +1,120 @@
+"""Bad documents through whole DAG runs (dag.test, real Elasticsearch and MinIO, tiny jina encoder, 64-token
+window): every bad object is quarantined with its key, ETag and reason and the run goes on; odd but valid text
+(no punctuation, 100k tokens, emoji/CJK/RTL) is indexed exactly; too many bad objects fail the run clearly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from conftest import assert_exact, chunk_counts, put, run_state, task_states
+
+pytestmark = pytest.mark.integration
+
+DAY = datetime(2026, 3, 2, tzinfo=UTC)
+WORDS = "the reefs ocean coral diving research biologist she her they city people".split()
+MAX_OBJECT_BYTES = 2_000_000
+
+
+def long_document(tokens: int = 100_000) -> str:
+    """Sentences of 49 one-token words and a full stop: `tokens` tokens with the tiny vocabulary."""
+    rng = np.random.default_rng(5)
+    sentences = []
+    for _ in range(tokens // 50 + 1):
+        words = [WORDS[i] for i in rng.integers(0, len(WORDS), 49)]
+        sentences.append(" ".join(words).capitalize() + ".")
+    return " ".join(sentences)
+
+
+UNICODE = (
+    "Emoji parade 🎉🚀👩🏽‍🔬 starts now! 北京欢迎你。我爱中文。"
+    "مرحبا بالعالم، هذا نص عربي. שלום עולם, זה טקסט בעברית! "
+    "Mixed ‏RTL‎ marks, combining cafe\u0301 and a ZWJ family 👨‍👩‍👧 end here."
+)
+NO_PUNCTUATION = " ".join(["she dives near the coral reef with her team"] * 40)
+
+GOOD = {
+    "unicode.txt": UNICODE,
+    "no-punctuation.txt": NO_PUNCTUATION,
+    "long.txt": long_document(),
+    "page.html": "<html><head><title>Reefs</title></head><body><p>Coral reefs bleach. They recover slowly.</p></body>"
+    "</html>",
+    "notes.jsonl": '{"text": "The first record is fine. It has two sentences."}\n{"text": broken json}\n'
+    '{"text": "The third record is fine too."}\n',
+}
+BAD = {
+    "empty.txt": (b"", "empty"),
+    "blank.md": (b"  \n\t \r\n   ", "empty"),
+    "binary.txt": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4, "binary"),
+    "latin1.txt": ("Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e. Na\u00efve.".encode("latin-1"), "invalid_utf8"),
+    "broken.pdf": (b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 2 0 R >>\nendobj\ntrailer garbage", "corrupt_pdf"),
+    "archive.zip": (b"PK\x03\x04" + b"\x00" * 64, "unsupported_type"),
+    "huge.txt": (("A sentence that repeats. " * (MAX_OBJECT_BYTES // 25 + 100)).encode(), "too_large"),
+    "record.json": (b'{"title": "no text field here"}', "missing_text_field"),
+}
+
+
+def etags(s3_client, bucket: str) -> dict[str, str]:
+    listing = s3_client.list_objects_v2(Bucket=bucket)["Contents"]
+    return {item["Key"]: item["ETag"].strip('"') for item in listing}
+
+
+def test_bad_documents_are_quarantined_with_reasons_and_the_rest_is_indexed_exactly(
+    pipeline, s3_client, s3_bucket, es_client, es_index, capfd
+):
+    from latechunk.pipeline.models import load_tokenizer
+
+    assert len(load_tokenizer(pipeline.conf["model"])(GOOD["long.txt"])["input_ids"]) >= 100_000
+    put(s3_client, s3_bucket, {**GOOD, **{name: body for name, (body, _) in BAD.items()}})
+    tags = etags(s3_client, s3_bucket)
+    # recall_threshold: ~2,000 near-identical word-salad chunks under a random 32-dim encoder are a hard case for
+    # int8 HNSW; approximate-vs-exact recall@10 is ~0.88 here, which says nothing about bad input handling.
+    settings = {"max_object_bytes": MAX_OBJECT_BYTES, "max_bad_fraction": 0.7, "recall_threshold": 0.5}
+
+    run = pipeline.run(DAY, **settings)
+    assert run_state(run) == "success", task_states(run)
+
+    # Quarantine list, in the manifest and in the run's validation report: key, ETag and reason of every bad input.
+    expected = {(f"incoming/{name}", tags[f"incoming/{name}"], reason) for name, (_, reason) in BAD.items()}
+    expected.add(("incoming/notes.jsonl#2", tags["incoming/notes.jsonl"], "invalid_json"))
+    for record in (pipeline.manifest(s3_client, run), pipeline.report(s3_client, run)):
+        found = {(entry["key"], entry["etag"], entry["reason"]) for entry in record["quarantine"]}
+        assert found == expected
+    assert all(entry["detail"] for entry in pipeline.manifest(s3_client, run)["quarantine"])
+
+    # Everything usable is indexed, exactly: text slices, ids, ETags (checked against the bucket itself).
+    chunks = assert_exact(es_client, es_index, s3_client, s3_bucket, expect_missing={"incoming/huge.txt"})
+    counts = chunk_counts(chunks)
+    assert set(counts) == {f"incoming/{name}" for name in GOOD}
+    assert counts["incoming/no-punctuation.txt"] == 1, "no sentence end: one chunk, pooled across windows"
+    assert counts["incoming/long.txt"] == GOOD["long.txt"].count(".")
+    unicode_chunks = sorted((c for c in chunks if c["key"] == "incoming/unicode.txt"), key=lambda c: c["chunk_id"])
+    assert "".join(c["text"] for c in unicode_chunks).replace(" ", "") == UNICODE.replace(" ", "")
+    assert any("北京欢迎你。" == c["text"] for c in unicode_chunks), [c["text"] for c in unicode_chunks]
+    assert any("שלום עולם" in c["text"] for c in unicode_chunks)
+
+    # The same content again: nothing is re-indexed, and the verdict on the bad share does not change.
+    before = {c["_id"]: c["indexed_at"] for c in chunks}
+    rerun = pipeline.run(DAY, **settings)
+    assert run_state(rerun) == "success", task_states(rerun)
+    after = assert_exact(es_client, es_index, s3_client, s3_bucket, expect_missing={"incoming/huge.txt"})
+    assert {c["_id"]: c["indexed_at"] for c in after} == before
+
+    # A stricter limit fails the run at extract with a clear message, after recording the quarantine list.
+    capfd.readouterr()
+    strict = pipeline.run(DAY, **{**settings, "max_bad_fraction": 0.3})
+    output = "".join(capfd.readouterr())
+    assert run_state(strict) == "failed"
+    assert task_states(strict)["extract"][0].endswith("failed")
+    assert "TooManyBadDocuments" in output
+    assert f"8 of {len(GOOD) + len(BAD)} objects (62%) could not be ingested, more than max_bad_fraction=30%" in output
+    assert {(e["key"], e["reason"]) for e in pipeline.manifest(s3_client, strict)["quarantine"]} == {
+        (key, reason)
+        for key, _, reason in expected
+        if key != "incoming/notes.jsonl#2"  # unchanged: not re-read
+    }
+    assert {
+        c["_id"]: c["indexed_at"]
+        for c in assert_exact(es_client, es_index, s3_client, s3_bucket, expect_missing={"incoming/huge.txt"})
+    } == before, "a failed run writes nothing"
