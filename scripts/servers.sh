@@ -78,7 +78,8 @@ start_es() {
         run_as=(setpriv --reuid="$ES_USER" --regid="$ES_USER" --clear-groups)
     fi
     log "starting Elasticsearch $ES_VERSION on 127.0.0.1:$ES_PORT (state in $ES_STATE)"
-    "${run_as[@]}" env ES_JAVA_HOME="$java_home" ES_PATH_CONF="$ES_STATE/config" \
+    # setsid: the node must outlive the shell (or test) that started it, whatever happens to that one's group.
+    setsid --wait "${run_as[@]}" env ES_JAVA_HOME="$java_home" ES_PATH_CONF="$ES_STATE/config" \
         ES_JAVA_OPTS="-Xms$ES_HEAP -Xmx$ES_HEAP" \
         "$ES_HOME/bin/elasticsearch" -d -p "$ES_STATE/logs/es.pid" \
         -Ecluster.name=latechunk-local -Enode.name=local \

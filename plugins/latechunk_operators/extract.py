@@ -28,7 +28,10 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
     :param docs_per_batch: documents per staged batch (one mapped annotate/embed task per batch).
     :param max_object_bytes: larger objects are quarantined, not read.
     :param json_text_field: field holding the text in ``.json``/``.jsonl`` objects.
-    :param max_bad_fraction: fail when more than this share of the changed objects is quarantined.
+    :param max_bad_fraction: fail when more than this share of the selected objects is quarantined.
+    :param window: the embed task's window, checked against the model and the chunking before anything is
+        staged. (templated)
+    :param window_overlap: the embed task's window overlap, likewise checked. (templated)
     :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``) of the search engine.
     """
 
@@ -45,6 +48,8 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         "max_object_bytes",
         "json_text_field",
         "max_bad_fraction",
+        "window",
+        "window_overlap",
     )
     ui_color = "#e8f4fd"
 
@@ -62,6 +67,8 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         max_object_bytes: int = 50 * 1024 * 1024,
         json_text_field: str = "text",
         max_bad_fraction: float = 0.2,
+        window: int | None = None,
+        window_overlap: int | None = None,
         elasticsearch_conn_id: str = "latechunk_es",
         **kwargs: Any,
     ) -> None:
@@ -77,6 +84,8 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         self.max_object_bytes = max_object_bytes
         self.json_text_field = json_text_field
         self.max_bad_fraction = max_bad_fraction
+        self.window = window
+        self.window_overlap = window_overlap
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def execute(self, context: Any) -> list[str]:
@@ -108,6 +117,8 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
                 max_object_bytes=int(self.max_object_bytes),
                 json_text_field=self.json_text_field,
                 max_bad_fraction=float(self.max_bad_fraction),
+                window=int(self.window) if self.window else None,
+                window_overlap=int(self.window_overlap) if self.window_overlap is not None else None,
             ),
         )
         batches = summary.pop("batches")

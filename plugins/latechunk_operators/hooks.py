@@ -10,9 +10,15 @@ if TYPE_CHECKING:
 
 
 def s3_client(aws_conn_id: str) -> S3Client:
-    """A boto3 S3 client from an `aws` connection (endpoint_url in its extras for MinIO and friends)."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    """A boto3 S3 client from an `aws` connection (endpoint_url in its extras for MinIO and friends).
 
+    The connection must exist: the Amazon provider would otherwise fall back to the default AWS credential chain
+    and endpoint, and talk to real AWS (or fail with an unrelated connection error) instead of saying what is wrong.
+    """
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.sdk import BaseHook
+
+    BaseHook.get_connection(aws_conn_id)
     return S3Hook(aws_conn_id=aws_conn_id).get_conn()
 
 

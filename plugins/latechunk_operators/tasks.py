@@ -37,6 +37,8 @@ def late_chunking_tasks(
         max_object_bytes="{{ params.max_object_bytes }}",
         json_text_field="{{ params.json_text_field }}",
         max_bad_fraction="{{ params.max_bad_fraction }}",
+        window="{{ params.window }}",
+        window_overlap="{{ params.window_overlap }}",
         **extract_kwargs,
         **STAGING,
     )

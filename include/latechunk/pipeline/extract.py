@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -13,7 +12,7 @@ from latechunk import staging
 from latechunk.documents import Document, QuarantineEntry, SkipDocument, SourceObject, check_size, load_documents
 from latechunk.index import ElasticsearchBackend
 from latechunk.index_mapping import IndexMismatchError, IndexSpec
-from latechunk.pipeline.models import describe_model, load_tokenizer
+from latechunk.pipeline.models import describe_model
 from latechunk.pipeline.progress import Progress
 from latechunk.spans import ChunkingConfig
 
@@ -167,7 +166,7 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
 def check_windows(settings: ExtractSettings, chunking: ChunkingConfig) -> None:
     """Refuse window settings the embed stage cannot honour: a window larger than the model's, an overlap that
     is not smaller than the window, fixed chunks longer than the window (a chunk must fit one window)."""
-    limit = model_window(settings.model)
+    limit = describe_model(settings.model).window
     window = settings.window or limit
     if window > limit:
         raise ValueError(f"window={window} tokens exceeds the model's window of {limit} tokens ({settings.model})")
@@ -181,22 +180,6 @@ def check_windows(settings: ExtractSettings, chunking: ChunkingConfig) -> None:
             f"chunk_size={chunking.chunk_size} tokens is larger than the encoder window of {window} tokens: "
             "lower chunk_size or raise window"
         )
-
-
-def model_window(model: str) -> int:
-    """The most tokens the model takes in one forward pass, as the encoder will use it, without its weights."""
-    from latechunk.encoders.base import resolve_checkpoint
-    from latechunk.encoders.jina_bert import is_jina_bert_config
-
-    checkpoint = resolve_checkpoint(model)
-    config = json.loads((checkpoint / "config.json").read_text())
-    if is_jina_bert_config(config):
-        return int(config["max_position_embeddings"])
-    from transformers import AutoConfig
-
-    from latechunk.encoders.hf_auto import model_window as hf_model_window
-
-    return hf_model_window(AutoConfig.from_pretrained(checkpoint), load_tokenizer(model))
 
 
 def _read_object(s3, obj: SourceObject, settings: ExtractSettings) -> tuple[list[Document], list[QuarantineEntry]]:

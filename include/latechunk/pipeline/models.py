@@ -8,6 +8,8 @@ from functools import lru_cache
 from typing import Any
 
 from latechunk.encoders.base import checkpoint_revision, resolve_checkpoint
+from latechunk.encoders.hf_auto import model_window as hf_model_window
+from latechunk.encoders.jina_bert import is_jina_bert_config
 
 
 @dataclass(frozen=True)
@@ -15,12 +17,13 @@ class ModelInfo:
     model_id: str
     dims: int
     revision: str
+    window: int  # the most tokens one forward pass takes, as the encoder will use it
 
 
 @lru_cache(maxsize=8)
 def describe_model(model: str) -> ModelInfo:
-    """Vector size and revision of a model (hub id or local path), from its config and files; raises a clear
-    error for a model that cannot be found."""
+    """Vector size, revision and window of a model (hub id or local path), from its config and files, without
+    loading its weights; raises a clear error for a model that cannot be found."""
     try:
         checkpoint = resolve_checkpoint(model)
     except Exception as error:
@@ -32,7 +35,13 @@ def describe_model(model: str) -> ModelInfo:
     dims = config.get("hidden_size") or config.get("d_model") or config.get("dim")
     if not dims:
         raise ValueError(f"model {model!r}: its config.json names no hidden_size")
-    return ModelInfo(model_id=model, dims=int(dims), revision=checkpoint_revision(checkpoint))
+    if is_jina_bert_config(config):
+        window = int(config["max_position_embeddings"])
+    else:
+        from transformers import AutoConfig
+
+        window = hf_model_window(AutoConfig.from_pretrained(checkpoint), load_tokenizer(model))
+    return ModelInfo(model_id=model, dims=int(dims), revision=checkpoint_revision(checkpoint), window=window)
 
 
 @lru_cache(maxsize=8)
