@@ -187,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     if args.plot:
-        plot(rows, args.plot, f"{Path(args.dataset).name}, {Path(str(args.model)).name}, {args.chunker} chunks")
+        model_name = "/".join(Path(str(args.model)).parts[-2:])  # hub ids are "org/name"; paths end in their folder
+        plot(rows, args.plot, f"{Path(args.dataset).name}, {model_name}, {args.chunker} chunks")
     return 0
 
 
