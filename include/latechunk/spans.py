@@ -30,6 +30,8 @@ STRATEGIES = ("sentences", "fixed", "spans")
 SENTENCE_TERMINATORS = frozenset(".!?…")
 # Full-width terminators end a sentence even with no whitespace after them (CJK text has none).
 CJK_TERMINATORS = frozenset("。！？")
+# A "." after one of these words (or after a single capital, an initial) abbreviates, it does not end a sentence.
+ABBREVIATIONS = frozenset({"dr", "mr", "mrs", "ms", "prof", "st", "jr", "sr", "vs", "cf", "fig", "al", "e.g", "i.e"})
 # Closing quotes and brackets that stay with the sentence they close: 'He said "no." Then...'.
 CLOSERS = frozenset("\"')]}»”’」』）")
 
@@ -114,6 +116,10 @@ def _sentence_ends(text: str, offsets: Sequence[tuple[int, int]]) -> list[int]:
     while i < n:
         token_text = text[offsets[i][0] : offsets[i][1]].rstrip()
         last_char = token_text[-1:] if token_text else ""
+        dot = offsets[i][0] + len(token_text) - 1
+        if last_char == "." and _is_abbreviation(text, dot):
+            i += 1
+            continue
         if last_char in SENTENCE_TERMINATORS or last_char in CJK_TERMINATORS:
             end = i + 1
             while end < n and offsets[end][0] == offsets[end - 1][1] and _is_closer(text, offsets[end]):
@@ -127,6 +133,14 @@ def _sentence_ends(text: str, offsets: Sequence[tuple[int, int]]) -> list[int]:
     if not ends or ends[-1] != n:
         ends.append(n)
     return ends
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    start = dot
+    while start > 0 and (text[start - 1].isalpha() or text[start - 1] == "."):
+        start -= 1
+    word = text[start:dot]
+    return (len(word) == 1 and word.isupper()) or word.lower() in ABBREVIATIONS
 
 
 def _is_closer(text: str, offset: tuple[int, int]) -> bool:

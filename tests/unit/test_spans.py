@@ -82,6 +82,16 @@ def test_sentence_boundaries(tokenizer):
     assert [chunk.text for chunk in doc.spans] == ["我爱你。", "他也很好！", "北京是中国的首都？", "中文没有空格"]
 
 
+def test_abbreviations_and_initials_do_not_end_sentences(tokenizer):
+    text = "Dr. Amara Okafor met J. R. Smith, e.g. at sea. She dives. Prof. Lee agrees."
+    doc = annotate_spans(text, tokenizer, ChunkingConfig())
+    assert [chunk.text for chunk in doc.spans] == [
+        "Dr. Amara Okafor met J. R. Smith, e.g. at sea.",
+        "She dives.",
+        "Prof. Lee agrees.",
+    ]
+
+
 def test_sentences_per_chunk_groups_sentences(tokenizer):
     text = "A b. C d! E f? G h."
     doc = annotate_spans(text, tokenizer, ChunkingConfig(sentences_per_chunk=3))
