@@ -8,7 +8,6 @@ import json
 import logging
 import subprocess
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -19,27 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 from elasticsearch import Elasticsearch, helpers
 from fault_proxy import FaultProxy
-from support import empty_bucket
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def tiny_jina_model(tmp_path_factory) -> str:
-    from tiny_models import save_tiny_jina
-
-    directory = tmp_path_factory.mktemp("tiny_jina_reliability")
-    save_tiny_jina(directory)
-    return str(directory)
-
-
-@pytest.fixture
-def staging_bucket(s3_client) -> str:
-    name = f"staging-{uuid.uuid4().hex[:12]}"
-    s3_client.create_bucket(Bucket=name)
-    yield name
-    empty_bucket(s3_client, name)
-    s3_client.delete_bucket(Bucket=name)
 
 
 @pytest.fixture
