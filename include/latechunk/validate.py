@@ -90,11 +90,17 @@ def validate_index(
     num_candidates: int = 100,
     max_exact_vectors: int = 200_000,
     seed: int = 0,
+    sample_pool: Sequence[EmbeddedChunk] | None = None,
 ) -> ValidationReport:
-    """Check the index against the chunks staged (and indexed) by this run; see the module docstring."""
+    """Check the index against the chunks staged (and indexed) by this run; see the module docstring.
+
+    The kNN checks sample from ``sample_pool`` when given (e.g. chunks read back from the index when this run
+    staged nothing), else from the staged chunks; the count and mapping checks always use the staged chunks.
+    """
+    pool = staged_chunks if sample_pool is None else sample_pool
     rng = np.random.default_rng(seed)
-    sample_at = rng.choice(len(staged_chunks), size=min(sample_size, len(staged_chunks)), replace=False)
-    sample = [staged_chunks[int(i)] for i in sorted(sample_at)]
+    sample_at = rng.choice(len(pool), size=min(sample_size, len(pool)), replace=False)
+    sample = [pool[int(i)] for i in sorted(sample_at)]
     hits = [backend.knn_search(index, chunk.vector, k=k, num_candidates=num_candidates) for chunk in sample]
     checks = [
         _check_counts(backend, index, staged_chunks),

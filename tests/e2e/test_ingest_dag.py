@@ -47,6 +47,13 @@ def source_texts(s3_client, bucket: str) -> dict[str, str]:
     return texts
 
 
+def validation_report(s3_client, ingest, run) -> dict:
+    from latechunk.staging import StagingArea, read_json
+
+    area = StagingArea(ingest.conf["staging_bucket"], "runs", ingest.dag_id, run.run_id)
+    return read_json(s3_client, area.uri(area.key("validation-report.json")))
+
+
 def assert_state(run, expected: str = "success") -> None:
     assert str(run.state).lower().endswith(expected), f"DAG run ended {run.state}"
 
@@ -64,7 +71,13 @@ def test_ingest_is_exact_incremental_and_prunes(ingest, s3_client, s3_bucket, es
         assert chunk["n_chunks"] == sum(c["doc_id"] == chunk["doc_id"] for c in chunks)
     first_versions = {(c["doc_id"], c["chunk_id"]): c["indexed_at"] for c in chunks}
 
-    assert_state(ingest.run(DAY))
+    unchanged_run = ingest.run(DAY)
+    assert_state(unchanged_run)
+    report = validation_report(s3_client, ingest, unchanged_run)
+    checks = {check["name"]: check for check in report["checks"]}
+    assert not checks["self_retrieval"]["skipped"] and checks["self_retrieval"]["value"] == 1.0, (
+        "a run that changed nothing still checks the index by sampling it"
+    )
     again = indexed_chunks(es_client, es_index)
     assert {(c["doc_id"], c["chunk_id"]): c["indexed_at"] for c in again} == first_versions, (
         "a run with nothing changed must write nothing"
