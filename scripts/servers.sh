@@ -96,17 +96,20 @@ start_es() {
     log "Elasticsearch is up: http://127.0.0.1:$ES_PORT"
 }
 
-stop_es() {
-    local pidfile=$ES_STATE/logs/es.pid
+# Stop the process in a pid file: TERM, up to 60 s to exit, then KILL.
+stop_pidfile() {
+    local name=$1 pidfile=$2
     if pid_alive "$pidfile"; then
         local pid; pid=$(cat "$pidfile")
-        log "stopping Elasticsearch (pid $pid)"
+        log "stopping $name (pid $pid)"
         kill "$pid"
-        for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+        for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
         kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
     fi
     rm -f "$pidfile"
 }
+
+stop_es() { stop_pidfile Elasticsearch "$ES_STATE/logs/es.pid"; }
 
 install_minio() {
     [[ -x $MINIO_BIN ]] && return
@@ -142,17 +145,7 @@ PY
     log "MinIO is up: http://127.0.0.1:$S3_PORT (buckets: $S3_BUCKETS)"
 }
 
-stop_s3() {
-    local pidfile=$VAR/minio/minio.pid
-    if pid_alive "$pidfile"; then
-        local pid; pid=$(cat "$pidfile")
-        log "stopping MinIO (pid $pid)"
-        kill "$pid"
-        for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-        kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-    fi
-    rm -f "$pidfile"
-}
+stop_s3() { stop_pidfile MinIO "$VAR/minio/minio.pid"; }
 
 write_env() {
     mkdir -p "$VAR"

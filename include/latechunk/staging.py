@@ -16,13 +16,14 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from latechunk.documents import Document, EmbeddedChunk
+from latechunk.spans import ChunkSpan
 
 STAGE_DOCUMENTS = "documents"
 STAGE_SPANS = "spans"
@@ -71,15 +72,6 @@ _SPAN_NAMES = [field.name for field in _SPAN_TYPE]
 _CHUNK_SCALARS = [field.name for field in _CHUNK_FIELDS]
 
 
-class SpanLike(Protocol):
-    chunk_id: int
-    token_start: int
-    token_end: int
-    char_start: int
-    char_end: int
-    text: str
-
-
 @dataclass(frozen=True)
 class StagingArea:
     """The staging folder of one DAG run."""
@@ -122,7 +114,7 @@ def read_documents(client, uri: str) -> list[Document]:
 
 
 def write_annotated(
-    client, area: StagingArea, batch_index: int, annotated: Iterable[tuple[Document, Sequence[SpanLike]]]
+    client, area: StagingArea, batch_index: int, annotated: Iterable[tuple[Document, Sequence[ChunkSpan]]]
 ) -> str:
     """Stage documents with the chunk spans annotated on them: one row per document, its spans as a list."""
     annotated = list(annotated)
@@ -134,10 +126,8 @@ def write_annotated(
     return _put_table(client, area, STAGE_SPANS, batch_index, pa.table(columns, schema=schema))
 
 
-def read_annotated(client, uri: str) -> list[tuple[Document, list[Any]]]:
+def read_annotated(client, uri: str) -> list[tuple[Document, list[ChunkSpan]]]:
     """Documents with their spans, as `latechunk.spans.ChunkSpan` objects."""
-    from latechunk.spans import ChunkSpan
-
     annotated = []
     for row in _get_table(client, uri, STAGE_SPANS).to_pylist():
         spans = [ChunkSpan(**span) for span in row.pop("spans")]
