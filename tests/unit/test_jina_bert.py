@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from latechunk.checkpoints import is_jina_bert_config
 from latechunk.encoders import load_encoder
 from latechunk.encoders.base import resolve_dtype
 from latechunk.encoders.hf_auto import HFAutoEncoder
@@ -14,7 +15,6 @@ from latechunk.encoders.jina_bert import (
     JinaBertEncoder,
     alibi_bias,
     alibi_slopes,
-    is_jina_bert_config,
     load_jina_bert_model,
 )
 from safetensors.numpy import load_file

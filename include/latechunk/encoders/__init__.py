@@ -8,15 +8,10 @@ from pathlib import Path
 
 import torch
 
-from latechunk.encoders.base import (
-    Encoder,
-    checkpoint_revision,
-    resolve_checkpoint,
-    resolve_device,
-    resolve_dtype,
-)
-from latechunk.encoders.hf_auto import HFAutoEncoder, load_hf_auto_model, model_window, sentence_transformers_pooling
-from latechunk.encoders.jina_bert import JinaBertEncoder, is_jina_bert_config, load_jina_bert_model
+from latechunk.checkpoints import checkpoint_revision, is_jina_bert_config, model_window, resolve_checkpoint
+from latechunk.encoders.base import Encoder, resolve_device, resolve_dtype
+from latechunk.encoders.hf_auto import HFAutoEncoder, load_hf_auto_model, sentence_transformers_pooling
+from latechunk.encoders.jina_bert import JinaBertEncoder, load_jina_bert_model
 
 __all__ = ["Encoder", "load_encoder"]
 
@@ -54,5 +49,5 @@ def load_encoder(
         window = max_length or model.config.max_position_embeddings
         return JinaBertEncoder(model, max_length=window, **common)
     model = load_hf_auto_model(checkpoint, torch_device, torch_dtype)
-    window = max_length or model_window(model.config, tokenizer)
+    window = max_length or model_window(model.config.to_dict(), tokenizer.model_max_length)
     return HFAutoEncoder(model, max_length=window, query_pooling=sentence_transformers_pooling(checkpoint), **common)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +13,6 @@ from latechunk.batching import padded_length, plan_batches, run_with_oom_split
 from latechunk.pooling import l2_normalize
 
 DEFAULT_TOKEN_BUDGET = 16384
-WEIGHT_FILE_PATTERN = re.compile(r".*\.(safetensors|bin)$")
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -33,33 +29,6 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     if isinstance(dtype, str):
         return getattr(torch, dtype)
     return dtype
-
-
-def resolve_checkpoint(model_name_or_path: str | Path, revision: str | None = None) -> Path:
-    """A local directory as is; otherwise a hub repo id resolved through the local Hugging Face cache
-    (``HF_HUB_OFFLINE=1`` keeps it offline)."""
-    path = Path(model_name_or_path)
-    if path.is_dir():
-        return path
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(str(model_name_or_path), revision=revision))
-
-
-def checkpoint_revision(path: Path) -> str:
-    """The hub commit for a cache snapshot; otherwise a content hash of the config and weight files, so a
-    changed checkpoint never passes for the same revision."""
-    parts = path.resolve().parts
-    if len(parts) >= 2 and parts[-2] == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", parts[-1]):
-        return parts[-1]
-    digest = hashlib.sha256()
-    for file in sorted(path.iterdir()):
-        if file.name == "config.json" or WEIGHT_FILE_PATTERN.fullmatch(file.name):
-            digest.update(file.name.encode())
-            with file.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-    return "sha256:" + digest.hexdigest()[:16]
 
 
 class Encoder(ABC):

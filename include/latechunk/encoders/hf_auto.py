@@ -11,9 +11,6 @@ import torch
 
 from latechunk.encoders.base import Encoder
 
-# Tokenizers that set no real limit report a huge model_max_length; anything above this is not a window.
-UNSET_TOKENIZER_LIMIT = 1_000_000
-
 
 def sentence_transformers_pooling(checkpoint: Path) -> str:
     """The query pooling a sentence-transformers checkpoint declares ('mean' when it declares none)."""
@@ -21,23 +18,6 @@ def sentence_transformers_pooling(checkpoint: Path) -> str:
     if pooling_config.is_file() and json.loads(pooling_config.read_text()).get("pooling_mode_cls_token"):
         return "cls"
     return "mean"
-
-
-def model_window(config: Any, tokenizer: Any) -> int:
-    """The most tokens one forward pass can take: the model's position table (XLM-R style configs reserve
-    ``pad_token_id + 1`` positions), capped by the tokenizer's limit when it sets a real one."""
-    limits = []
-    positions = getattr(config, "max_position_embeddings", None)
-    if positions is not None:
-        if getattr(config, "model_type", "") in ("xlm-roberta", "roberta", "camembert"):
-            positions -= getattr(config, "pad_token_id", 1) + 1
-        limits.append(int(positions))
-    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
-    if tokenizer_limit and tokenizer_limit < UNSET_TOKENIZER_LIMIT:
-        limits.append(int(tokenizer_limit))
-    if not limits:
-        raise ValueError("cannot tell the model window: pass max_length explicitly")
-    return min(limits)
 
 
 class HFAutoEncoder(Encoder):

@@ -53,19 +53,6 @@ class JinaBertConfig:
         return parsed
 
 
-def is_jina_bert_config(config: dict[str, Any]) -> bool:
-    """True for jina-embeddings-v2 style checkpoints, whose config says ``model_type: bert`` but which
-    ``transformers`` would silently build as a plain BERT."""
-    architectures = " ".join(config.get("architectures") or [])
-    auto_map = " ".join(str(value) for value in (config.get("auto_map") or {}).values())
-    return (
-        "JinaBert" in architectures
-        or "jina-bert" in auto_map
-        or "JinaBert" in auto_map
-        or config.get("position_embedding_type") == "alibi"
-    )
-
-
 def alibi_slopes(num_heads: int) -> torch.Tensor:
     """Per-head ALiBi slopes (num_heads,): a geometric series for a power of two heads; otherwise the series of
     the nearest lower power of two followed by every other slope of the next power of two."""

@@ -7,9 +7,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from latechunk.encoders.base import checkpoint_revision, resolve_checkpoint
-from latechunk.encoders.hf_auto import model_window as hf_model_window
-from latechunk.encoders.jina_bert import is_jina_bert_config
+from latechunk.checkpoints import (
+    checkpoint_revision,
+    is_jina_bert_config,
+    model_window,
+    resolve_checkpoint,
+    tokenizer_limit,
+)
 
 
 @dataclass(frozen=True)
@@ -38,9 +42,7 @@ def describe_model(model: str) -> ModelInfo:
     if is_jina_bert_config(config):
         window = int(config["max_position_embeddings"])
     else:
-        from transformers import AutoConfig
-
-        window = hf_model_window(AutoConfig.from_pretrained(checkpoint), load_tokenizer(model))
+        window = model_window(config, tokenizer_limit(checkpoint))
     return ModelInfo(model_id=model, dims=int(dims), revision=checkpoint_revision(checkpoint), window=window)
 
 
