@@ -3,13 +3,28 @@
 Special-token convention (the one the late-chunking evaluation code uses):
 
 * Chunk spans are computed over the *content* tokens, i.e. every token that is not a special token.
-* The first emitted chunk is widened to start at token 0, so it also pools any leading special tokens ([CLS] / <s>).
-* The last emitted chunk is widened to end at ``len(input_ids)``, so it also pools any trailing special tokens
-  ([SEP] / </s>).
+* A chunk that starts at the first content token is widened to start at token 0, so it also pools any leading
+  special tokens ([CLS] / <s>); a chunk that ends at the last content token is widened to ``len(input_ids)``, so it
+  also pools any trailing special tokens ([SEP] / </s>). Nothing else is widened: a caller's span in the middle
+  of the text keeps exactly its own tokens.
 
 For the "sentences" and "fixed" strategies the chunks therefore tile the whole token sequence
-``[0, len(input_ids))`` (fixed chunks with overlap cover it with overlaps). Character spans are never widened:
-special tokens have no characters, and ``chunk.text == text[chunk.char_start:chunk.char_end]`` always holds.
+``[0, len(input_ids))`` (fixed chunks with overlap cover it with overlaps). Character spans are never widened
+over special tokens, and ``chunk.text == text[chunk.char_start:chunk.char_end]`` always holds. Character offsets
+count Python code points (not bytes, not UTF-16 code units).
+
+Tokens are first grouped into *units*: consecutive tokens whose character spans overlap (byte-level BPE can split
+one character, e.g. "。", into several tokens) form one unit, and no chunk boundary ever falls inside a unit.
+Units that cover only whitespace (byte-level BPE's "\\n\\n", Metaspace's lone "▁") join the unit before them, so
+no chunk is ever whitespace only.
+
+"sentences": boundaries come from the text (`latechunk.segmentation`): sentence ends, paragraph breaks and block
+line breaks. ``sentences_per_chunk`` segments make a chunk (never across a paragraph break), and a chunk over
+``max_chunk_tokens`` content tokens is split at its sentence and line boundaries, then at soft line breaks, then
+between words, then between units. A chunk exceeds the cap only when a single unit does. Each sentence chunk's
+character span runs from its first non-whitespace character to the last non-whitespace character before the next
+chunk, so the chunks cover every non-whitespace character of the text, characters that the tokenizer dropped
+included.
 
 Chunk ids: chunks are numbered 0, 1, 2, ... in document order. Token-derived strategies never produce an empty
 chunk. For caller-supplied character spans, ``chunk_id`` is the index of the span in the caller's list; a span
@@ -22,18 +37,13 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from itertools import accumulate
 from typing import Any
 
-STRATEGIES = ("sentences", "fixed", "spans")
+from latechunk.segmentation import INSIDE_WORD, PARAGRAPH, SEGMENT, cut_strengths
 
-# A sentence ends at one of these characters when it is followed by whitespace or the end of the text.
-SENTENCE_TERMINATORS = frozenset(".!?…")
-# Full-width terminators end a sentence even with no whitespace after them (CJK text has none).
-CJK_TERMINATORS = frozenset("。！？")
-# A "." after one of these words (or after a single capital, an initial) abbreviates, it does not end a sentence.
-ABBREVIATIONS = frozenset({"dr", "mr", "mrs", "ms", "prof", "st", "jr", "sr", "vs", "cf", "fig", "al", "e.g", "i.e"})
-# Closing quotes and brackets that stay with the sentence they close: 'He said "no." Then...'.
-CLOSERS = frozenset("\"')]}»”’」』）")
+STRATEGIES = ("sentences", "fixed", "spans")
+DEFAULT_MAX_CHUNK_TOKENS = 512
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,7 @@ class ChunkingConfig:
     chunk_size: int = 256  # tokens per chunk, "fixed" only
     overlap: int = 0  # tokens shared by consecutive chunks, "fixed" only
     sentences_per_chunk: int = 1  # "sentences" only
+    max_chunk_tokens: int = DEFAULT_MAX_CHUNK_TOKENS  # content tokens per chunk at most, "sentences" only
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -70,6 +81,8 @@ class ChunkingConfig:
             )
         if self.sentences_per_chunk < 1:
             raise ValueError(f"sentences_per_chunk must be >= 1, got {self.sentences_per_chunk}")
+        if self.max_chunk_tokens < 1:
+            raise ValueError(f"max_chunk_tokens must be >= 1 token, got {self.max_chunk_tokens}")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,6 +103,17 @@ class _Tokenization:
     offsets: list[tuple[int, int]]  # character offsets of the content tokens, in order
 
 
+@dataclass(frozen=True)
+class _Word:
+    """Units from one that covers text up to (excluding) the next one that does; [token_start, token_end) are
+    content-token indices, [char_start, char_end) the non-whitespace characters of its own tokens."""
+
+    token_start: int
+    token_end: int
+    char_start: int
+    char_end: int
+
+
 def _tokenize(text: str, tokenizer: Any) -> _Tokenization:
     encoding = tokenizer(
         text,
@@ -108,65 +132,102 @@ def _tokenize(text: str, tokenizer: Any) -> _Tokenization:
     return _Tokenization(input_ids, content[0] if content else 0, offsets)
 
 
-def _sentence_ends(text: str, offsets: Sequence[tuple[int, int]]) -> list[int]:
-    """Content-token indices (exclusive ends) where a sentence closes."""
-    ends = []
-    n = len(offsets)
-    i = 0
-    while i < n:
-        token_text = text[offsets[i][0] : offsets[i][1]].rstrip()
-        last_char = token_text[-1:] if token_text else ""
-        dot = offsets[i][0] + len(token_text) - 1
-        if last_char == "." and _is_abbreviation(text, dot):
-            i += 1
+def _words(text: str, offsets: Sequence[tuple[int, int]]) -> list[_Word]:
+    """Group content tokens into units (overlapping character spans), then attach whitespace-only units to the
+    unit before them (leading ones to the first)."""
+    units: list[list[int]] = []  # [token_start, token_end, char_start, char_end]
+    for index, (start, end) in enumerate(offsets):
+        if units and (start < units[-1][3] or start == end):
+            units[-1][1] = index + 1
+            units[-1][3] = max(units[-1][3], end)
+        else:
+            units.append([index, index + 1, start, end])
+    words: list[_Word] = []
+    leading = 0
+    for token_start, token_end, char_start, char_end in units:
+        piece = text[char_start:char_end]
+        stripped = piece.lstrip()
+        if not stripped.strip():
+            if words:
+                words[-1] = replace(words[-1], token_end=token_end)
+            else:
+                leading = token_end
             continue
-        if last_char in SENTENCE_TERMINATORS or last_char in CJK_TERMINATORS:
-            end = i + 1
-            while end < n and offsets[end][0] == offsets[end - 1][1] and _is_closer(text, offsets[end]):
-                end += 1
-            followed_by_gap = end == n or offsets[end][0] > offsets[end - 1][1]
-            if last_char in CJK_TERMINATORS or followed_by_gap:
-                ends.append(end)
-                i = end
-                continue
-        i += 1
-    if not ends or ends[-1] != n:
-        ends.append(n)
-    return ends
+        first = char_start + len(piece) - len(stripped)
+        words.append(_Word(token_start, token_end, first, char_start + len(piece.rstrip())))
+    if words and leading:
+        words[0] = replace(words[0], token_start=0)
+    return words
 
 
-def _is_abbreviation(text: str, dot: int) -> bool:
-    start = dot
-    while start > 0 and (text[start - 1].isalpha() or text[start - 1] == "."):
-        start -= 1
-    word = text[start:dot]
-    return (len(word) == 1 and word.isupper()) or word.lower() in ABBREVIATIONS
+def _gap_strengths(text: str, words: Sequence[_Word]) -> list[int]:
+    """Strength of the cut before each word (index 0 unused): the strongest cut at a position after the previous
+    word's first character and up to this word's first character, so a cut inside a unit moves to its end."""
+    cuts = cut_strengths(text)
+    positions = sorted(cuts)
+    strengths = [INSIDE_WORD]
+    for previous, word in zip(words, words[1:], strict=False):
+        low = bisect.bisect_right(positions, previous.char_start)
+        high = bisect.bisect_right(positions, word.char_start)
+        strengths.append(max((cuts[p] for p in positions[low:high]), default=INSIDE_WORD))
+    return strengths
 
 
-def _is_closer(text: str, offset: tuple[int, int]) -> bool:
-    token_text = text[offset[0] : offset[1]]
-    return bool(token_text) and all(ch in CLOSERS for ch in token_text)
+def _sentence_ranges(
+    strengths: Sequence[int], sizes: Sequence[int], per_chunk: int, cap: int
+) -> list[tuple[int, int]]:
+    """Word ranges of the sentence chunks: ``per_chunk`` segments per chunk within a paragraph, then the cap."""
+    tokens_before = [0, *accumulate(sizes)]
+
+    def tokens(start: int, end: int) -> int:
+        return tokens_before[end] - tokens_before[start]
+
+    def capped(start: int, end: int, level: int) -> list[tuple[int, int]]:
+        if tokens(start, end) <= cap or end - start == 1:
+            return [(start, end)]
+        cuts = [k for k in range(start + 1, end) if strengths[k] >= level]
+        if not cuts:
+            return capped(start, end, level - 1)
+        points = [*cuts, end]
+        point_tokens = [tokens_before[p] for p in points]
+        pieces, begin = [], start
+        while begin < end:
+            # The farthest cut that keeps the piece within the cap, else the nearest one.
+            farthest = bisect.bisect_right(point_tokens, tokens_before[begin] + cap) - 1
+            stop = points[farthest] if farthest >= 0 and points[farthest] > begin else points[
+                bisect.bisect_right(points, begin)
+            ]
+            pieces.append((begin, stop))
+            begin = stop
+        return [piece for s, e in pieces for piece in capped(s, e, level - 1)]
+
+    ranges, start, segments = [], 0, 0
+    for k in range(1, len(sizes) + 1):
+        strength = strengths[k] if k < len(sizes) else PARAGRAPH
+        segments += strength >= SEGMENT
+        if strength >= PARAGRAPH or (strength >= SEGMENT and segments == per_chunk):
+            ranges += capped(start, k, SEGMENT)
+            start, segments = k, 0
+    return ranges
 
 
-def _sentence_token_spans(text: str, offsets: Sequence[tuple[int, int]], per_chunk: int) -> list[tuple[int, int]]:
-    ends = _sentence_ends(text, offsets) if offsets else []
-    spans, start = [], 0
-    for k in range(per_chunk - 1, len(ends) + per_chunk - 1, per_chunk):
-        end = ends[min(k, len(ends) - 1)]
-        spans.append((start, end))
-        start = end
-    return spans
-
-
-def _fixed_token_spans(n_tokens: int, chunk_size: int, overlap: int) -> list[tuple[int, int]]:
-    spans, start = [], 0
-    while start < n_tokens:
-        end = min(start + chunk_size, n_tokens)
-        spans.append((start, end))
-        if end == n_tokens:
+def _fixed_ranges(sizes: Sequence[int], chunk_size: int, overlap: int) -> list[tuple[int, int]]:
+    """Word ranges of at most ``chunk_size`` tokens (at least one word) sharing about ``overlap`` tokens."""
+    tokens_before = [0, *accumulate(sizes)]
+    ranges, start = [], 0
+    while start < len(sizes):
+        end = max(bisect.bisect_right(tokens_before, tokens_before[start] + chunk_size) - 1, start + 1)
+        ranges.append((start, end))
+        if end == len(sizes):
             break
-        start = end - overlap
-    return spans
+        start = max(bisect.bisect_left(tokens_before, tokens_before[end] - overlap), start + 1)
+    return ranges
+
+
+def _end_before_whitespace(text: str, end: int) -> int:
+    while end > 0 and text[end - 1].isspace():
+        end -= 1
+    return end
 
 
 def _validate_char_spans(text: str, char_spans: Sequence[tuple[int, int]]) -> None:
@@ -179,46 +240,25 @@ def _validate_char_spans(text: str, char_spans: Sequence[tuple[int, int]]) -> No
         previous_end = end
 
 
-def _char_token_spans(
-    offsets: Sequence[tuple[int, int]], char_spans: Sequence[tuple[int, int]]
-) -> list[tuple[int, int]]:
+def _caller_chunks(text: str, tokens: _Tokenization, char_spans: Sequence[tuple[int, int]]) -> list[ChunkSpan]:
     """Each content token belongs to the caller span that contains its first character."""
-    starts = [start for start, _ in offsets]
-    return [(bisect.bisect_left(starts, cs), bisect.bisect_left(starts, ce)) for cs, ce in char_spans]
-
-
-def _chunks_from_token_spans(
-    text: str,
-    tokens: _Tokenization,
-    token_spans: Sequence[tuple[int, int]],
-    char_spans: Sequence[tuple[int, int]] | None,
-) -> list[ChunkSpan]:
+    starts = [start for start, _ in tokens.offsets]
     chunks = []
-    for chunk_id, (start, end) in enumerate(token_spans):
-        if end <= start:
-            continue
-        if char_spans is not None:
-            char_start, char_end = char_spans[chunk_id]
-        else:
-            char_start, char_end = tokens.offsets[start][0], tokens.offsets[end - 1][1]
-        chunks.append(
-            ChunkSpan(
-                chunk_id=chunk_id,
-                token_start=start + tokens.content_start,
-                token_end=end + tokens.content_start,
-                char_start=char_start,
-                char_end=char_end,
-                text=text[char_start:char_end],
-            )
-        )
-    return _absorb_special_tokens(chunks, len(tokens.input_ids))
-
-
-def _absorb_special_tokens(chunks: list[ChunkSpan], n_tokens: int) -> list[ChunkSpan]:
-    if chunks:
-        chunks[0] = replace(chunks[0], token_start=0)
-        chunks[-1] = replace(chunks[-1], token_end=n_tokens)
+    for chunk_id, (char_start, char_end) in enumerate(char_spans):
+        start, end = bisect.bisect_left(starts, char_start), bisect.bisect_left(starts, char_end)
+        if end > start:
+            chunks.append(_chunk(chunk_id, tokens, start, end, text, char_start, char_end))
     return chunks
+
+
+def _chunk(
+    chunk_id: int, tokens: _Tokenization, start: int, end: int, text: str, char_start: int, char_end: int
+) -> ChunkSpan:
+    """A chunk of content tokens [start, end), widened over the special tokens before the first content token
+    and after the last one."""
+    token_start = 0 if start == 0 else start + tokens.content_start
+    token_end = len(tokens.input_ids) if end == len(tokens.offsets) else end + tokens.content_start
+    return ChunkSpan(chunk_id, token_start, token_end, char_start, char_end, text[char_start:char_end])
 
 
 def annotate_spans(
@@ -231,17 +271,30 @@ def annotate_spans(
 
     ``tokenizer`` is a Hugging Face fast tokenizer (it must return offsets and a special-tokens mask).
     ``char_spans`` (sorted, non-overlapping ``(start, end)`` character ranges) is required by, and only used
-    with, the "spans" strategy. See the module docstring for the special-token and chunk-id conventions.
+    with, the "spans" strategy. See the module docstring for the conventions.
     """
     config.validate()
     if (config.strategy == "spans") != (char_spans is not None):
         raise ValueError('char_spans must be given exactly when strategy == "spans"')
     tokens = _tokenize(text, tokenizer)
-    if config.strategy == "sentences":
-        token_spans = _sentence_token_spans(text, tokens.offsets, config.sentences_per_chunk)
-    elif config.strategy == "fixed":
-        token_spans = _fixed_token_spans(len(tokens.offsets), config.chunk_size, config.overlap)
-    else:
+    if config.strategy == "spans":
         _validate_char_spans(text, char_spans)
-        token_spans = _char_token_spans(tokens.offsets, char_spans)
-    return AnnotatedDocument(tokens.input_ids, _chunks_from_token_spans(text, tokens, token_spans, char_spans))
+        return AnnotatedDocument(tokens.input_ids, _caller_chunks(text, tokens, char_spans))
+    words = _words(text, tokens.offsets)
+    sizes = [word.token_end - word.token_start for word in words]
+    if config.strategy == "fixed":
+        ranges = _fixed_ranges(sizes, config.chunk_size, config.overlap)
+        bounds = [(words[a].char_start, words[b - 1].char_end) for a, b in ranges]
+    else:
+        strengths = _gap_strengths(text, words)
+        ranges = _sentence_ranges(strengths, sizes, config.sentences_per_chunk, config.max_chunk_tokens)
+        starts = [words[a].char_start for a, _ in ranges]
+        if starts:  # the first chunk also covers whatever the tokenizer dropped before its first token
+            starts[0] = len(text) - len(text.lstrip())
+        followers = [*starts[1:], len(text)] if starts else []
+        bounds = [(start, _end_before_whitespace(text, end)) for start, end in zip(starts, followers, strict=True)]
+    chunks = [
+        _chunk(chunk_id, tokens, words[a].token_start, words[b - 1].token_end, text, char_start, char_end)
+        for chunk_id, ((a, b), (char_start, char_end)) in enumerate(zip(ranges, bounds, strict=True))
+    ]
+    return AnnotatedDocument(tokens.input_ids, chunks)

@@ -178,5 +178,19 @@ def test_char_spans_are_validated(tokenizer):
 
 def test_config_as_dict_round_trips():
     config = ChunkingConfig("fixed", chunk_size=128, overlap=16)
-    assert config.as_dict() == {"strategy": "fixed", "chunk_size": 128, "overlap": 16, "sentences_per_chunk": 1}
+    assert config.as_dict() == {
+        "strategy": "fixed", "chunk_size": 128, "overlap": 16, "sentences_per_chunk": 1, "max_chunk_tokens": 512
+    }
     assert ChunkingConfig(**config.as_dict()) == config
+
+
+def test_caller_spans_are_widened_only_over_the_special_tokens(tokenizer):
+    text = "Intro sentence. The middle part. Outro sentence."
+    middle = (text.index("The middle"), text.index(" Outro"))
+    doc = annotate_spans(text, tokenizer, ChunkingConfig("spans"), char_spans=[middle])
+    (chunk,) = doc.spans
+    assert tokenizer.decode(doc.input_ids[chunk.token_start : chunk.token_end]) == "the middle part."
+    first, last = annotate_spans(
+        text, tokenizer, ChunkingConfig("spans"), char_spans=[(0, middle[0]), (middle[1], len(text))]
+    ).spans
+    assert (first.token_start, last.token_end) == (0, len(doc.input_ids)), "[CLS] and [SEP] join the edge chunks"
