@@ -47,9 +47,10 @@ def metaspace_unigram() -> PreTrainedTokenizerFast:
     """XLM-R / e5 style: NFKC, Metaspace ("▁" marks word starts), <s> $A </s>."""
     specials = ["<pad>", "<s>", "</s>", "<unk>"]
     trainer = trainers.UnigramTrainer(vocab_size=300, special_tokens=specials, unk_token="<unk>")
-    tokenizer = _trained(models.Unigram(), trainer, pre_tokenizers.Metaspace(), decoders.Metaspace(), normalizers.NFKC())
+    normalizer = normalizers.NFKC()
+    tokenizer = _trained(models.Unigram(), trainer, pre_tokenizers.Metaspace(), decoders.Metaspace(), normalizer)
     tokenizer.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", special_tokens=[("<s>", tokenizer.token_to_id("<s>")), ("</s>", 2)]
+        single="<s> $A </s>", special_tokens=[("<s>", 1), ("</s>", 2)]
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
