@@ -9,11 +9,13 @@ code, and `load_documents` turns those into quarantine records for the run repor
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import io
 import json
 import logging
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -39,6 +41,7 @@ CONTENT_TYPES = {
 _MAX_CONTROL_SHARE = 0.05
 _TEXT_CONTROLS = frozenset("\t\n\r\f")
 _BLOCK_BREAK = "\u2029"
+_OUTSIDE_BMP = re.compile("[\U00010000-\U0010ffff]")
 _HTML_BLOCK_TAGS = (
     "address article aside blockquote dd div dl dt figcaption footer h1 h2 h3 h4 h5 h6 header hr li main nav ol p"
     " pre section table td th tr ul"
@@ -116,6 +119,9 @@ class EmbeddedChunk:
     vector: np.ndarray
     model_id: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The character span in UTF-16 code units (JavaScript/Java string indices); set by the index stage.
+    char_start_utf16: int | None = None
+    char_end_utf16: int | None = None
 
     @property
     def es_id(self) -> str:
@@ -206,6 +212,13 @@ def load_documents(
     return documents, quarantine
 
 
+def utf16_offsets(text: str, offsets: Sequence[int]) -> list[int]:
+    """Code-point offsets into ``text`` converted to UTF-16 code units: every character outside the Basic
+    Multilingual Plane before an offset (an emoji, say) takes two units instead of one."""
+    astral = [match.start() for match in _OUTSIDE_BMP.finditer(text)]
+    return [offset + bisect.bisect_left(astral, offset) for offset in offsets]
+
+
 def _require_text(text: str) -> str:
     if not text.strip():
         raise SkipDocument(SkipReason.EMPTY, "no text after extraction")
@@ -271,7 +284,10 @@ def _json_parts(text: str, text_field: str) -> Iterator[ExtractedText | tuple[st
 
 
 def _jsonl_parts(text: str, text_field: str) -> Iterator[ExtractedText | tuple[str, SkipDocument]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Records end at "\n" only: U+2028, U+2029 and U+0085 (which str.splitlines() also breaks on) are legal inside
+    # JSON strings, and splitting there would lose the record and renumber every later one. A "\r" before the
+    # "\n" is JSON whitespace.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

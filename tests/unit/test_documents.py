@@ -14,6 +14,7 @@ from latechunk.documents import (
     document_id,
     extract_text,
     load_documents,
+    utf16_offsets,
 )
 
 
@@ -117,6 +118,22 @@ def test_jsonl_gives_one_document_per_line_with_line_numbers():
         ("feeds/day.jsonl#4", "invalid_json"),
         ("feeds/day.jsonl#5", "empty"),
     ]
+
+
+def test_jsonl_records_may_hold_unicode_line_separators():
+    # json.dumps(ensure_ascii=False) writes U+2028, U+2029 and U+0085 raw: legal in JSON strings, no line end.
+    records = [{"text": f"first\u2028second\u2029third\x85end {i}"} for i in range(3)]
+    data = "\r\n".join(json.dumps(record, ensure_ascii=False) for record in records).encode()
+    documents, quarantine = load_documents(SourceObject("bucket", "feeds/sep.jsonl", '"e"', len(data)), data)
+    assert quarantine == []
+    assert [(doc.part, doc.text) for doc in documents] == [(str(i + 1), r["text"]) for i, r in enumerate(records)]
+
+
+def test_utf16_offsets_count_astral_characters_twice():
+    text = "a😀b👨‍👩‍👧c"
+    offsets = [0, 1, 2, 3, len(text)]
+    assert utf16_offsets(text, offsets) == [len(text[:i].encode("utf-16-le")) // 2 for i in offsets]
+    assert utf16_offsets(text, offsets) == [0, 1, 3, 4, 13]
 
 
 def test_pdf_text_is_extracted():
