@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pytest
 import torch
@@ -79,3 +81,22 @@ def test_encoder_survives_injected_out_of_memory(tiny_bert, monkeypatch):
     assert max(batch_sizes) > 1 and batch_sizes.count(1) == len(sequences)
     for got, want in zip(recovered, expected, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_the_failed_batch_is_freed_before_its_halves_run():
+    class Activations:
+        """Stands in for the tensors of a forward pass."""
+
+    alive_during_retry = []
+    failed = []
+
+    def run(items):
+        activations = Activations()
+        if len(items) > 1:
+            failed.append(weakref.ref(activations))
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        alive_during_retry.extend(ref() is not None for ref in failed)
+        return list(items)
+
+    assert run_with_oom_split([1, 2], run) == [1, 2]
+    assert alive_during_retry and not any(alive_during_retry), "the failed attempt's tensors outlive its handler"
