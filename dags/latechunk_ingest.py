@@ -2,8 +2,11 @@
 
 extract -> annotate (mapped per batch) -> embed (mapped per batch, queue ``gpu``) -> index -> validate
 
-Every run lists its prefix, stages the new or changed objects in batches, and upserts their chunks; an unchanged
-object is skipped by ETag, so re-runs and backfills never duplicate data. Defaults come from ``LATECHUNK_*``
+The schedule is daily with explicit data intervals: the run that starts just after midnight UTC of day D+1 has the
+interval [D, D+1) and reads the folder ``<prefix>D/`` (plus ``lookback_days`` earlier folders, for late files).
+A backfill day D reads ``<prefix>D/`` the same way. Every run stages the new or changed objects in batches and
+upserts their chunks; an unchanged object is skipped by ETag, so re-runs and backfills never duplicate data, and
+objects deleted anywhere under the prefix leave the index. Defaults come from ``LATECHUNK_*``
 environment variables, and every setting is a DAG param, so a manual run or a backfill can be configured from the UI.
 """
 
@@ -11,14 +14,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Asset, TriggerRule
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, TriggerRule
 from latechunk_operators.params import INDEX_ASSET_URI, ingest_params
 from latechunk_operators.tasks import late_chunking_tasks
 
 with DAG(
     dag_id="latechunk_ingest",
     description="Object storage -> late-chunked embeddings -> Elasticsearch",
-    schedule="@daily",
+    # Not "@daily": Airflow 3 maps that to a zero-length interval at the start of the day, whose folder is empty.
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

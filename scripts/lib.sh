@@ -16,3 +16,18 @@ ensure_uv() {
     fi
     echo "$dir/bin/uv"
 }
+
+pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# Stop the process in a pid file: TERM, up to 60 s to exit, then KILL.
+stop_pidfile() {
+    local name=$1 pidfile=$2
+    if pid_alive "$pidfile"; then
+        local pid; pid=$(cat "$pidfile")
+        log "stopping $name (pid $pid)"
+        kill "$pid"
+        for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+        kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    fi
+    rm -f "$pidfile"
+}

@@ -29,7 +29,6 @@ ES_STATE=$ES_HOME_ROOT/state-$(printf '%s' "$PWD" | sha256sum | cut -c1-12)
 MINIO_BIN=$LATECHUNK_CACHE/minio-$MINIO_VERSION/minio
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 es_healthy() { curl -sf -m 2 "http://127.0.0.1:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=1s" >/dev/null; }
 s3_healthy() { curl -sf -m 2 "http://127.0.0.1:$S3_PORT/minio/health/live" >/dev/null; }
@@ -94,19 +93,6 @@ start_es() {
     mkdir -p "$VAR" && ln -sfn "$ES_STATE" "$VAR/elasticsearch"
     write_env
     log "Elasticsearch is up: http://127.0.0.1:$ES_PORT"
-}
-
-# Stop the process in a pid file: TERM, up to 60 s to exit, then KILL.
-stop_pidfile() {
-    local name=$1 pidfile=$2
-    if pid_alive "$pidfile"; then
-        local pid; pid=$(cat "$pidfile")
-        log "stopping $name (pid $pid)"
-        kill "$pid"
-        for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-        kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-    fi
-    rm -f "$pidfile"
 }
 
 stop_es() { stop_pidfile Elasticsearch "$ES_STATE/logs/es.pid"; }

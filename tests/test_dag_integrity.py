@@ -25,25 +25,48 @@ def test_pipeline_dags_are_defined(dag_bag):
     assert EXPECTED_DAG_IDS <= set(dag_bag.dag_ids)
 
 
-def test_prefix_is_the_runs_day_folder(dag_bag):
-    from datetime import datetime
+def test_daily_runs_cover_the_day_that_ended(dag_bag):
+    """The scheduled run after midnight of D+1 has the data interval [D, D+1); a run triggered with logical date
+    L covers the day before L; the extract task reads the folders of that interval."""
+    from datetime import UTC, datetime
+
+    from airflow.timetables.base import DataInterval, TimeRestriction
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+    declared = dag_bag.dags["latechunk_ingest"].timetable
+    assert (type(declared).__name__, declared.expression, str(declared.timezone)) == (
+        "CronDataIntervalTimetable", "0 0 * * *", "UTC"
+    )
+    timetable = CronDataIntervalTimetable(declared.expression, timezone=declared.timezone)
+    restriction = TimeRestriction(earliest=datetime(2026, 1, 1, tzinfo=UTC), latest=None, catchup=True)
+    first = timetable.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
+    assert (first.data_interval.start, first.data_interval.end) == (
+        datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    )
+    assert first.run_after == datetime(2026, 1, 2, tzinfo=UTC)
+    manual = timetable.infer_manual_data_interval(run_after=datetime(2026, 3, 5, tzinfo=UTC))
+    assert manual == DataInterval(datetime(2026, 3, 4, tzinfo=UTC), datetime(2026, 3, 5, tzinfo=UTC))
+    extract = dag_bag.dags["latechunk_ingest"].get_task("extract")
+    assert (extract.prefix, extract.partition_by_date) == ("{{ params.prefix }}", "{{ params.partition_by_date }}")
+
+
+def test_a_manual_run_without_a_logical_date_covers_the_day_before_it_ran():
+    from datetime import UTC, datetime
     from types import SimpleNamespace
 
-    from latechunk_operators.params import PREFIX
+    from latechunk_operators.extract import data_interval
 
-    dag = dag_bag.dags["latechunk_ingest"]
-    assert dag.get_task("extract").prefix == PREFIX
-    template = dag.get_template_env().from_string(PREFIX)
-    params = {"prefix": "in/", "partition_by_date": True}
-    assert template.render(params=params, ds="2026-01-02") == "in/2026-01-02/"
-    manual_run = SimpleNamespace(run_after=datetime(2026, 1, 5, 13, 30))
-    assert template.render(params=params, dag_run=manual_run) == "in/2026-01-05/", "no logical date: run_after's day"
-    assert template.render(params={**params, "partition_by_date": False}, ds="2026-01-02") == "in/"
+    run = SimpleNamespace(run_after=datetime(2026, 1, 5, 13, 30, tzinfo=UTC))
+    assert data_interval({"dag_run": run}) == (datetime(2026, 1, 4, tzinfo=UTC), datetime(2026, 1, 5, tzinfo=UTC))
+    start, end = datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 2, 2, tzinfo=UTC)
+    context = {"dag_run": run, "data_interval_start": start, "data_interval_end": end}
+    assert data_interval(context) == (start, end)
 
 
 def test_embed_runs_on_the_gpu_queue_and_validation_is_not_retried(dag_bag):
     for dag_id in EXPECTED_DAG_IDS:
         dag = dag_bag.dags[dag_id]
         assert dag.get_task("embed").queue == "gpu"
+        assert dag.get_task("embed").pool == "gpu"
         assert dag.get_task("annotate").queue != "gpu"
         assert dag.get_task("validate").retries == 0

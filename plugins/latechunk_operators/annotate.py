@@ -26,7 +26,7 @@ class LateChunkAnnotateOperator(LateChunkBaseOperator):
         self.chunking = chunking
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from latechunk.pipeline import annotate
+        from latechunk.pipeline.embed import annotate
 
         return annotate(
             s3=self.s3(), area=self.staging_area(context), batch_path=self.batch_path, model=self.model,

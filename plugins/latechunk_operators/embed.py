@@ -54,7 +54,7 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
         self.device = device
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from latechunk.pipeline import embed
+        from latechunk.pipeline.embed import embed
 
         return embed(
             s3=self.s3(), area=self.staging_area(context),

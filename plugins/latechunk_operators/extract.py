@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from latechunk_operators.base import LateChunkBaseOperator
@@ -19,12 +20,18 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
     as XCom ``manifest`` and a summary (counts, quarantine, timings) as XCom ``summary``.
 
     :param bucket: the document bucket. (templated)
-    :param prefix: key prefix to ingest, e.g. ``incoming/{{ ds }}/``. (templated)
+    :param prefix: key prefix of the documents, e.g. ``incoming/``: deleted objects are looked for under all of
+        it. (templated)
+    :param partition_by_date: read only the date folders ``<prefix><YYYY-MM-DD>/`` of the run's data interval
+        (the day that just ended, for the daily schedule). (templated)
+    :param lookback_days: with ``partition_by_date``, also read this many earlier day folders, for objects that
+        arrive late; unchanged ones are skipped by ETag, so this costs listings, not work. (templated)
     :param index_name: index or alias the documents go to; used to skip unchanged objects. (templated)
     :param model: embedding model (hub id or local path), checked against an existing index. (templated)
     :param chunking: chunking parameters (``strategy``, ``chunk_size``, ...), likewise checked. (templated)
     :param select_by_last_modified: only take objects whose LastModified lies in the run's data interval.
-    :param delete_missing: remove from the index the keys under ``prefix`` that the bucket no longer has.
+    :param delete_missing: remove from the index the keys under ``prefix`` (all of it, not only the run's
+        folders) that the bucket no longer has.
     :param docs_per_batch: documents per staged batch (one mapped annotate/embed task per batch).
     :param max_object_bytes: larger objects are quarantined, not read.
     :param json_text_field: field holding the text in ``.json``/``.jsonl`` objects.
@@ -32,6 +39,8 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
     :param window: the embed task's window, checked against the model and the chunking before anything is
         staged. (templated)
     :param window_overlap: the embed task's window overlap, likewise checked. (templated)
+    :param probes: the validate task's probe queries, checked here so that a malformed one fails the run before
+        anything is staged. (templated)
     :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``) of the search engine.
     """
 
@@ -39,6 +48,8 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         *LateChunkBaseOperator.template_fields,
         "bucket",
         "prefix",
+        "partition_by_date",
+        "lookback_days",
         "index_name",
         "model",
         "chunking",
@@ -50,6 +61,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         "max_bad_fraction",
         "window",
         "window_overlap",
+        "probes",
     )
     ui_color = "#e8f4fd"
 
@@ -59,6 +71,8 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         bucket: str,
         prefix: str,
         index_name: str,
+        partition_by_date: bool = False,
+        lookback_days: int = 0,
         model: str,
         chunking: dict[str, Any],
         select_by_last_modified: bool = False,
@@ -69,12 +83,15 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         max_bad_fraction: float = 0.2,
         window: int | None = None,
         window_overlap: int | None = None,
+        probes: str | list[Any] | None = None,
         elasticsearch_conn_id: str = "latechunk_es",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.bucket = bucket
         self.prefix = prefix
+        self.partition_by_date = partition_by_date
+        self.lookback_days = lookback_days
         self.index_name = index_name
         self.model = model
         self.chunking = chunking
@@ -86,21 +103,37 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         self.max_bad_fraction = max_bad_fraction
         self.window = window
         self.window_overlap = window_overlap
+        self.probes = probes
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def execute(self, context: Any) -> list[str]:
-        from latechunk.pipeline import ExtractSettings, extract
+        from airflow.sdk.exceptions import AirflowFailException
+        from latechunk.index_mapping import IndexMismatchError
+        from latechunk.pipeline.extract import TooManyBadDocuments
+
+        try:
+            return self._extract(context)
+        except (ValueError, IndexMismatchError, TooManyBadDocuments) as error:
+            # Bad settings or bad data: a retry would fail the same way, so fail now, with the reason.
+            raise AirflowFailException(f"{type(error).__name__}: {error}") from error
+
+    def _extract(self, context: Any) -> list[str]:
+        from latechunk.pipeline.extract import ExtractSettings, day_prefixes, extract
+        from latechunk.probes import parse_probes
 
         from latechunk_operators.hooks import elasticsearch_client
 
-        interval = None
-        if self.select_by_last_modified:
-            interval = (context.get("data_interval_start"), context.get("data_interval_end"))
-            if None in interval:
-                raise ValueError(
-                    "select_by_last_modified needs a data interval: use a scheduled run, a backfill, or a manual run "
-                    "with a logical date"
-                )
+        parse_probes(self.probes)
+        start, end = data_interval(context)
+        select_prefixes = ()
+        if self.partition_by_date:
+            select_prefixes = day_prefixes(self.prefix, start, end, int(self.lookback_days))
+        interval = (start, end) if self.select_by_last_modified else None
+        self.log.info(
+            "data interval [%s, %s): reading %s%s", start, end,
+            ", ".join(select_prefixes) or f"all of {self.prefix!r}",
+            " (objects modified in the interval)" if interval else "",
+        )
         summary = extract(
             s3=self.s3(),
             es=elasticsearch_client(self.elasticsearch_conn_id),
@@ -108,6 +141,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
             settings=ExtractSettings(
                 bucket=self.bucket,
                 prefix=self.prefix,
+                select_prefixes=select_prefixes,
                 index=self.index_name,
                 model=self.model,
                 chunking=dict(self.chunking),
@@ -125,3 +159,13 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         context["ti"].xcom_push(key="manifest", value=summary["manifest"])
         context["ti"].xcom_push(key="summary", value=summary)
         return batches
+
+
+def data_interval(context: Any) -> tuple[datetime, datetime]:
+    """The run's data interval. A manual run triggered without a logical date has none: like the daily
+    schedule, it then covers the last whole day before it ran (UTC)."""
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is not None and end is not None:
+        return start, end
+    end = context["dag_run"].run_after.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return end - timedelta(days=1), end

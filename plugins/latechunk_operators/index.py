@@ -44,7 +44,7 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from latechunk.pipeline import index
+        from latechunk.pipeline.load import index
 
         from latechunk_operators.hooks import elasticsearch_client
 
@@ -85,7 +85,7 @@ class LateChunkSwapAliasOperator(BaseOperator):
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from latechunk.pipeline import swap_alias
+        from latechunk.pipeline.load import swap_alias
 
         from latechunk_operators.hooks import elasticsearch_client
 

@@ -26,12 +26,9 @@ STAGING: dict[str, Any] = {
     "aws_conn_id": _env("AWS_CONN_ID", "latechunk_s3"),
 }
 
-# The prefix a run lists: with partition_by_date, the run's own day folder. A manual run triggered without a
-# logical date has no `ds`: it takes the day it runs after.
-PREFIX = (
-    "{{ params.prefix }}{{ ((ds if ds is defined else dag_run.run_after.strftime('%Y-%m-%d')) ~ '/')"
-    " if params.partition_by_date else '' }}"
-)
+# The Airflow pool of the embed task: one slot per GPU, so that no more encoders load at once than there are GPUs,
+# whatever the executor (created by scripts/airflow.sh and the compose file's init service).
+GPU_POOL = _env("GPU_POOL", "gpu")
 
 CHUNKING: dict[str, Any] = {
     "strategy": "{{ params.chunking_strategy }}",
@@ -49,7 +46,16 @@ def ingest_params() -> dict[str, Param]:
         "partition_by_date": Param(
             _env("PARTITION_BY_DATE", "true") == "true",
             type="boolean",
-            description="Append the run's date (`{{ ds }}/`) to the prefix: each run ingests its own day's folder.",
+            description="Read the day folders <prefix>YYYY-MM-DD/ of the run's data interval: the scheduled run "
+            "after midnight reads the day that just ended.",
+        ),
+        "lookback_days": Param(
+            int(_env("LOOKBACK_DAYS", "2")),
+            type="integer",
+            minimum=0,
+            maximum=366,
+            description="Also re-list this many earlier day folders, for files that arrive late (unchanged ones "
+            "are skipped).",
         ),
         "select_by_last_modified": Param(
             False, type="boolean", description="Only objects whose LastModified lies in the run's data interval."
@@ -93,7 +99,11 @@ def ingest_params() -> dict[str, Param]:
             0.9, type="number", minimum=0, maximum=1, description="Recall@10 of kNN against exact search."
         ),
         "probes": Param(
-            [], type="array", description='Probe queries: [{"query": "...", "expected_keys": ["key", ...]}].'
+            "",
+            type="string",
+            format="multiline",
+            description="Questions with known answers, one per line: question => expected/key.txt (several keys "
+            "separated by commas). Validation fails when one is not in the top 10.",
         ),
         "staging_bucket": Param(
             _env("STAGING_BUCKET", "latechunk-staging"), type="string", description="Bucket for staged batches."

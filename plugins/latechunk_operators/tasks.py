@@ -10,7 +10,7 @@ from latechunk_operators.annotate import LateChunkAnnotateOperator
 from latechunk_operators.embed import LateChunkEmbedOperator
 from latechunk_operators.extract import LateChunkExtractOperator
 from latechunk_operators.index import LateChunkIndexOperator
-from latechunk_operators.params import CHUNKING, PREFIX, STAGING
+from latechunk_operators.params import CHUNKING, GPU_POOL, STAGING
 from latechunk_operators.validate import LateChunkValidateOperator
 
 
@@ -29,7 +29,10 @@ def late_chunking_tasks(
     extract = LateChunkExtractOperator(
         task_id="extract",
         bucket="{{ params.bucket }}",
-        prefix=PREFIX,
+        prefix="{{ params.prefix }}",
+        partition_by_date="{{ params.partition_by_date }}",
+        lookback_days="{{ params.lookback_days }}",
+        probes="{{ params.probes }}",
         index_name=index_name,
         model="{{ params.model }}",
         chunking=CHUNKING,
@@ -52,6 +55,7 @@ def late_chunking_tasks(
         window_overlap="{{ params.window_overlap }}",
         token_budget="{{ params.token_budget }}",
         device="{{ params.device }}",
+        pool=GPU_POOL,
         **STAGING,
     ).expand(batch_path=extract.output)
     index = LateChunkIndexOperator(

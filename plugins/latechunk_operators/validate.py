@@ -20,8 +20,8 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
     :param sample_size: chunks sampled for the self-retrieval and recall checks. (templated)
     :param self_retrieval_threshold: minimum share of sampled chunks found at rank 1. (templated)
     :param recall_threshold: minimum recall@10 of kNN against exact search. (templated)
-    :param probes: ``[{"query": ..., "expected_keys": [...]}]``, each must find one of its keys in the top 10.
-        (templated)
+    :param probes: probe queries, one per line as ``question => expected key[, key]`` (or a list of
+        ``{"query": ..., "expected_keys": [...]}``); each must find one of its keys in the top 10. (templated)
     :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``).
     """
 
@@ -46,7 +46,7 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
         sample_size: int = 50,
         self_retrieval_threshold: float = 0.95,
         recall_threshold: float = 0.9,
-        probes: list[dict[str, Any]] | None = None,
+        probes: str | list[Any] | None = None,
         elasticsearch_conn_id: str = "latechunk_es",
         **kwargs: Any,
     ) -> None:
@@ -61,7 +61,8 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from latechunk.pipeline import ValidationSettings, validate
+        from latechunk.pipeline.check import ValidationSettings, validate
+        from latechunk.probes import parse_probes
 
         from latechunk_operators.hooks import elasticsearch_client
 
@@ -75,6 +76,6 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
                 sample_size=int(self.sample_size),
                 self_retrieval_threshold=float(self.self_retrieval_threshold),
                 recall_threshold=float(self.recall_threshold),
-                probes=list(self.probes or []),
+                probes=parse_probes(self.probes),
             ),
         )

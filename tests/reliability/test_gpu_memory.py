@@ -12,7 +12,8 @@ import torch
 from conftest import put
 from latechunk import staging
 from latechunk.encoders.base import Encoder
-from latechunk.pipeline import ExtractSettings, annotate, embed, extract
+from latechunk.pipeline.embed import annotate, embed
+from latechunk.pipeline.extract import ExtractSettings, extract
 from latechunk.staging import StagingArea
 
 pytestmark = pytest.mark.integration

@@ -19,8 +19,9 @@ import uuid
 import pytest
 from conftest import assert_exact, chunk_counts, put
 from latechunk.index import ElasticsearchBackend
-from latechunk.pipeline import ExtractSettings, annotate, embed, extract
-from latechunk.pipeline import index as index_stage
+from latechunk.pipeline.embed import annotate, embed
+from latechunk.pipeline.extract import ExtractSettings, extract
+from latechunk.pipeline.load import index as index_stage
 from latechunk.staging import StagingArea
 
 pytestmark = pytest.mark.integration

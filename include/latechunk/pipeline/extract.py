@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from latechunk import staging
@@ -30,11 +30,15 @@ class TooManyBadDocuments(Exception):
 
 @dataclass(frozen=True)
 class ExtractSettings:
+    """What one run reads. ``prefix`` is the scope of the run: deletions are looked for under all of it.
+    ``select_prefixes`` (e.g. the day folders of the run's interval) narrow what is read; empty means all of it."""
+
     bucket: str
     prefix: str
     index: str
     model: str
     chunking: dict[str, Any]
+    select_prefixes: tuple[str, ...] = ()
     modified_between: tuple[datetime, datetime] | None = None
     delete_missing: bool = True
     docs_per_batch: int = 64
@@ -44,6 +48,26 @@ class ExtractSettings:
     # The embed stage's window settings, checked here so that a bad combination fails before anything is staged.
     window: int | None = None
     window_overlap: int | None = None
+
+
+def day_prefixes(prefix: str, start: datetime, end: datetime, lookback_days: int = 0) -> tuple[str, ...]:
+    """The date folders ``<prefix><YYYY-MM-DD>/`` of the days in ``[start, end)`` (at least the start's day),
+    preceded by ``lookback_days`` earlier days, for objects that arrive after their day's run."""
+    first = start.date() - timedelta(days=lookback_days)
+    last = max(start.date(), (end - timedelta(microseconds=1)).date())
+    days = (first + timedelta(days=offset) for offset in range((last - first).days + 1))
+    return tuple(f"{prefix}{day.isoformat()}/" for day in days)
+
+
+def select(objects: list[SourceObject], settings: ExtractSettings) -> list[SourceObject]:
+    """The listed objects this run reads: in one of ``select_prefixes`` (when given) and modified in the data
+    interval (when ``modified_between`` is given)."""
+    if settings.select_prefixes:
+        objects = [obj for obj in objects if obj.key.startswith(settings.select_prefixes)]
+    if settings.modified_between:
+        start, end = settings.modified_between
+        objects = [obj for obj in objects if start <= obj.last_modified < end]
+    return objects
 
 
 def list_objects(s3, bucket: str, prefix: str) -> Iterator[SourceObject]:
@@ -83,10 +107,14 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
             raise IndexMismatchError(settings.index, problems)
 
     listed = list(list_objects(s3, settings.bucket, settings.prefix))
-    objects = listed
-    if settings.modified_between:
-        start, end = settings.modified_between
-        objects = [obj for obj in listed if start < obj.last_modified <= end]
+    objects = select(listed, settings)
+    if listed and not objects:
+        log.warning(
+            "NOTHING SELECTED: s3://%s/%s holds %d objects but none is in this run's selection (folders %s, "
+            "modified between %s): check the prefix, partition_by_date and the run's data interval",
+            settings.bucket, settings.prefix, len(listed), list(settings.select_prefixes) or "all",
+            settings.modified_between or "any time",
+        )
     indexed: dict[str, str | None] = {}
     missing: list[str] = []
     if index_exists:
@@ -97,8 +125,9 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
             missing = sorted(key for key in in_index if key not in present)
     changed = [obj for obj in objects if indexed.get(obj.key) != obj.etag]
     log.info(
-        "s3://%s/%s: %d objects, %d new or changed, %d unchanged, %d gone from the bucket",
-        settings.bucket, settings.prefix, len(objects), len(changed), len(objects) - len(changed), len(missing),
+        "s3://%s/%s: %d objects listed, %d selected, %d new or changed, %d unchanged, %d gone from the bucket",
+        settings.bucket, settings.prefix, len(listed), len(objects), len(changed), len(objects) - len(changed),
+        len(missing),
     )
 
     progress = Progress("extract", total_docs=len(changed))
@@ -140,12 +169,15 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         "changed": {obj.key: obj.etag for obj in changed if obj.key not in deferred},
         "deleted_keys": missing,
         "quarantine": [entry.to_dict() for entry in quarantine],
-        "settings": {**asdict(settings), "modified_between": settings.modified_between},
+        "settings": asdict(settings),
     }
     manifest_uri = staging.write_json(s3, area, MANIFEST, manifest)
     summary = {
         "manifest": manifest_uri,
         "batches": batches,
+        "prefix": settings.prefix,
+        "select_prefixes": list(settings.select_prefixes),
+        "objects_under_prefix": len(listed),
         "objects_listed": len(objects),
         "objects_changed": len(changed),
         "objects_unchanged": len(objects) - len(changed),

@@ -1,0 +1,60 @@
+"""Fixtures of the stack suite: the running Airflow stack (scripts/airflow.sh: api-server, scheduler,
+dag-processor, triggerer, Celery workers on PostgreSQL and Redis), driven only through its REST API and CLI, as users
+and their automation drive it."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from airflow_client import AirflowClient, stack_env
+from stack_support import Corpus
+from support import REPO, empty_bucket
+
+
+@pytest.fixture(scope="session")
+def stack(servers) -> AirflowClient:
+    """The local stack, started (or reused) by the same script users run; both DAGs unpaused."""
+    subprocess.run([str(REPO / "scripts" / "airflow.sh"), "start"], check=True)
+    client = AirflowClient.from_stack()
+    for dag_id in ("latechunk_ingest", "latechunk_reindex"):
+        client.set_paused(dag_id, False)
+    return client
+
+
+@pytest.fixture(scope="session")
+def minilm() -> str:
+    return stack_env()["LATECHUNK_MODEL"]
+
+
+@pytest.fixture(scope="session")
+def free_days() -> Iterator[datetime]:
+    """Logical dates no other test of this stack has used (a DAG has one run per logical date), after the
+    DAGs' start date and before today, from a random start so that a reused stack's old runs do not collide."""
+    day = datetime(2026, 1, 2, tzinfo=UTC) + timedelta(days=random.randrange(0, 200))
+
+    def days() -> Iterator[datetime]:
+        nonlocal day
+        while True:
+            yield day
+            day += timedelta(days=1)
+
+    return days()
+
+
+@pytest.fixture
+def corpus(s3_client, es_client, minilm) -> Iterator[Corpus]:
+    tag = uuid.uuid4().hex[:10]
+    bucket, staging = f"stack-{tag}", f"stack-staging-{tag}"
+    for name in (bucket, staging):
+        s3_client.create_bucket(Bucket=name)
+    yield Corpus(s3_client, es_client, bucket, f"stack-{tag}", staging, minilm)
+    for name in (bucket, staging):
+        empty_bucket(s3_client, name)
+        s3_client.delete_bucket(Bucket=name)
+    for name in es_client.indices.get(index=f"stack-{tag}*", expand_wildcards="all"):
+        es_client.options(ignore_status=404).indices.delete(index=name)
