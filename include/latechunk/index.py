@@ -25,12 +25,14 @@ from latechunk.index_mapping import (
     IndexSpec,
     SearchBackend,
     SearchHit,
+    Tombstone,
     chunk_action,
     index_body,
     mismatches,
     other_version_clause,
     spec_from_mapping,
     superseded_clause,
+    tombstone_action,
 )
 
 MAX_REPORTED_ERRORS = 100
@@ -145,6 +147,22 @@ class ElasticsearchBackend(SearchBackend):
             self.client.indices.refresh(index=index)
         return report
 
+    def record_tombstones(
+        self, index: str, tombstones: Sequence[Tombstone], *, model_id: str, indexed_at: datetime | None = None
+    ) -> int:
+        """Record documents that produced no chunk (see `latechunk.index_mapping`), replacing whatever chunks an
+        earlier version of them left; returns how many were recorded."""
+        if not tombstones:
+            return 0
+        indexed_at = indexed_at or datetime.now(UTC)
+        actions = (tombstone_action(index, tombstone, model_id, indexed_at) for tombstone in tombstones)
+        failed = [item for ok, item in concurrent_bulk(self.client, actions, max_retries=self.max_retries) if not ok]
+        if failed:
+            raise RuntimeError(f"{len(failed)} tombstones could not be written to {index!r}: {failed[:3]}")
+        self._delete_other_versions(index, {tombstone.doc_id: (tombstone.etag, 0) for tombstone in tombstones})
+        self.client.indices.refresh(index=index)
+        return len(tombstones)
+
     def _delete_other_versions(self, index: str, versions: dict[str, tuple[str, int]]) -> int:
         clauses = [other_version_clause(doc_id, etag, n) for doc_id, (etag, n) in versions.items()]
         return self._delete_any(index, clauses)
@@ -218,7 +236,8 @@ class ElasticsearchBackend(SearchBackend):
 
         `doc_ids` or `keys` restrict the answer; with neither, every object of the index (or of `bucket`). An
         entry is None when the index holds an incomplete or mixed version (fewer chunks than `n_chunks`, several
-        ETags): reprocess it. Pages through a composite aggregation, so it is not limited to 10,000 results.
+        ETags): reprocess it. A tombstone (a version with no chunk) is complete. Pages through a composite
+        aggregation, so it is not limited to 10,000 results.
         """
         if doc_ids is not None and keys is not None:
             raise ValueError("pass doc_ids or keys, not both")
@@ -229,7 +248,8 @@ class ElasticsearchBackend(SearchBackend):
         for query in self._selections(by, wanted, bucket):
             for found, count in self._composite(index, fields, query):
                 name, etag = found[by], found["etag"]
-                complete = count == found["n_chunks"] and etags.get(name, etag) == etag
+                expected = found["n_chunks"] or 1  # a tombstone is one document standing for no chunk
+                complete = count == expected and etags.get(name, etag) == etag
                 etags[name] = etag if complete else None
         return etags
 
@@ -294,6 +314,7 @@ class ElasticsearchBackend(SearchBackend):
                     size=PAGE_SIZE,
                     sort=["_shard_doc"],
                     search_after=search_after,
+                    query={"exists": {"field": VECTOR_FIELD}},  # tombstones have none
                     source=[VECTOR_FIELD],
                     track_total_hits=False,
                 )

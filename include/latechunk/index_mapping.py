@@ -1,9 +1,17 @@
 """The chunk index, independent of the client: its configuration (`IndexSpec`), the backend interface and its
 result types, the Elasticsearch mapping and query bodies, and chunk serialisation.
 
-One Elasticsearch document per chunk, `_id = "<doc_id>:<chunk_id>"`. The model and chunking that produced the
-vectors are stored in the mapping's `_meta`, so an index is never silently filled with vectors of another model
-or chunking: `mismatches` lists every difference between a spec and an existing index.
+One Elasticsearch document per chunk, `_id = "<doc_id>:<chunk_id>"`. The model, chunking and window settings that
+produced the vectors are stored in the mapping's `_meta`, so an index is never silently filled with vectors of
+another model, chunking or window: `mismatches` lists every difference between a spec and an existing index.
+
+Offsets: `char_start`/`char_end` count Python code points (Unicode scalar values) into the extracted text;
+`char_start_utf16`/`char_end_utf16` count UTF-16 code units, the unit of JavaScript and Java string indices (they
+differ after any character outside the Basic Multilingual Plane, such as most emoji). The `_meta` says so too.
+
+A document that produced no chunk (e.g. only zero-width characters) is recorded by one *tombstone*: a document
+with `n_chunks = 0`, `chunk_id = -1`, no text and no vector, so that later runs skip the unchanged object instead of
+reading it again; kNN and text searches never return it.
 """
 
 from __future__ import annotations
@@ -23,6 +31,11 @@ from latechunk.documents import EmbeddedChunk
 VECTOR_FIELD = "vector"
 META_KEY = "latechunk"
 SCHEMA_VERSION = 1
+TOMBSTONE_CHUNK_ID = -1
+OFFSETS_NOTE = (
+    "char_start/char_end count Unicode code points (Python str indices) of the extracted text; "
+    "char_start_utf16/char_end_utf16 count UTF-16 code units (JavaScript/Java string indices)"
+)
 MAX_DIMS = 4096
 SIMILARITIES = ("cosine", "dot_product", "l2_norm", "max_inner_product")
 INDEX_TYPES = ("hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat", "int4_flat", "bbq_flat")
@@ -52,6 +65,8 @@ class IndexSpec:
     chunking: dict[str, Any] = field(default_factory=dict)
     shards: int = 1
     replicas: int | None = None
+    window: int | None = None  # tokens per encoder window, as the embed stage uses it
+    window_overlap: int | None = None  # context tokens each window repeats
 
     def __post_init__(self) -> None:
         if not 1 <= self.dims <= MAX_DIMS:
@@ -77,6 +92,9 @@ class IndexSpec:
             "similarity": self.similarity,
             "index_options": _canonical(self.index_options),
             "chunking": _canonical(self.chunking),
+            "window": self.window,
+            "window_overlap": self.window_overlap,
+            "offsets": OFFSETS_NOTE,
         }
 
 
@@ -119,6 +137,9 @@ class SearchBackend(ABC):
 
     @abstractmethod
     def upsert_documents(self, index: str, chunks: Iterable[EmbeddedChunk], **options: Any) -> BulkReport: ...
+
+    @abstractmethod
+    def record_tombstones(self, index: str, tombstones: Sequence[Tombstone], **options: Any) -> int: ...
 
     @abstractmethod
     def delete_documents(self, index: str, doc_ids: Sequence[str]) -> int: ...
@@ -169,6 +190,8 @@ def index_body(spec: IndexSpec) -> dict[str, Any]:
             "text": {"type": "text"},
             "char_start": integer,
             "char_end": integer,
+            "char_start_utf16": integer,
+            "char_end_utf16": integer,
             "token_start": integer,
             "token_end": integer,
             VECTOR_FIELD: {
@@ -206,6 +229,12 @@ def mismatches(spec: IndexSpec, mapping: dict[str, Any]) -> list[str]:
     compare("model_id", meta.get("model_id"), spec.model_id)
     compare("model_revision", meta.get("model_revision"), spec.model_revision)
     compare("chunking", meta.get("chunking"), _canonical(spec.chunking))
+    for setting in ("window", "window_overlap"):
+        if setting not in meta and getattr(spec, setting) is not None:
+            problems.append(f"{setting} is not recorded in the index (it predates window recording), "
+                            f"{getattr(spec, setting)!r} configured")
+        else:
+            compare(setting, meta.get(setting), getattr(spec, setting))
     return problems
 
 
@@ -223,6 +252,8 @@ def spec_from_mapping(name: str, mapping: dict[str, Any]) -> IndexSpec | None:
         similarity=vector.get("similarity", "cosine"),
         index_options=dict(vector.get("index_options", meta.get("index_options", {}))),
         chunking=meta.get("chunking", {}),
+        window=meta.get("window"),
+        window_overlap=meta.get("window_overlap"),
     )
 
 
@@ -239,6 +270,8 @@ def chunk_action(index: str, chunk: EmbeddedChunk, indexed_at: datetime) -> dict
         "text": chunk.text,
         "char_start": chunk.char_start,
         "char_end": chunk.char_end,
+        "char_start_utf16": chunk.char_start_utf16,
+        "char_end_utf16": chunk.char_end_utf16,
         "token_start": chunk.token_start,
         "token_end": chunk.token_end,
         VECTOR_FIELD: np.ascontiguousarray(chunk.vector, dtype=np.float32),
@@ -248,6 +281,35 @@ def chunk_action(index: str, chunk: EmbeddedChunk, indexed_at: datetime) -> dict
     }
     body = orjson.dumps(source, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC, default=str)
     return {"_op_type": "index", "_index": index, "_id": chunk.es_id, "_source": body}
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """A document (version) that produced no chunk, recorded so that unchanged objects are not read again."""
+
+    doc_id: str
+    bucket: str
+    key: str
+    part: str
+    etag: str
+    reason: str
+
+
+def tombstone_action(index: str, tombstone: Tombstone, model_id: str, indexed_at: datetime) -> dict[str, Any]:
+    source = {
+        "doc_id": tombstone.doc_id,
+        "bucket": tombstone.bucket,
+        "key": tombstone.key,
+        "part": tombstone.part,
+        "etag": tombstone.etag,
+        "chunk_id": TOMBSTONE_CHUNK_ID,
+        "n_chunks": 0,
+        "model_id": model_id,
+        "metadata": {"tombstone": tombstone.reason},
+        "indexed_at": indexed_at,
+    }
+    body = orjson.dumps(source, option=orjson.OPT_NAIVE_UTC, default=str)
+    return {"_op_type": "index", "_index": index, "_id": f"{tombstone.doc_id}:{TOMBSTONE_CHUNK_ID}", "_source": body}
 
 
 def other_version_clause(doc_id: str, etag: str, n_chunks: int) -> dict[str, Any]:

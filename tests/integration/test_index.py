@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 from latechunk.index import ElasticsearchBackend
-from latechunk.index_mapping import IndexMismatchError, IndexSpec
+from latechunk.index_mapping import IndexMismatchError, IndexSpec, Tombstone, index_body
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +30,8 @@ def spec(es_index) -> IndexSpec:
         index_options={"type": "int8_hnsw", "m": 16, "ef_construction": 100},
         chunking=CHUNKING,
         replicas=0,
+        window=512,
+        window_overlap=128,
     )
 
 
@@ -48,6 +50,8 @@ def test_ensure_index_creates_the_mapping_once(backend, spec, es_client):
     assert mapping["dynamic"] == "strict"
     assert mapping["properties"]["metadata"]["enabled"] is False
     assert mapping["_meta"]["latechunk"]["chunking"] == CHUNKING
+    assert (mapping["_meta"]["latechunk"]["window"], mapping["_meta"]["latechunk"]["window_overlap"]) == (512, 128)
+    assert "code points" in mapping["_meta"]["latechunk"]["offsets"]
     assert backend.describe_index(spec.name) == dataclasses.replace(spec, replicas=None)
     assert backend.index_mismatches(spec) == []
 
@@ -61,6 +65,8 @@ def test_ensure_index_creates_the_mapping_once(backend, spec, es_client):
         ({"model_revision": "r2"}, "model_revision"),
         ({"chunking": {**CHUNKING, "sentences_per_chunk": 3}}, "chunking"),
         ({"index_options": {"type": "hnsw"}}, "index_options.type"),
+        ({"window": 256}, "window is 512 in the index, 256 configured"),
+        ({"window_overlap": 64}, "window_overlap is 128 in the index, 64 configured"),
     ],
 )
 def test_a_mismatched_existing_index_is_refused(backend, spec, es_client, change, message):
@@ -243,3 +249,25 @@ def test_swap_alias_moves_atomically_between_indices(backend, spec, es_client, m
 
     with pytest.raises(ValueError, match="is an index, not an alias"):
         backend.swap_alias(first.name, second.name)
+
+
+def test_an_index_that_predates_window_recording_is_refused(backend, spec, es_client):
+    body = index_body(spec)
+    for setting in ("window", "window_overlap"):
+        del body["mappings"]["_meta"]["latechunk"][setting]
+    es_client.indices.create(index=spec.name, **body)
+    with pytest.raises(IndexMismatchError, match="window is not recorded in the index"):
+        backend.ensure_index(spec)
+
+
+def test_a_tombstone_marks_its_object_indexed_and_is_never_searched(backend, spec, es_client, make_chunks):
+    backend.ensure_index(spec)
+    (old,) = make_chunks("blank.txt", 1, etag='"v1"')
+    backend.upsert_documents(spec.name, [old])
+    tombstone = Tombstone(old.doc_id, old.bucket, old.key, "", '"v2"', "no_chunks")
+    assert backend.record_tombstones(spec.name, [tombstone], model_id=spec.model_id) == 1
+    assert backend.indexed_etags(spec.name, keys=["blank.txt"]) == {"blank.txt": '"v2"'}
+    assert backend.count_by_doc(spec.name) == {old.doc_id: 1}, "the v1 chunk is gone, the tombstone stands"
+    assert backend.knn_search(spec.name, old.vector, k=5) == []
+    assert list(backend.iter_vectors(spec.name)) == []
+    assert backend.delete_objects(spec.name, old.bucket, ["blank.txt"]) == 1

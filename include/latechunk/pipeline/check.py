@@ -13,8 +13,10 @@ import numpy as np
 from latechunk import staging
 from latechunk.documents import EmbeddedChunk
 from latechunk.index import ElasticsearchBackend
-from latechunk.pipeline.load import chunk_batch_uris
-from latechunk.validate import validate_index
+from latechunk.index_mapping import VECTOR_FIELD
+from latechunk.pipeline.load import DEFAULT_INDEX_OPTIONS, chunk_batch_uris, unchunked_documents
+from latechunk.pipeline.models import manifest_index_spec
+from latechunk.validate import Thresholds, validate_index
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +29,30 @@ class ValidationSettings:
     sample_size: int = 50
     self_retrieval_threshold: float = 0.95
     recall_threshold: float = 0.9
+    query_retrieval_threshold: float = 0.8
+    document_query_threshold: float = 0.6
+    max_mean_cosine: float = 0.95
+    query_k: int = 3
     probes: list[dict[str, Any]] = field(default_factory=list)
+
+    def thresholds(self) -> Thresholds:
+        return Thresholds(
+            self_retrieval=self.self_retrieval_threshold,
+            recall=self.recall_threshold,
+            query_retrieval=self.query_retrieval_threshold,
+            document_query=self.document_query_threshold,
+            max_mean_cosine=self.max_mean_cosine,
+            query_k=self.query_k,
+        )
 
 
 def sample_indexed_chunks(es, index: str, size: int, seed: int = 0) -> list[EmbeddedChunk]:
-    """A random sample of the chunks an index holds, read back with their vectors."""
+    """A random sample of the chunks an index holds (tombstones aside), read back with their vectors."""
+    query = {"bool": {"filter": [{"exists": {"field": VECTOR_FIELD}}]}}
     response = es.search(
         index=index,
         size=size,
-        query={"function_score": {"query": {"match_all": {}}, "random_score": {"seed": seed, "field": "_seq_no"}}},
+        query={"function_score": {"query": query, "random_score": {"seed": seed, "field": "_seq_no"}}},
     )
     fields = {field.name for field in dataclasses.fields(EmbeddedChunk)} - {"vector"}
     return [
@@ -48,37 +65,42 @@ def sample_indexed_chunks(es, index: str, size: int, seed: int = 0) -> list[Embe
 
 
 def validate(*, s3, es, manifest_path: str, index_name: str, settings: ValidationSettings) -> dict[str, Any]:
-    """Run the index checks on this run's chunks; raises `ValidationError` (after writing the report) on failure."""
+    """Run the index checks on this run's chunks; raises `ValidationError` (after writing the report) on failure.
+
+    The run's model encodes the model-grounded checks' queries (on CPU unless a GPU is at hand: a few dozen short
+    texts). The quarantine in the report holds what extract skipped and the documents that gave no chunk.
+    """
+    from latechunk.encoders import load_encoder
+
     manifest = staging.read_json(s3, manifest_path)
     staged = [chunk for uri in chunk_batch_uris(manifest) for chunk in staging.read_chunks(s3, uri)]
     # A run that changed nothing still checks what the index serves: its kNN checks sample the index itself.
     pool = staged or sample_indexed_chunks(es, index_name, settings.sample_size)
-    query_encoder = None
-    if settings.probes:
-        from latechunk.encoders import load_encoder
-
-        encoder = load_encoder(settings.model)
-        query_encoder = encoder.encode_queries
+    backend = ElasticsearchBackend(es)
+    found = backend.describe_index(index_name)
+    spec = manifest_index_spec(index_name, manifest, found.index_options if found else DEFAULT_INDEX_OPTIONS)
+    encoder = load_encoder(settings.model)
     report = validate_index(
-        ElasticsearchBackend(es),
+        backend,
         index_name,
         staged,
+        query_encoder=encoder.encode_queries,
+        thresholds=settings.thresholds(),
         sample_size=settings.sample_size,
-        self_rank_threshold=settings.self_retrieval_threshold,
-        recall_threshold=settings.recall_threshold,
         probes=settings.probes or None,
-        query_encoder=query_encoder,
+        spec=spec,
         sample_pool=pool,
     )
+    quarantine = manifest["quarantine"] + unchunked_documents(s3, manifest).quarantine()
     report_uri = f"{manifest_path.rpartition('/')[0]}/{REPORT}"
     bucket, key = staging.parse_s3_uri(report_uri)
-    body = json.dumps({**report.to_dict(), "quarantine": manifest["quarantine"]}, indent=2, default=str)
+    body = json.dumps({**report.to_dict(), "quarantine": quarantine}, indent=2, default=str)
     s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/json")
-    log.info("%s\nreport: %s", report.summary(), report_uri)
+    log.info("%s\nquarantined: %d\nreport: %s", report.summary(), len(quarantine), report_uri)
     report.raise_for_failure()
     return {
         "passed": report.passed,
         "report": report_uri,
         "checks": {check.name: check.value for check in report.checks},
-        "quarantined": len(manifest["quarantine"]),
+        "quarantined": len(quarantine),
     }

@@ -83,7 +83,7 @@ def embed(
         docs = [_retokenize(encoder.tokenizer, document, spans) for document, spans in group]
         vectors = embed_documents(encoder, docs, window=window, overlap=window_overlap, token_budget=token_budget)
         for (document, spans), doc, matrix in zip(group, docs, vectors, strict=True):
-            chunks.extend(_embedded_chunks(document, spans, matrix, model))
+            chunks.extend(embedded_chunks(document, spans, matrix, model))
             progress.advance(docs=1, tokens=len(doc.input_ids), chunks=len(spans))
     chunks_path = staging.write_chunks(s3, area, index, chunks, dims=encoder.dim)
     summary = {"chunks_path": chunks_path, "device": str(encoder.device), **progress.summary()}
@@ -103,7 +103,7 @@ def _retokenize(tokenizer: Any, document: Document, spans: list[ChunkSpan]) -> A
     return AnnotatedDocument(input_ids=input_ids, spans=spans)
 
 
-def _embedded_chunks(document: Document, spans: list[ChunkSpan], vectors, model: str) -> list[EmbeddedChunk]:
+def embedded_chunks(document: Document, spans: list[ChunkSpan], vectors, model: str) -> list[EmbeddedChunk]:
     return [
         EmbeddedChunk(
             doc_id=document.doc_id,

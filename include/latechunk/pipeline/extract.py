@@ -11,8 +11,8 @@ from typing import Any
 from latechunk import staging
 from latechunk.documents import Document, QuarantineEntry, SkipDocument, SourceObject, check_size, load_documents
 from latechunk.index import ElasticsearchBackend
-from latechunk.index_mapping import IndexMismatchError, IndexSpec
-from latechunk.pipeline.models import describe_model
+from latechunk.index_mapping import IndexMismatchError
+from latechunk.pipeline.models import describe_model, index_spec
 from latechunk.pipeline.progress import Progress
 from latechunk.spans import ChunkingConfig
 
@@ -96,10 +96,10 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
     backend = ElasticsearchBackend(es)
     model = describe_model(settings.model)
     check_windows(settings, chunking)
-    spec = IndexSpec(
-        name=settings.index, dims=model.dims, model_id=settings.model, model_revision=model.revision,
-        chunking=chunking.as_dict(),
-    )
+    spec = index_spec(
+        settings.index, model=settings.model, dims=model.dims, revision=model.revision, chunking=chunking.as_dict(),
+        window=settings.window or model.window, window_overlap=settings.window_overlap,
+    )  # fmt: skip
     index_exists = bool(es.indices.exists(index=settings.index))
     if index_exists:
         problems = backend.index_mismatches(spec)
@@ -165,6 +165,10 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         "model_revision": model.revision,
         "dims": model.dims,
         "chunking": chunking.as_dict(),
+        "window": spec.window,
+        "window_overlap": spec.window_overlap,
+        "objects_selected": len(objects),
+        "objects_quarantined": bad_objects,
         "batches": batches,
         "changed": {obj.key: obj.etag for obj in changed if obj.key not in deferred},
         "deleted_keys": missing,

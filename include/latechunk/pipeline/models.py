@@ -14,6 +14,7 @@ from latechunk.checkpoints import (
     resolve_checkpoint,
     tokenizer_limit,
 )
+from latechunk.index_mapping import IndexSpec
 
 
 @dataclass(frozen=True)
@@ -51,3 +52,31 @@ def load_tokenizer(model: str) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(resolve_checkpoint(model))
+
+
+def index_spec(
+    name: str,
+    *,
+    model: str,
+    dims: int,
+    revision: str,
+    chunking: dict[str, Any],
+    window: int,
+    window_overlap: int | None,
+    index_options: dict[str, Any] | None = None,
+) -> IndexSpec:
+    """The index configuration of a run: what its `_meta` records and what an existing index must match."""
+    options = {"index_options": index_options} if index_options else {}
+    return IndexSpec(
+        name=name, dims=dims, model_id=model, model_revision=revision, chunking=chunking, window=window,
+        window_overlap=window_overlap, **options,
+    )  # fmt: skip
+
+
+def manifest_index_spec(name: str, manifest: dict[str, Any], index_options: dict[str, Any] | None = None) -> IndexSpec:
+    """The run's index configuration, as the extract stage recorded it in the manifest."""
+    return index_spec(
+        name, model=manifest["model"], dims=manifest["dims"], revision=manifest["model_revision"],
+        chunking=manifest["chunking"], window=manifest["window"], window_overlap=manifest["window_overlap"],
+        index_options=index_options,
+    )  # fmt: skip
