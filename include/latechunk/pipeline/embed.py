@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from typing import Any
 
 from latechunk import staging
 from latechunk.documents import Document, EmbeddedChunk, QuarantineEntry
-from latechunk.pipeline.models import load_tokenizer
+from latechunk.pipeline.models import describe_model, load_tokenizer
 from latechunk.pipeline.progress import Progress
 from latechunk.spans import AnnotatedDocument, ChunkingConfig, ChunkSpan, annotate_spans
 
@@ -35,8 +36,12 @@ def stage_uri(batch_uri: str, stage: str) -> str:
 
 
 def annotate(*, s3, area: staging.StagingArea, batch_path: str, model: str, chunking: dict[str, Any]) -> dict[str, Any]:
-    """Tokenize each staged document whole and stage its chunk spans; documents with no chunk are quarantined."""
+    """Tokenize each staged document whole and stage its chunk spans; documents with no chunk are quarantined.
+
+    Sentence chunks are capped at ``max_chunk_tokens`` and never at more tokens than the model's window.
+    """
     config = ChunkingConfig(**chunking)
+    config = replace(config, max_chunk_tokens=min(config.max_chunk_tokens, describe_model(model).window))
     tokenizer = load_tokenizer(model)
     documents = staging.read_documents(s3, batch_path)
     progress = Progress("annotate", total_docs=len(documents))
