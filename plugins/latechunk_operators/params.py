@@ -35,6 +35,7 @@ CHUNKING: dict[str, Any] = {
     "chunk_size": "{{ params.chunk_size }}",
     "overlap": "{{ params.chunk_overlap }}",
     "sentences_per_chunk": "{{ params.sentences_per_chunk }}",
+    "max_chunk_tokens": "{{ params.max_chunk_tokens }}",
 }
 
 
@@ -75,6 +76,9 @@ def ingest_params() -> dict[str, Param]:
         "sentences_per_chunk": Param(
             int(_env("SENTENCES_PER_CHUNK", "3")), type="integer", minimum=1, description="Sentences per chunk."
         ),
+        "max_chunk_tokens": Param(
+            512, type="integer", minimum=1, description="Most tokens per sentence chunk (never more than the window)."
+        ),
         "window": Param(
             None, type=["null", "integer"], description="Tokens per encoder window; empty for the model's maximum."
         ),
@@ -98,6 +102,19 @@ def ingest_params() -> dict[str, Param]:
         "recall_threshold": Param(
             0.9, type="number", minimum=0, maximum=1, description="Recall@10 of kNN against exact search."
         ),
+        "query_retrieval_threshold": Param(
+            0.8, type="number", minimum=0, maximum=1,
+            description="Share of sampled chunks whose own text, encoded by the model, finds their document.",
+        ),
+        "document_query_threshold": Param(
+            0.6, type="number", minimum=0, maximum=1,
+            description="Share of sampled documents whose title (or first sentence) finds the document.",
+        ),
+        "max_mean_cosine": Param(
+            0.95, type="number", minimum=-1, maximum=1,
+            description="Mean cosine between vectors of different documents above which the vectors collapsed.",
+        ),
+        "query_k": Param(3, type="integer", minimum=1, description="Hits the model-grounded validation queries see."),
         "probes": Param(
             "",
             type="string",

@@ -10,16 +10,23 @@ from latechunk_operators.base import LateChunkBaseOperator
 class LateChunkValidateOperator(LateChunkBaseOperator):
     """Run the index checks of the run and fail the task when any is below its threshold.
 
-    Checks: chunk counts per document equal the staged chunks; the mapping is as configured; sampled chunks find
-    themselves at rank 1; approximate kNN agrees with exact search (recall@10); optional probe queries find their
+    Checks (``latechunk.validate``): chunk counts per document equal the staged chunks; the mapping and the recorded
+    model, chunking and window are the run's; sampled chunks find themselves at rank 1; approximate kNN agrees with
+    exact search (recall@10); sampled chunks' texts and documents' titles, encoded by the run's model, find their
+    documents; the vectors are spread and no vector is shared by different texts; optional probe queries find their
     expected documents. The report goes to the run's staging folder; a summary goes to the log and XCom.
 
     :param manifest_path: the run manifest written by the extract task. (templated)
     :param index_name: index or alias to check. (templated)
-    :param model: model used for probe queries. (templated)
+    :param model: the run's model: it encodes the validation queries. (templated)
     :param sample_size: chunks sampled for the self-retrieval and recall checks. (templated)
     :param self_retrieval_threshold: minimum share of sampled chunks found at rank 1. (templated)
     :param recall_threshold: minimum recall@10 of kNN against exact search. (templated)
+    :param query_retrieval_threshold: minimum share of sampled chunks whose text, encoded by the model, finds
+        their document in the top ``query_k``. (templated)
+    :param document_query_threshold: likewise for documents' titles or first sentences. (templated)
+    :param max_mean_cosine: mean cosine between vectors of different documents that fails as collapse. (templated)
+    :param query_k: hits the model-grounded queries look at. (templated)
     :param probes: probe queries, one per line as ``question => expected key[, key]`` (or a list of
         ``{"query": ..., "expected_keys": [...]}``); each must find one of its keys in the top 10. (templated)
     :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``).
@@ -33,6 +40,10 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
         "sample_size",
         "self_retrieval_threshold",
         "recall_threshold",
+        "query_retrieval_threshold",
+        "document_query_threshold",
+        "max_mean_cosine",
+        "query_k",
         "probes",
     )
     ui_color = "#fde8e8"
@@ -46,6 +57,10 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
         sample_size: int = 50,
         self_retrieval_threshold: float = 0.95,
         recall_threshold: float = 0.9,
+        query_retrieval_threshold: float = 0.8,
+        document_query_threshold: float = 0.6,
+        max_mean_cosine: float = 0.95,
+        query_k: int = 3,
         probes: str | list[Any] | None = None,
         elasticsearch_conn_id: str = "latechunk_es",
         **kwargs: Any,
@@ -57,6 +72,10 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
         self.sample_size = sample_size
         self.self_retrieval_threshold = self_retrieval_threshold
         self.recall_threshold = recall_threshold
+        self.query_retrieval_threshold = query_retrieval_threshold
+        self.document_query_threshold = document_query_threshold
+        self.max_mean_cosine = max_mean_cosine
+        self.query_k = query_k
         self.probes = probes
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
@@ -76,6 +95,10 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
                 sample_size=int(self.sample_size),
                 self_retrieval_threshold=float(self.self_retrieval_threshold),
                 recall_threshold=float(self.recall_threshold),
+                query_retrieval_threshold=float(self.query_retrieval_threshold),
+                document_query_threshold=float(self.document_query_threshold),
+                max_mean_cosine=float(self.max_mean_cosine),
+                query_k=int(self.query_k),
                 probes=parse_probes(self.probes),
             ),
         )
