@@ -1,5 +1,6 @@
 """Documents that give no chunk (only zero-width characters here) through the real stages: quarantined with a
-reason in the run's report, counted toward max_bad_fraction, and not read again while unchanged."""
+reason in the run's report, counted toward max_bad_fraction, and not read again while unchanged. And the UTF-16
+offsets the index stage adds to every chunk."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ OBJECTS = {
     "one.txt": "Sarah Johnson is a marine biologist. She spends months diving near coral reefs.",
     "two.txt": "Berlin is the capital of Germany. It has a population of millions of people.",
     "three.txt": "The city is known for its museums. They were built in the capital.",
+    "emoji.txt": "Party time 🎉 is here. Then 👨‍👩‍👧 more text follows.",
     "invisible.txt": "\u200b\u200c\u200d\u2060\ufeff\u200b",
 }
 CHUNKING = {"strategy": "sentences", "sentences_per_chunk": 1}
@@ -60,6 +62,17 @@ def test_a_document_without_chunks_is_quarantined_tombstoned_and_not_read_again(
 
 
 def test_documents_without_chunks_count_toward_max_bad_fraction(run_pipeline, es_client, es_index):
-    with pytest.raises(TooManyBadDocuments, match=r"1 of 4 objects \(25%\) could not be ingested \(1 gave no chunk\)"):
-        run_pipeline(max_bad_fraction=0.2)
+    with pytest.raises(TooManyBadDocuments, match=r"1 of 5 objects \(20%\) could not be ingested \(1 gave no chunk\)"):
+        run_pipeline(max_bad_fraction=0.1)
     assert not es_client.indices.exists(index=es_index), "nothing was indexed"
+
+
+def test_indexed_chunks_carry_utf16_offsets(run_pipeline, es_client, es_index):
+    run_pipeline(max_bad_fraction=0.5)
+    es_client.indices.refresh(index=es_index)
+    hits = es_client.search(index=es_index, query={"term": {"key": PREFIX + "emoji.txt"}}, size=10)["hits"]["hits"]
+    for chunk in (hit["_source"] for hit in hits):
+        before = OBJECTS["emoji.txt"][: chunk["char_start"]]
+        assert chunk["char_start_utf16"] == len(before.encode("utf-16-le")) // 2
+        assert chunk["char_end_utf16"] - chunk["char_start_utf16"] == len(chunk["text"].encode("utf-16-le")) // 2
+    assert any(hit["_source"]["char_end_utf16"] > hit["_source"]["char_end"] for hit in hits)
