@@ -48,12 +48,12 @@ class AirflowClient:
         return response.json()["access_token"]
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        extra_headers = kwargs.pop("headers", {})
         for attempt in range(2):
             if self._token is None:
                 self._token = self._authenticate()
-            response = self._http.request(
-                method, f"/api/v2{path}", headers={"Authorization": f"Bearer {self._token}"}, **kwargs
-            )
+            headers = {**extra_headers, "Authorization": f"Bearer {self._token}"}
+            response = self._http.request(method, f"/api/v2{path}", headers=headers, **kwargs)
             if response.status_code == 401 and attempt == 0:
                 self._token = None  # expired: log in again once
                 continue
@@ -111,7 +111,7 @@ class AirflowClient:
             params={"map_index": map_index, "full_content": True},
             headers={"Accept": "application/json"},
         )["content"]
-        return "\n".join(line.get("event", "") if isinstance(line, dict) else str(line) for line in content)
+        return "\n".join(_log_line(line) for line in content)
 
     def wait_for_run(
         self, dag_id: str, run_id: str, timeout: float = 900, poll: float = 3,
@@ -150,6 +150,14 @@ class AirflowClient:
                 waiting_for = f"the api-server ({error})"
             time.sleep(2)
         raise AirflowError(f"Airflow not ready after {timeout:.0f}s: waiting for {waiting_for}")
+
+
+def _log_line(line: Any) -> str:
+    """A structured log line as the UI shows it: the event, then any exception's type and message."""
+    if not isinstance(line, dict):
+        return str(line)
+    errors = [f"{error.get('exc_type')}: {error.get('exc_value')}" for error in line.get("error_detail") or []]
+    return "\n".join([line.get("event", ""), *errors])
 
 
 def stack_env() -> dict[str, str]:
