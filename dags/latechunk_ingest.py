@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, TriggerRule
-from latechunk_operators.params import INDEX_ASSET_URI, ingest_params
+from airflow.sdk import DAG, CronDataIntervalTimetable, TriggerRule
+from latechunk_operators.params import INDEX_ASSET, ingest_params
+from latechunk_operators.publish import LateChunkPublishOperator
 from latechunk_operators.tasks import late_chunking_tasks
 
 with DAG(
@@ -33,12 +34,13 @@ with DAG(
     tags=["latechunk", "ingest"],
     doc_md=__doc__,
 ) as dag:
-    late_chunking_tasks(
+    _, validate = late_chunking_tasks(
         index_name="{{ params.index }}",
         create_as_alias=True,
         # Runs with nothing new still index (deletions) and validate.
         index_trigger_rule=TriggerRule.NONE_FAILED,
-        validate_outlets=[Asset(name="latechunk_index", uri=INDEX_ASSET_URI)],
         select_by_last_modified="{{ params.select_by_last_modified }}",
         delete_missing="{{ params.delete_missing }}",
     )
+    # The index asset's event, with what changed; none (the task skips) when the run changed nothing.
+    validate >> LateChunkPublishOperator(task_id="publish", asset=INDEX_ASSET, index_name="{{ params.index }}")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Asset, Param
+from airflow.sdk import DAG, Param
 from latechunk_operators import LateChunkSwapAliasOperator
-from latechunk_operators.params import INDEX_ASSET_URI, ingest_params
+from latechunk_operators.params import INDEX_ASSET, ingest_params
 from latechunk_operators.tasks import late_chunking_tasks
 
 NEW_INDEX = "{{ params.index }}-{{ run_id | replace(':', '') | replace('+', '') | replace('.', '') | lower }}"
@@ -41,5 +41,5 @@ with DAG(
         alias="{{ params.index }}",
         new_index=NEW_INDEX,
         delete_old="{{ params.delete_old_index }}",
-        outlets=[Asset(name="latechunk_index", uri=INDEX_ASSET_URI)],
+        outlets=[INDEX_ASSET],
     )

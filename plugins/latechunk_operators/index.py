@@ -61,6 +61,8 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
 class LateChunkSwapAliasOperator(BaseOperator):
     """Point ``alias`` at ``new_index`` in one atomic alias update, optionally deleting the indices it left.
 
+    Each asset in ``outlets`` gets an event whose extra names the alias, the new index and the one it replaced.
+
     :param alias: the alias searches use. (templated)
     :param new_index: the validated index to serve. (templated)
     :param delete_old: delete the indices the alias pointed at before. (templated)
@@ -89,9 +91,16 @@ class LateChunkSwapAliasOperator(BaseOperator):
 
         from latechunk_operators.hooks import elasticsearch_client
 
-        return swap_alias(
+        swapped = swap_alias(
             es=elasticsearch_client(self.elasticsearch_conn_id),
             alias=self.alias,
             new_index=self.new_index,
             delete_old=bool(self.delete_old),
         )
+        # The index assets among the outlets get an event that says which index the alias now serves.
+        for asset in self.outlets:
+            context["outlet_events"][asset].extra = {
+                "index": self.alias, "physical_index": [self.new_index], "run_id": context["run_id"],
+                "previous_index": swapped["previous"], "validation": "passed",
+            }
+        return swapped

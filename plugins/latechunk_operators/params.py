@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from airflow.sdk import Param
+from airflow.sdk import Asset, Param
 
 DEFAULT_MODEL = "jinaai/jina-embeddings-v2-base-en"
 
@@ -17,7 +17,7 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"LATECHUNK_{name}", default)
 
 
-INDEX_ASSET_URI = f"elasticsearch://latechunk/{_env('INDEX', 'latechunk-chunks')}"
+INDEX_ASSET = Asset(name="latechunk_index", uri=f"elasticsearch://latechunk/{_env('INDEX', 'latechunk-chunks')}")
 
 # Operator arguments shared by every task of both DAGs.
 STAGING: dict[str, Any] = {

@@ -19,7 +19,6 @@ def late_chunking_tasks(
     index_name: str,
     create_as_alias: bool,
     index_trigger_rule: str = TriggerRule.ALL_SUCCESS,
-    validate_outlets: list[Any] | None = None,
     **extract_kwargs: Any,
 ) -> tuple[BaseOperator, BaseOperator]:
     """extract -> annotate (mapped per batch) -> embed (mapped, queue gpu) -> index -> validate.
@@ -76,7 +75,6 @@ def late_chunking_tasks(
         recall_threshold="{{ params.recall_threshold }}",
         probes="{{ params.probes }}",
         retries=0,  # a failed check is a finding about the data, not a transient fault
-        outlets=validate_outlets or [],
         **STAGING,
     )
     annotate >> embed >> index >> validate

@@ -62,6 +62,12 @@ def test_a_run_with_a_logical_date_reads_the_previous_days_folder(stack, corpus,
     assert summary["select_prefixes"][-1] == folder(day) and len(summary["select_prefixes"]) == 3
     report = stack.xcom("latechunk_ingest", run["dag_run_id"], "validate")
     assert report["passed"] and report["checks"]["probes"] == 1.0
+    events = stack.request("GET", "/assets/events", params={"source_dag_id": "latechunk_ingest",
+                                                            "source_run_id": run["dag_run_id"]})["asset_events"]
+    assert len(events) == 1, "one index event for a run that changed the index"
+    extra = events[0]["extra"]
+    assert (extra["index"], extra["documents_written"], extra["validation"]) == (corpus.index, 3, "passed")
+    assert extra["physical_index"][0].startswith(corpus.index + "-")
     assert_ran_on_the_right_workers(stack, "latechunk_ingest", run["dag_run_id"])
 
 
@@ -121,6 +127,9 @@ def test_backfill_late_files_and_deletions(stack, corpus, free_days):
     rerun = backfill(stack, days[0], days[2], conf, "--reprocess-behavior", "completed")
     assert [run["state"] for run in rerun] == ["success"] * 3
     assert [extract_summary(stack, run)["objects_changed"] for run in rerun] == [0, 0, 0]
+    for run in rerun:
+        states = {ti["task_id"]: ti["state"] for ti in stack.task_instances("latechunk_ingest", run["dag_run_id"])}
+        assert states["publish"] == "skipped", "a run that changed nothing emits no index event"
     assert {(c["doc_id"], c["chunk_id"]): c["indexed_at"] for c in corpus.chunks()} == written, "rewritten"
 
     late = f"{folder(days[0])}tea.txt"
