@@ -17,6 +17,7 @@ import numpy as np
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
 from latechunk.documents import EmbeddedChunk
+from latechunk.index_actions import chunk_action, other_version_clause, superseded_clause, tombstone_action
 from latechunk.index_bulk import BULK_CONCURRENCY, MAX_BULK_ACTIONS, MAX_BULK_BYTES, concurrent_bulk, delete_hits
 from latechunk.index_mapping import (
     VECTOR_FIELD,
@@ -26,13 +27,9 @@ from latechunk.index_mapping import (
     SearchBackend,
     SearchHit,
     Tombstone,
-    chunk_action,
     index_body,
     mismatches,
-    other_version_clause,
     spec_from_mapping,
-    superseded_clause,
-    tombstone_action,
 )
 
 MAX_REPORTED_ERRORS = 100

@@ -1,6 +1,8 @@
 """The chunk index, independent of the client: its configuration (`IndexSpec`), the backend interface and its
 result types, the Elasticsearch mapping and query bodies, and chunk serialisation.
 
+Bulk actions and the delete clauses live in `latechunk.index_actions`.
+
 One Elasticsearch document per chunk, `_id = "<doc_id>:<chunk_id>"`. The model, chunking and window settings that
 produced the vectors are stored in the mapping's `_meta`, so an index is never silently filled with vectors of
 another model, chunking or window: `mismatches` lists every difference between a spec and an existing index.
@@ -20,11 +22,9 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any
 
 import numpy as np
-import orjson
 
 from latechunk.documents import EmbeddedChunk
 
@@ -257,32 +257,6 @@ def spec_from_mapping(name: str, mapping: dict[str, Any]) -> IndexSpec | None:
     )
 
 
-def chunk_action(index: str, chunk: EmbeddedChunk, indexed_at: datetime) -> dict[str, Any]:
-    """A bulk `index` action whose source is already serialised (orjson writes float32 vectors compactly)."""
-    source = {
-        "doc_id": chunk.doc_id,
-        "bucket": chunk.bucket,
-        "key": chunk.key,
-        "part": chunk.part,
-        "etag": chunk.etag,
-        "chunk_id": chunk.chunk_id,
-        "n_chunks": chunk.n_chunks,
-        "text": chunk.text,
-        "char_start": chunk.char_start,
-        "char_end": chunk.char_end,
-        "char_start_utf16": chunk.char_start_utf16,
-        "char_end_utf16": chunk.char_end_utf16,
-        "token_start": chunk.token_start,
-        "token_end": chunk.token_end,
-        VECTOR_FIELD: np.ascontiguousarray(chunk.vector, dtype=np.float32),
-        "model_id": chunk.model_id,
-        "metadata": chunk.metadata,
-        "indexed_at": indexed_at,
-    }
-    body = orjson.dumps(source, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC, default=str)
-    return {"_op_type": "index", "_index": index, "_id": chunk.es_id, "_source": body}
-
-
 @dataclass(frozen=True)
 class Tombstone:
     """A document (version) that produced no chunk, recorded so that unchanged objects are not read again."""
@@ -293,39 +267,6 @@ class Tombstone:
     part: str
     etag: str
     reason: str
-
-
-def tombstone_action(index: str, tombstone: Tombstone, model_id: str, indexed_at: datetime) -> dict[str, Any]:
-    source = {
-        "doc_id": tombstone.doc_id,
-        "bucket": tombstone.bucket,
-        "key": tombstone.key,
-        "part": tombstone.part,
-        "etag": tombstone.etag,
-        "chunk_id": TOMBSTONE_CHUNK_ID,
-        "n_chunks": 0,
-        "model_id": model_id,
-        "metadata": {"tombstone": tombstone.reason},
-        "indexed_at": indexed_at,
-    }
-    body = orjson.dumps(source, option=orjson.OPT_NAIVE_UTC, default=str)
-    return {"_op_type": "index", "_index": index, "_id": f"{tombstone.doc_id}:{TOMBSTONE_CHUNK_ID}", "_source": body}
-
-
-def other_version_clause(doc_id: str, etag: str, n_chunks: int) -> dict[str, Any]:
-    """Chunks of the document that belong to any version but (etag, n_chunks): stale once that one is written."""
-    current = {"bool": {"filter": [{"term": {"etag": etag}}, {"term": {"n_chunks": n_chunks}}]}}
-    return {"bool": {"filter": [{"term": {"doc_id": doc_id}}], "must_not": [current]}}
-
-
-def superseded_clause(bucket: str, key: str, etag: str) -> dict[str, Any]:
-    """Chunks of an object (any of its parts) from another ETag than the current one."""
-    return {
-        "bool": {
-            "filter": [{"term": {"bucket": bucket}}, {"term": {"key": key}}],
-            "must_not": [{"term": {"etag": etag}}],
-        }
-    }
 
 
 def _canonical(value: dict[str, Any]) -> dict[str, Any]:
