@@ -98,6 +98,8 @@ def check_recall(
     if vectors is None:
         reason = f"index has more than {max_vectors} vectors: exact search skipped"
         return Check(name, None, threshold, True, {"reason": reason}, skipped=True)
+    if not vectors.ids:
+        return Check(name, 0.0, threshold, False, {"reason": "the index holds no vectors"})
     queries = np.stack([chunk.vector for chunk in sample]).astype(np.float32)
     scores = _similarities(queries, vectors)
     depth = min(k, len(vectors.ids))
