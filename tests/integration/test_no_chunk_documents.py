@@ -1,6 +1,6 @@
 """Documents that give no chunk (only zero-width characters here) through the real stages: quarantined with a
-reason in the run's report, counted toward max_bad_fraction, and not read again while unchanged. And the UTF-16
-offsets the index stage adds to every chunk."""
+reason in the run's report, counted toward max_bad_fraction, and not read again while unchanged. And what the
+index stage adds: UTF-16 offsets on every chunk, the window settings in the index's _meta."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 from latechunk import staging
+from latechunk.index_mapping import IndexMismatchError
 from latechunk.pipeline.check import ValidationSettings, validate
 from latechunk.pipeline.embed import annotate, embed
 from latechunk.pipeline.extract import ExtractSettings, TooManyBadDocuments, extract
@@ -31,16 +32,16 @@ def run_pipeline(s3_client, s3_bucket, staging_bucket, es_client, es_index, tiny
     for name, text in OBJECTS.items():
         s3_client.put_object(Bucket=s3_bucket, Key=PREFIX + name, Body=text.encode())
 
-    def run(max_bad_fraction: float) -> dict:
+    def run(max_bad_fraction: float, window: int = 64) -> dict:
         area = staging.StagingArea(staging_bucket, "runs", "test", uuid.uuid4().hex)
         settings = ExtractSettings(
             bucket=s3_bucket, prefix=PREFIX, index=es_index, model=tiny_jina_model, chunking=CHUNKING,
-            max_bad_fraction=max_bad_fraction, window=64, window_overlap=16,
+            max_bad_fraction=max_bad_fraction, window=window, window_overlap=16,
         )  # fmt: skip
         extracted = extract(s3=s3_client, es=es_client, area=area, settings=settings)
         for batch in extracted["batches"]:
             annotate(s3=s3_client, area=area, batch_path=batch, model=tiny_jina_model, chunking=CHUNKING)
-            embed(s3=s3_client, area=area, batch_path=batch, model=tiny_jina_model, window=64, window_overlap=16)
+            embed(s3=s3_client, area=area, batch_path=batch, model=tiny_jina_model, window=window, window_overlap=16)
         common = {"s3": s3_client, "es": es_client, "manifest_path": extracted["manifest"], "index_name": es_index}
         indexed = index(**common)
         validated = validate(**common, settings=ValidationSettings(model=tiny_jina_model))
@@ -76,3 +77,9 @@ def test_indexed_chunks_carry_utf16_offsets(run_pipeline, es_client, es_index):
         assert chunk["char_start_utf16"] == len(before.encode("utf-16-le")) // 2
         assert chunk["char_end_utf16"] - chunk["char_start_utf16"] == len(chunk["text"].encode("utf-16-le")) // 2
     assert any(hit["_source"]["char_end_utf16"] > hit["_source"]["char_end"] for hit in hits)
+
+
+def test_a_run_with_another_window_is_refused(run_pipeline):
+    run_pipeline(max_bad_fraction=0.5, window=64)
+    with pytest.raises(IndexMismatchError, match="window is 64 in the index, 32 configured"):
+        run_pipeline(max_bad_fraction=0.5, window=32)
