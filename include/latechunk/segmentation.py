@@ -31,6 +31,7 @@ CJK_TERMINATORS = frozenset("。！？｡")
 ABBREVIATIONS = frozenset({"dr", "mr", "mrs", "ms", "prof", "st", "jr", "sr", "vs", "cf", "fig", "al", "e.g", "i.e"})
 # Closing quotes and brackets that stay with the sentence they close: 'He said "no." Then...'.
 CLOSERS = frozenset("\"')]}»”’」』）")
+_MAY_END_SENTENCE = SENTENCE_TERMINATORS | CJK_TERMINATORS | CLOSERS
 LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 PAGE_BREAKS = frozenset("\x0c\u2029")
 
@@ -47,7 +48,11 @@ def cut_strengths(text: str) -> dict[int, int]:
     cuts: dict[int, int] = {}
     for match in _WHITESPACE.finditer(text):
         start, end = match.span()
-        if 0 < start and end < len(text):
+        if start == 0 or end == len(text):
+            continue
+        if end - start == 1 and text[start] == " " and text[start - 1] not in _MAY_END_SENTENCE:
+            cuts[end] = WORD  # the common case, decided without a closer look
+        else:
             cuts[end] = _whitespace_strength(text, start, end)
     for match in _CJK_END.finditer(text):
         cuts[match.end()] = max(cuts.get(match.end(), INSIDE_WORD), SEGMENT)

@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 
 from latechunk.segmentation import INSIDE_WORD, PARAGRAPH, SEGMENT, cut_strengths
 
@@ -103,8 +103,7 @@ class _Tokenization:
     offsets: list[tuple[int, int]]  # character offsets of the content tokens, in order
 
 
-@dataclass(frozen=True)
-class _Word:
+class _Word(NamedTuple):
     """Units from one that covers text up to (excluding) the next one that does; [token_start, token_end) are
     content-token indices, [char_start, char_end) the non-whitespace characters of its own tokens."""
 
@@ -146,17 +145,18 @@ def _words(text: str, offsets: Sequence[tuple[int, int]]) -> list[_Word]:
     leading = 0
     for token_start, token_end, char_start, char_end in units:
         piece = text[char_start:char_end]
-        stripped = piece.lstrip()
-        if not stripped.strip():
+        if not piece or piece.isspace():
             if words:
-                words[-1] = replace(words[-1], token_end=token_end)
+                words[-1] = words[-1]._replace(token_end=token_end)
             else:
                 leading = token_end
             continue
-        first = char_start + len(piece) - len(stripped)
-        words.append(_Word(token_start, token_end, first, char_start + len(piece.rstrip())))
+        if piece[0].isspace() or piece[-1].isspace():
+            stripped = piece.lstrip()
+            char_start, char_end = char_start + len(piece) - len(stripped), char_start + len(stripped.rstrip())
+        words.append(_Word(token_start, token_end, char_start, char_end))
     if words and leading:
-        words[0] = replace(words[0], token_start=0)
+        words[0] = words[0]._replace(token_start=0)
     return words
 
 
@@ -166,10 +166,13 @@ def _gap_strengths(text: str, words: Sequence[_Word]) -> list[int]:
     cuts = cut_strengths(text)
     positions = sorted(cuts)
     strengths = [INSIDE_WORD]
-    for previous, word in zip(words, words[1:], strict=False):
-        low = bisect.bisect_right(positions, previous.char_start)
-        high = bisect.bisect_right(positions, word.char_start)
-        strengths.append(max((cuts[p] for p in positions[low:high]), default=INSIDE_WORD))
+    at = bisect.bisect_right(positions, words[0].char_start) if words else 0
+    for word in words[1:]:
+        strongest = INSIDE_WORD
+        while at < len(positions) and positions[at] <= word.char_start:
+            strongest = max(strongest, cuts[positions[at]])
+            at += 1
+        strengths.append(strongest)
     return strengths
 
 
