@@ -123,7 +123,7 @@ def _same_content(query: _Query, hit: SearchHit) -> bool:
     holding the same first sentence."""
     text = hit.source.get("text", "")
     if query.title:
-        return (hit.source.get("metadata") or {}).get("title", "").strip() == query.title
+        return str((hit.source.get("metadata") or {}).get("title", "")).strip() == query.title
     return same_text(query.text, text) or " ".join(query.text.split()) in " ".join(text.split())
 
 
