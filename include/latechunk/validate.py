@@ -80,7 +80,7 @@ def validate_index(
         check_recall(sample, hits, vectors, k, thresholds.recall, max_exact_vectors),
         check_query_retrieval(backend, index, sample, query_encoder, vectors, thresholds, num_candidates),
         check_document_queries(backend, index, sample, pool, query_encoder, vectors, thresholds, num_candidates),
-        check_spread(sample, thresholds.max_mean_cosine),
+        check_spread(sample, vectors, thresholds.max_mean_cosine),
         check_duplicate_vectors(sample, hits, vectors),
     ]
     if probes is not None:

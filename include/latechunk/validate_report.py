@@ -16,8 +16,8 @@ CHECKS = {
     "document in the top k (or a chunk with the same text): the vectors mean what the model means",
     "document_query": "each sampled document's title (else its first sentence), encoded by the run's model, finds "
     "the document in the top k",
-    "vector_spread": "the mean cosine between sampled vectors of different documents is below the bound: the "
-    "vectors did not collapse onto one direction",
+    "vector_spread": "the mean cosine between sampled vectors and the vectors of other documents is below the "
+    "bound: the vectors did not collapse onto one direction",
     "duplicate_vectors": "no vector is shared by different texts (among the sampled chunks and their nearest "
     "neighbours)",
     "probes": "each user probe query finds one of its expected objects in the top k",

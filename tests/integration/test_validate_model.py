@@ -158,3 +158,12 @@ def test_an_nfcorpus_subset_with_its_model_passes(es_client, es_index, minilm):
     chunks = late_chunked(minilm, objects, ChunkingConfig(sentences_per_chunk=3))
     report = run_validation(es_client, es_index, chunks, minilm, sample_size=100)
     assert report.passed, report.summary()
+
+
+def test_a_run_that_changed_one_document_is_judged_against_the_others(es_client, es_index, sample_chunks, minilm):
+    """Late-chunked vectors of one document share its context: spread compares them with other documents."""
+    backend = index_chunks(es_client, es_index, sample_chunks)
+    one_document = [chunk for chunk in sample_chunks if chunk.doc_id == sample_chunks[0].doc_id]
+    report = validate_index(backend, es_index, one_document, query_encoder=minilm.encode_queries)
+    spread = report.check("vector_spread")
+    assert spread.passed and spread.details["pairs"] == len(one_document) * (len(sample_chunks) - len(one_document))
