@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param
 from latechunk_operators import LateChunkSwapAliasOperator
-from latechunk_operators.params import INDEX_ASSET, ingest_params
+from latechunk_operators.params import INDEX_ASSET, in_sections, ingest_params
 from latechunk_operators.tasks import late_chunking_tasks
 
 NEW_INDEX = "{{ params.index }}-{{ run_id | replace(':', '') | replace('+', '') | replace('.', '') | lower }}"
@@ -20,6 +20,7 @@ NEW_INDEX = "{{ params.index }}-{{ run_id | replace(':', '') | replace('+', '') 
 params = ingest_params()
 params["partition_by_date"] = Param(False, type="boolean", description="Reindex reads the whole prefix.")
 params["delete_old_index"] = Param(False, type="boolean", description="Delete the index the alias pointed at.")
+params = in_sections(params)
 
 with DAG(
     dag_id="latechunk_reindex",

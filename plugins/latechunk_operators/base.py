@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 if TYPE_CHECKING:
     from latechunk.staging import StagingArea
+
+# One INFO line per HTTP request would bury the pipeline's own progress lines in the task log.
+QUIET_LOGGERS = ("elastic_transport", "botocore", "urllib3", "httpx", "s3transfer")
+# Progress bars and advisories that libraries write to stderr, which the task log shows as errors.
+QUIET_ENVIRONMENT = {
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
 class LateChunkBaseOperator(BaseOperator):
@@ -35,6 +46,14 @@ class LateChunkBaseOperator(BaseOperator):
         self.staging_bucket = staging_bucket
         self.staging_prefix = staging_prefix
         self.aws_conn_id = aws_conn_id
+
+    def pre_execute(self, context: Any) -> None:
+        """Keep the task log readable: third-party request logs at WARNING, no harmless stderr chatter."""
+        super().pre_execute(context)
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+        for name, value in QUIET_ENVIRONMENT.items():
+            os.environ.setdefault(name, value)
 
     def staging_area(self, context: Any) -> StagingArea:
         from latechunk.staging import StagingArea

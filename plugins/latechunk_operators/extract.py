@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from latechunk_operators.base import LateChunkBaseOperator
+from latechunk_operators.links import QuarantineLink, RunReportLink
 
 
 class LateChunkExtractOperator(LateChunkBaseOperator):
@@ -64,6 +65,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         "probes",
     )
     ui_color = "#e8f4fd"
+    operator_extra_links = (QuarantineLink(), RunReportLink())
 
     def __init__(
         self,

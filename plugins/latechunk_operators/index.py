@@ -7,6 +7,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from latechunk_operators.base import LateChunkBaseOperator
+from latechunk_operators.links import RunReportLink
 
 
 class LateChunkIndexOperator(LateChunkBaseOperator):
@@ -23,6 +24,7 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
     :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``).
     """
 
+    operator_extra_links = (RunReportLink(),)
     template_fields = (*LateChunkBaseOperator.template_fields, "manifest_path", "index_name", "index_options")
     ui_color = "#f3e8fd"
 

@@ -39,8 +39,39 @@ CHUNKING: dict[str, Any] = {
 }
 
 
+# The trigger form's sections, in the order the form shows them; every param belongs to one.
+SECTIONS = {
+    "Source": ("bucket", "prefix", "partition_by_date", "lookback_days", "select_by_last_modified", "delete_missing",
+               "max_object_bytes", "json_text_field", "max_bad_fraction"),
+    "Chunking": ("chunking_strategy", "chunk_size", "chunk_overlap", "sentences_per_chunk", "max_chunk_tokens"),
+    "Model and embedding": ("model", "window", "window_overlap", "token_budget", "device", "docs_per_batch"),
+    "Index": ("index", "delete_old_index"),
+    "Validation": ("validation_sample_size", "self_retrieval_threshold", "recall_threshold",
+                   "query_retrieval_threshold", "document_query_threshold", "max_mean_cosine", "query_k", "probes"),
+    "Staging": ("staging_bucket", "staging_prefix"),
+}
+
+
+def in_sections(params: dict[str, Param]) -> dict[str, Param]:
+    """The params in form order, each with its section (see SECTIONS); a param without one is a bug."""
+    ordered = {}
+    for section, names in SECTIONS.items():
+        for name in names:
+            if name in params:
+                params[name].schema["section"] = section
+                ordered[name] = params[name]
+    missing = sorted(set(params) - set(ordered))
+    if missing:
+        raise ValueError(f"params without a section: {missing}; add them to SECTIONS")
+    return ordered
+
+
 def ingest_params() -> dict[str, Param]:
-    """Every setting of a run; the reindex DAG uses the same ones."""
+    """Every setting of a run; the reindex DAG uses the same ones (plus its own, then `in_sections` again)."""
+    return in_sections(_params())
+
+
+def _params() -> dict[str, Param]:
     return {
         "bucket": Param(_env("BUCKET", "latechunk-docs"), type="string", description="Bucket holding the documents."),
         "prefix": Param(_env("PREFIX", "incoming/"), type="string", description="Key prefix to ingest."),

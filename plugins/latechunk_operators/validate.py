@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from latechunk_operators.base import LateChunkBaseOperator
+from latechunk_operators.links import RunReportLink
 
 
 class LateChunkValidateOperator(LateChunkBaseOperator):
@@ -47,6 +48,7 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
         "probes",
     )
     ui_color = "#fde8e8"
+    operator_extra_links = (RunReportLink(),)
 
     def __init__(
         self,

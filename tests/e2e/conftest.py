@@ -13,6 +13,7 @@ def ingest(airflow_home, connections, s3_bucket, staging_bucket, es_index, tiny_
         {
             "bucket": s3_bucket,
             "prefix": "incoming/",
+            "lookback_days": 0,
             "index": es_index,
             "model": tiny_jina_model,
             "staging_bucket": staging_bucket,

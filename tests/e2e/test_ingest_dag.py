@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -12,6 +12,8 @@ from latechunk.documents import SourceObject, load_documents
 pytestmark = pytest.mark.integration
 
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
+# A run with logical date D covers the day before D: the run for DAY's folder is the one of the next day.
+RUN_OF_DAY = DAY + timedelta(days=1)
 
 DOCUMENTS = {
     "bio.txt": "Sarah Johnson is a marine biologist. She spends months diving near coral reefs. Her research "
@@ -62,7 +64,7 @@ def test_ingest_is_exact_incremental_and_prunes(ingest, s3_client, s3_bucket, es
     prefix = f"incoming/{DAY:%Y-%m-%d}/"
     put_documents(s3_client, s3_bucket, prefix, DOCUMENTS)
 
-    assert_state(ingest.run(DAY))
+    assert_state(ingest.run(RUN_OF_DAY))
     chunks = indexed_chunks(es_client, es_index)
     texts = source_texts(s3_client, s3_bucket)
     assert {chunk["doc_id"] for chunk in chunks} == set(texts), "every document (each jsonl line too) is indexed"
@@ -71,7 +73,7 @@ def test_ingest_is_exact_incremental_and_prunes(ingest, s3_client, s3_bucket, es
         assert chunk["n_chunks"] == sum(c["doc_id"] == chunk["doc_id"] for c in chunks)
     first_versions = {(c["doc_id"], c["chunk_id"]): c["indexed_at"] for c in chunks}
 
-    unchanged_run = ingest.run(DAY)
+    unchanged_run = ingest.run(RUN_OF_DAY)
     assert_state(unchanged_run)
     report = validation_report(s3_client, ingest, unchanged_run)
     checks = {check["name"]: check for check in report["checks"]}
@@ -86,7 +88,7 @@ def test_ingest_is_exact_incremental_and_prunes(ingest, s3_client, s3_bucket, es
     changed = "Sarah Johnson moved to Hawaii. She works there now. Her team grew. They dive daily."
     put_documents(s3_client, s3_bucket, prefix, {"bio.txt": changed})
     s3_client.delete_object(Bucket=s3_bucket, Key=f"{prefix}page.html")
-    assert_state(ingest.run(DAY))
+    assert_state(ingest.run(RUN_OF_DAY))
     final = indexed_chunks(es_client, es_index)
     keys = {chunk["key"] for chunk in final}
     assert f"{prefix}page.html" not in keys
@@ -107,7 +109,7 @@ def test_backfill_processes_exactly_each_interval(ingest, s3_client, s3_bucket, 
         put_documents(s3_client, s3_bucket, f"incoming/{day:%Y-%m-%d}/", {"a.txt": f"Report of {day:%B %d}. All good."})
 
     for day in days[:2]:
-        assert_state(ingest.run(day))
+        assert_state(ingest.run(day + timedelta(days=1)))
     keys = {chunk["key"] for chunk in indexed_chunks(es_client, es_index)}
     assert keys == {f"incoming/{day:%Y-%m-%d}/a.txt" for day in days[:2]}
 
@@ -117,7 +119,7 @@ def test_validation_fails_on_vectors_from_another_model(ingest, s3_client, s3_bu
     from latechunk_operators import LateChunkValidateOperator
 
     put_documents(s3_client, s3_bucket, f"incoming/{DAY:%Y-%m-%d}/", DOCUMENTS)
-    run = ingest.run(DAY)
+    run = ingest.run(RUN_OF_DAY)
     assert_state(run)
 
     rng = np.random.default_rng(3)
@@ -148,7 +150,7 @@ def test_reindex_swaps_the_alias_only_after_validation(ingest, s3_client, s3_buc
     from support import Pipeline
 
     put_documents(s3_client, s3_bucket, f"incoming/{DAY:%Y-%m-%d}/", DOCUMENTS)
-    assert_state(ingest.run(DAY))
+    assert_state(ingest.run(RUN_OF_DAY))
     (served,) = es_client.indices.get_alias(name=es_index)
     before = es_client.count(index=es_index)["count"]
 

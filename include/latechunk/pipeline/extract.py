@@ -184,6 +184,7 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         "objects_under_prefix": len(listed),
         "objects_listed": len(objects),
         "objects_changed": len(changed),
+        "objects_new": sum(1 for obj in changed if indexed.get(obj.key) is None),
         "objects_unchanged": len(objects) - len(changed),
         "objects_quarantined": bad_objects,
         "quarantined_entries": len(quarantine),

@@ -1,0 +1,105 @@
+"""One run's report, assembled from what its tasks wrote: the manifest, the validation report and the summaries.
+
+This is what a user reads to know what a run did: how many objects it listed and what became of each (new, changed,
+unchanged, deleted, quarantined with the reason), how many chunks and tokens it wrote, how long each stage took and
+how fast it went, and what each validation check measured against which threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+STAGES = ("extract", "annotate", "embed", "index", "validate")
+
+
+@dataclass
+class StageFigures:
+    stage: str
+    tasks: int = 0
+    seconds: float = 0.0
+    tokens: int = 0
+    chunks: int = 0
+    state: str = "none"
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return round(self.tokens / self.seconds, 1) if self.tokens and self.seconds else None
+
+
+@dataclass
+class RunReport:
+    dag_id: str
+    run_id: str
+    index: str | None
+    model: str | None
+    objects: dict[str, int]
+    quarantine: list[dict[str, Any]]
+    chunks_written: int
+    chunks_deleted: int
+    tokens: int
+    stages: list[StageFigures]
+    validation: dict[str, Any] | None
+    links: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        stages = [{**asdict(stage), "tokens_per_s": stage.tokens_per_s} for stage in self.stages]
+        return {**asdict(self), "stages": stages}
+
+
+def build_run_report(
+    *,
+    dag_id: str,
+    run_id: str,
+    manifest: dict[str, Any] | None,
+    validation: dict[str, Any] | None,
+    summaries: dict[str, list[dict[str, Any]]],
+    task_times: dict[str, list[tuple[str | None, float]]],
+    links: dict[str, str] | None = None,
+) -> RunReport:
+    """``summaries``: each task's XCom summaries (one per mapped instance); ``task_times``: each task's instances
+    as (state, seconds)."""
+    extract = (summaries.get("extract") or [{}])[0]
+    index = (summaries.get("index") or [{}])[0]
+    objects = {
+        "listed": int(extract.get("objects_listed") or 0),
+        "new": int(extract.get("objects_new") or 0),
+        "changed": int(extract.get("objects_changed") or 0) - int(extract.get("objects_new") or 0),
+        "unchanged": int(extract.get("objects_unchanged") or 0),
+        "deleted": len((manifest or {}).get("deleted_keys") or []),
+        "quarantined": int(extract.get("objects_quarantined") or 0),
+    }
+    quarantine = (validation or {}).get("quarantine") or (manifest or {}).get("quarantine") or []
+    stages = [_stage(stage, summaries.get(stage) or [], task_times.get(stage) or []) for stage in STAGES]
+    embedded = next(stage for stage in stages if stage.stage == "embed")
+    deleted = sum(int(index.get(name) or 0) for name in
+                  ("stale_chunks_deleted", "superseded_chunks_deleted", "removed_object_chunks_deleted"))
+    return RunReport(
+        dag_id=dag_id,
+        run_id=run_id,
+        index=(manifest or {}).get("index"),
+        model=(manifest or {}).get("model"),
+        objects=objects,
+        quarantine=list(quarantine),
+        chunks_written=int(index.get("chunks_indexed") or 0),
+        chunks_deleted=deleted,
+        tokens=embedded.tokens,
+        stages=stages,
+        validation=validation,
+        links=dict(links or {}),
+    )
+
+
+def _stage(stage: str, summaries: list[dict[str, Any]], times: list[tuple[str | None, float]]) -> StageFigures:
+    states = {state for state, _ in times}
+    state = "none" if not times else next(
+        (s for s in ("failed", "running", "queued", "upstream_failed") if s in states), sorted(states, key=str)[0]
+    )
+    return StageFigures(
+        stage=stage,
+        tasks=len(times),
+        seconds=round(sum(seconds for _, seconds in times), 1),
+        tokens=sum(int(summary.get("tokens") or 0) for summary in summaries if isinstance(summary, dict)),
+        chunks=sum(int(summary.get("chunks") or 0) for summary in summaries if isinstance(summary, dict)),
+        state=str(state),
+    )

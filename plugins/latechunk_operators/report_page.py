@@ -1,0 +1,123 @@
+"""The run report's HTML: one self-contained page (no scripts), readable inside the UI's iframe or on its own."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.2rem; color: #1a202c; }
+h1 { font-size: 1.3rem; } h2 { font-size: 1.05rem; margin-top: 1.6rem; }
+table { border-collapse: collapse; margin: .4rem 0; } td, th { border: 1px solid #cbd5e0; padding: .25rem .6rem; }
+th { background: #edf2f7; text-align: left; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.ok { color: #276749; font-weight: 600; } .failed { color: #c53030; font-weight: 600; } .skipped { color: #718096; }
+.muted { color: #718096; font-size: .9rem; } input[type=text] { width: 32rem; padding: .3rem; }
+"""
+OBJECT_LABELS = {
+    "listed": "listed (selected)", "new": "new", "changed": "changed", "unchanged": "unchanged",
+    "deleted": "deleted from the index", "quarantined": "quarantined",
+}
+
+
+def _cell(value: Any, number: bool = False, **data: str) -> str:
+    attributes = "".join(f' data-{name}="{escape(str(val))}"' for name, val in data.items())
+    return f'<td{" class=n" if number else ""}{attributes}>{escape("" if value is None else str(value))}</td>'
+
+
+def _objects(report: dict[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><th>{escape(label)}</th>{_cell(report['objects'][name], True, count=name)}</tr>"
+        for name, label in OBJECT_LABELS.items()
+    )
+    rows += f"<tr><th>chunks written</th>{_cell(report['chunks_written'], True, count='chunks_written')}</tr>"
+    rows += f"<tr><th>chunks deleted</th>{_cell(report['chunks_deleted'], True, count='chunks_deleted')}</tr>"
+    rows += f"<tr><th>tokens encoded</th>{_cell(report['tokens'], True, count='tokens')}</tr>"
+    return f"<table id=objects>{rows}</table>"
+
+
+def _stages(report: dict[str, Any]) -> str:
+    head = "<tr><th>stage</th><th>tasks</th><th>state</th><th>seconds</th><th>tokens</th><th>tokens/s</th></tr>"
+    rows = "".join(
+        f"<tr data-stage={escape(stage['stage'])}><th>{escape(stage['stage'])}</th>{_cell(stage['tasks'], True)}"
+        f"{_cell(stage['state'])}{_cell(stage['seconds'], True)}{_cell(stage['tokens'], True)}"
+        f"{_cell(stage['tokens_per_s'], True)}</tr>"
+        for stage in report["stages"]
+    )
+    return f"<table id=stages>{head}{rows}</table>"
+
+
+def _validation(report: dict[str, Any]) -> str:
+    validation = report.get("validation")
+    if not validation:
+        return "<p class=muted>No validation report yet (the run has not validated).</p>"
+    verdict = "passed" if validation.get("passed") else "FAILED"
+    head = "<tr><th>check</th><th>result</th><th>value</th><th>threshold</th><th>what it means</th></tr>"
+    rows = ""
+    for check in validation.get("checks", []):
+        status = "skipped" if check.get("skipped") else ("ok" if check.get("passed") else "failed")
+        rows += (
+            f"<tr data-check={escape(check['name'])}><th>{escape(check['name'])}</th>"
+            f"<td class={status}>{status}</td>{_cell(check.get('value'), True, value=check.get('value'))}"
+            f"{_cell(check.get('threshold'), True)}{_cell(check.get('description', ''))}</tr>"
+        )
+    css = "ok" if validation.get("passed") else "failed"
+    return f"<p>Validation <span id=verdict class={css}>{verdict}</span></p><table id=validation>{head}{rows}</table>"
+
+
+def _quarantine(report: dict[str, Any]) -> str:
+    entries = report.get("quarantine") or []
+    if not entries:
+        return "<p class=muted id=quarantine>Nothing quarantined.</p>"
+    head = "<tr><th>key</th><th>reason</th><th>detail</th></tr>"
+    rows = "".join(
+        f"<tr>{_cell(entry.get('key'))}{_cell(entry.get('reason'))}{_cell(entry.get('detail'))}</tr>"
+        for entry in entries
+    )
+    return f"<table id=quarantine>{head}{rows}</table>"
+
+
+def _search(report: dict[str, Any], question: str, hits: list[dict[str, Any]] | None, error: str | None) -> str:
+    form = (
+        f'<form method=get id=search><input type=text name=q value="{escape(question)}" '
+        'placeholder="Ask the index a question"> <button type=submit>Search</button></form>'
+    )
+    if error:
+        return form + f"<p class=failed>{escape(error)}</p>"
+    if hits is None:
+        return form
+    head = "<tr><th>#</th><th>score</th><th>key</th><th>chunk</th><th>characters</th><th>text</th></tr>"
+    rows = "".join(_hit_row(rank, hit) for rank, hit in enumerate(hits, 1))
+    return form + f"<table id=hits>{head}{rows}</table>"
+
+
+def _hit_row(rank: int, hit: dict[str, Any]) -> str:
+    where = hit["key"] + (f"#{hit['part']}" if hit.get("part") else "")
+    span = f"[{hit['char_start']}, {hit['char_end']})"
+    text = " ".join(str(hit["text"]).split())[:240]
+    return (
+        f"<tr class=hit>{_cell(rank, True)}{_cell(format(hit['score'], '.3f'), True)}{_cell(where, key=hit['key'])}"
+        f"{_cell(hit['chunk_id'], True)}{_cell(span)}{_cell(text)}</tr>"
+    )
+
+
+def render_page(report: dict[str, Any], *, question: str = "", hits=None, error: str | None = None) -> str:
+    links = report.get("links", {})
+    staged = report.get("staged", {})
+    link_items = "".join(
+        f'<li><a href="{escape(url)}" id=link-{escape(name)}>{escape(name)}</a> '
+        f"<span class=muted>{escape(staged.get(name, ''))}</span></li>"
+        for name, url in links.items()
+    )
+    return f"""<!doctype html><html><head><meta charset=utf-8><title>Run report {escape(report['run_id'])}</title>
+<style>{STYLE}</style></head><body>
+<h1>Late chunking run report</h1>
+<p><b>{escape(report['dag_id'])}</b> run <code>{escape(report['run_id'])}</code><br>
+index <code id=index>{escape(str(report.get('index')))}</code>,
+model <code>{escape(str(report.get('model')))}</code></p>
+<h2>Objects, chunks and tokens</h2>{_objects(report)}
+<h2>Stages</h2>{_stages(report)}
+<h2>Validation</h2>{_validation(report)}
+<h2>Quarantine</h2>{_quarantine(report)}
+<h2>Ask the index</h2>{_search(report, question, hits, error)}
+<h2>Staged files</h2><ul>{link_items}</ul>
+</body></html>"""
