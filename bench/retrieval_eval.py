@@ -19,15 +19,19 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 from latechunk.evaluation import (
     STRATEGIES,
+    LateVariant,
     chunking_configs,
     embed_corpus,
-    evaluate_ranking,
-    load_beir,
-    rank_elasticsearch,
-    rank_memory,
+    encoder_work,
+    late_key,
+    mix_chunks,
+    mix_name,
+    token_ids,
 )
+from latechunk.retrieval import evaluate_ranking, load_beir, rank_elasticsearch, rank_memory
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,6 +44,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backend", choices=("memory", "elasticsearch"), default="memory")
     parser.add_argument("--es-url", default=os.environ.get("ES_URL", "http://127.0.0.1:9200"))
     parser.add_argument("--long-late", action="store_true", help="no truncation: long late chunking by windows")
+    parser.add_argument(
+        "--window-overlap", type=int, default=None, help="long late: tokens each window repeats (min(256, window/4))"
+    )
+    parser.add_argument(
+        "--late-variants",
+        default=None,
+        help="comma list of long late windowings LAYOUT[+framed][@OVERLAP], LAYOUT stitched|centred "
+        "(default: stitched with --window-overlap)",
+    )
+    parser.add_argument(
+        "--naive-weights",
+        default="",
+        help="comma list of weights w: also score l2(w * naive + (1 - w) * late) for every late variant, on the "
+        "chunks of documents longer than its window (the others keep their late vectors)",
+    )
+    parser.add_argument("--plot-strategies", default=None, help="comma list of the strategies to plot (default all)")
     parser.add_argument("--max-length", type=int, default=None, help="model window (default: the model's)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--max-docs", type=int, default=None)
@@ -58,31 +78,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--chunk-size takes an integer or a comma list of integers")
     if any(size < 1 for size in args.chunk_sizes):
         parser.error("chunk sizes must be >= 1")
+    try:
+        specs = args.late_variants.split(",") if args.late_variants else []
+        args.late_variants = [LateVariant.parse(spec.strip()) for spec in specs] or [
+            LateVariant(overlap=args.window_overlap)
+        ]
+        args.naive_weights = [float(w) for w in args.naive_weights.split(",") if w.strip()]
+    except ValueError as error:
+        parser.error(str(error))
+    if args.naive_weights and "late" not in args.strategies:
+        parser.error("--naive-weights needs late among --strategies (and naive where a document is windowed)")
+    if any(not 0 < w < 1 for w in args.naive_weights):
+        parser.error("naive weights must lie strictly between 0 and 1")
     return args
 
 
 def table(rows: list[dict]) -> str:
-    lines = [f"{'strategy':<8} {'chunker':<9} {'size':>5} {'chunks':>8} {'nDCG@10':>8} {'R@100':>7}"]
+    """One line per result; ``cost`` is the encoder's work in tokens encoded per document token."""
+    width = max([8] + [len(row["strategy"]) for row in rows])
+    lines = [f"{'strategy':<{width}} {'chunker':<9} {'size':>5} {'chunks':>8} {'cost':>5} {'nDCG@10':>8} {'R@100':>7}"]
     for row in rows:
         size = row["chunk_size"] if row["chunk_size"] else "-"
         lines.append(
-            f"{row['strategy']:<8} {row['chunker']:<9} {size:>5} {row['n_chunks']:>8} "
+            f"{row['strategy']:<{width}} {row['chunker']:<9} {size:>5} {row['n_chunks']:>8} {row['cost']:>5.2f} "
             f"{100 * row['ndcg@10']:>8.2f} {100 * row['recall@100']:>7.2f}"
         )
     return "\n".join(lines)
 
 
-def plot(rows: list[dict], path: str, title: str) -> None:
+
+def plot(rows: list[dict], path: str, title: str, strategies: list[str] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(6, 4))
-    for strategy, marker in (("naive", "o"), ("late", "s")):
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    names = [r["strategy"] for r in rows if r["strategy"] != "none"]
+    for k, strategy in enumerate(dict.fromkeys(strategies or names)):
         points = sorted((r["chunk_size"], 100 * r["ndcg@10"]) for r in rows if r["strategy"] == strategy)
         if points:
-            axes.plot(*zip(*points, strict=True), marker=marker, label=strategy)
+            axes.plot(*zip(*points, strict=True), marker="os^vDP*X"[k % 8], label=strategy)
     for row in rows:
         if row["strategy"] == "none":
             axes.axhline(100 * row["ndcg@10"], color="grey", linestyle="--", label="none (whole document)")
@@ -119,10 +155,23 @@ def main(argv: list[str] | None = None) -> int:
         args.strategies,
         configs,
         long_late=args.long_late,
+        late_variants=args.late_variants,
         cache_dir=args.cache_dir,
         log=lambda message: print(f"[{time.perf_counter() - t0:7.1f}s] {message}", file=sys.stderr, flush=True),
     )
     embed_seconds = time.perf_counter() - t0
+    ids = token_ids(encoder, data.texts, args.long_late)
+    work = encoder_work(encoder, ids, vectors, args.late_variants)
+    lengths = np.asarray([len(doc) for doc in ids])
+    for weight in args.naive_weights:
+        for variant in args.late_variants:
+            long_docs = lengths > variant.resolve(encoder)[0]
+            for size in configs:
+                late, naive = (late_key(variant), size), ("naive", size)
+                mixed = (mix_name(weight, late[0]), size)
+                vectors[mixed] = mix_chunks(vectors[late], vectors.get(naive), weight, long_docs)
+                work[mixed] = work[late] + (work[naive] * long_docs if long_docs.any() else 0)
+    costs = {key: float(w.sum() / max(1, lengths.sum())) for key, w in work.items()}
     query_ids = list(data.queries)
     query_vectors = encoder.encode_queries([data.queries[q] for q in query_ids])
 
@@ -160,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                     "chunker": "-" if strategy == "none" else args.chunker,
                     "chunk_size": size or None,
                     "n_chunks": int(len(chunks.doc_index)),
+                    "cost": round(costs[(strategy, size)], 4),
                     **metrics,
                     "search_seconds": round(time.perf_counter() - t1, 2),
                 }
@@ -177,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         "model_revision": encoder.revision,
         "window": encoder.max_length,
         "long_late": args.long_late,
+        "late_variants": {late_key(v): v.name for v in args.late_variants},
+        "naive_weights": args.naive_weights,
         "backend": args.backend,
         "chunker": args.chunker,
         "results": rows,
@@ -188,7 +240,12 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     if args.plot:
         model_name = "/".join(Path(str(args.model)).parts[-2:])  # hub ids are "org/name"; paths end in their folder
-        plot(rows, args.plot, f"{Path(args.dataset).name}, {model_name}, {args.chunker} chunks")
+        plot(
+            rows,
+            args.plot,
+            f"{Path(args.dataset).name}, {model_name}, {args.chunker} chunks",
+            args.plot_strategies.split(",") if args.plot_strategies else None,
+        )
     return 0
 
 

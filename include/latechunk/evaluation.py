@@ -3,88 +3,89 @@
 * A document's text is ``title + " " + text``, cut to the model window (``window - 2`` content tokens for BERT-style
   models) unless long late chunking is asked for; chunks are fixed runs of content tokens or sentences, annotated by
   `latechunk.spans.annotate_spans` (first chunk pools [CLS], last pools [SEP] in late chunking).
-* ``naive``: every chunk is encoded alone as ``[CLS] chunk [SEP]`` and mean-pooled over all its tokens.
+* ``naive``: every chunk is encoded alone as ``[CLS] chunk [SEP]`` and mean-pooled over all its tokens
+  (`latechunk.late_chunking.naive_sequences`).
 * ``late``: the document is encoded once (`latechunk.late_chunking.embed_tokens`, overlapping windows for long
   documents) and the same spans are pooled (`latechunk.pooling.pool_spans`), exactly what ``embed_documents`` does.
+  Other window layouts and overlaps are ``LateVariant``s, keyed ``late[<name>]``.
+* ``mix``: a late variant's vectors mixed with the naive ones (`mix_chunks`), computed from the stored vectors.
 * ``none``: one vector per document, the mean of all token embeddings of the (truncated) document.
-* A document scores as its best chunk; nDCG@10 (linear gains) and Recall@100 come from ``ranx``.
+* A document scores as its best chunk (`latechunk.retrieval`).
 
-One encoder pass over the documents serves ``late`` at every chunk size and ``none``; ``naive`` needs one pass per
-chunk size. With a cache directory every (strategy, chunk size) result is stored and reused by later runs.
+One encoder pass over the documents per late variant serves it at every chunk size, and ``none``; ``naive`` needs
+one pass per chunk size. With a cache directory every (strategy, chunk size) result is stored and reused by later
+runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from latechunk.documents import EmbeddedChunk
 from latechunk.encoders.base import Encoder
-from latechunk.late_chunking import embed_tokens
+from latechunk.late_chunking import (
+    WINDOW_LAYOUTS,
+    default_overlap,
+    embed_tokens,
+    encoded_tokens,
+    mix_vectors,
+    naive_sequences,
+    special_affixes,
+)
 from latechunk.pooling import l2_normalize, pool_spans
+from latechunk.retrieval import ChunkVectors
 from latechunk.spans import AnnotatedDocument, ChunkingConfig, annotate_spans
 
 STRATEGIES = ("naive", "late", "none")
-METRICS = ("ndcg@10", "recall@100")
 DOCS_PER_PASS = 256
 
 
-@dataclass
-class BeirData:
-    doc_ids: list[str]
-    texts: list[str]  # title + " " + text
-    queries: dict[str, str]  # only queries that have judgements
-    qrels: dict[str, dict[str, int]]
+@dataclass(frozen=True)
+class LateVariant:
+    """How long documents are windowed for late chunking: ``layout`` and ``framed`` as in
+    `latechunk.late_chunking`, ``overlap`` tokens shared by consecutive windows and ``window`` tokens per window
+    (None: the defaults, i.e. the encoder window)."""
+
+    layout: str = "stitched"
+    framed: bool = False
+    overlap: int | None = None
+    window: int | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> LateVariant:
+        """``LAYOUT[+framed][@OVERLAP][/WINDOW]``, e.g. ``stitched@128`` or ``centred+framed@64/256``."""
+        rest, _, window = spec.partition("/")
+        name, _, overlap = rest.partition("@")
+        layout, _, flag = name.partition("+")
+        if layout not in WINDOW_LAYOUTS or flag not in ("", "framed"):
+            raise ValueError(
+                f"late variant {spec!r}: expected LAYOUT[+framed][@OVERLAP][/WINDOW], LAYOUT in {WINDOW_LAYOUTS}"
+            )
+        return cls(layout, flag == "framed", int(overlap) if overlap else None, int(window) if window else None)
+
+    @property
+    def name(self) -> str:
+        return (
+            self.layout
+            + ("+framed" if self.framed else "")
+            + ("" if self.overlap is None else f"@{self.overlap}")
+            + ("" if self.window is None else f"/{self.window}")
+        )
+
+    def resolve(self, encoder: Encoder) -> tuple[int, int]:
+        """(window, overlap) in tokens for this encoder."""
+        window = self.window or encoder.max_length
+        return window, default_overlap(window) if self.overlap is None else self.overlap
 
 
-@dataclass
-class ChunkVectors:
-    """All chunk vectors of one (strategy, chunk size): ``doc_index[i]`` is the document of ``vectors[i]``;
-    rows are grouped by document in corpus order."""
-
-    doc_index: np.ndarray  # (n_chunks,) int64
-    vectors: np.ndarray  # (n_chunks, dim) float32, L2-normalised
-
-
-def load_beir(
-    directory: str | Path, split: str = "test", max_docs: int | None = None, max_queries: int | None = None
-) -> BeirData:
-    """Corpus, judged queries and qrels of a BEIR folder. ``max_queries`` keeps the first judged queries;
-    ``max_docs`` keeps every document judged for them, then fills up in file order (the rest is dropped)."""
-    directory = Path(directory)
-    qrels: dict[str, dict[str, int]] = {}
-    with open(directory / "qrels" / f"{split}.tsv", encoding="utf-8") as handle:
-        next(handle)  # header
-        for line in handle:
-            if line.strip():
-                query_id, doc_id, score = line.rstrip("\n").split("\t")[:3]
-                qrels.setdefault(query_id, {})[doc_id] = int(score)
-    queries = {}
-    for record in _jsonl(directory / "queries.jsonl"):
-        if record["_id"] in qrels and (max_queries is None or len(queries) < max_queries):
-            queries[record["_id"]] = record["text"]
-    corpus = {
-        r["_id"]: (r.get("title") or "") + " " + (r.get("text") or "") for r in _jsonl(directory / "corpus.jsonl")
-    }
-    if max_docs is not None:
-        judged = {doc for q in queries for doc in qrels[q] if doc in corpus}
-        position = {doc: k for k, doc in enumerate(corpus)}
-        keep = set(sorted(judged, key=position.__getitem__)[:max_docs])
-        keep |= set([doc for doc in corpus if doc not in keep][: max(0, max_docs - len(keep))])
-        corpus = {doc: text for doc, text in corpus.items() if doc in keep}
-    qrels = {q: {d: s for d, s in qrels[q].items() if d in corpus} for q in queries}
-    queries = {q: text for q, text in queries.items() if qrels[q]}
-    return BeirData(list(corpus), list(corpus.values()), queries, {q: qrels[q] for q in queries})
-
-
-def _jsonl(path: Path) -> Iterable[dict]:
-    with open(path, encoding="utf-8") as handle:
-        yield from (json.loads(line) for line in handle if line.strip())
+def late_key(variant: LateVariant | None) -> str:
+    """The strategy name of a late variant: plain ``late`` for the default one."""
+    return "late" if variant is None or variant == LateVariant() else f"late[{variant.name}]"
 
 
 def truncate_text(text: str, tokenizer, max_content_tokens: int) -> str:
@@ -123,15 +124,20 @@ def embed_corpus(
     configs: dict[int, ChunkingConfig],
     *,
     long_late: bool = False,
+    late_variants: Sequence[LateVariant] = (LateVariant(),),
     cache_dir: str | Path | None = None,
     log: Callable[[str], None] = lambda message: None,
 ) -> dict[tuple[str, int], ChunkVectors]:
-    """Chunk vectors per (strategy, chunk size); ``none`` is keyed (``"none"``, 0)."""
+    """Chunk vectors per (strategy, chunk size); ``none`` is keyed (``"none"``, 0), late variants by `late_key`.
+
+    """
     unknown = set(strategies) - set(STRATEGIES)
     if unknown:
         raise ValueError(f"unknown strategies {sorted(unknown)}; expected some of {STRATEGIES}")
-    keys = [(s, size) for s in STRATEGIES if s in strategies for size in ([0] if s == "none" else configs)]
-    labels = {key: _label(key, configs, long_late) for key in keys}
+    variants = {late_key(v): v for v in late_variants} if "late" in strategies else {}
+    kinds = [s for s in ("naive",) if s in strategies] + list(variants) + [s for s in ("none",) if s in strategies]
+    keys = [(kind, size) for kind in kinds for size in ([0] if kind == "none" else configs)]
+    labels = {key: _label(key, configs, long_late, variants) for key in keys}
     fingerprint = _fingerprint(encoder, texts)
     results = {key: _load(cache_dir, fingerprint, labels[key]) for key in keys}
     todo = [key for key in keys if results[key] is None]
@@ -143,32 +149,37 @@ def embed_corpus(
             size: [annotate(encoder, texts[i], config, long_late) for i in batch] for size, config in configs.items()
         }
         whole = next(iter(docs.values()))  # the token ids do not depend on the chunking
-        if any(strategy != "naive" for strategy, _ in todo):
-            matrices = embed_tokens(encoder, [doc.input_ids for doc in whole])
-        for strategy, size in todo:
-            if strategy == "late":
-                vectors = [pool_spans(m, doc.spans) for m, doc in zip(matrices, docs[size], strict=True)]
-                owners = [np.full(len(v), i, dtype=np.int64) for i, v in zip(batch, vectors, strict=True)]
-                parts[(strategy, size)].append((np.concatenate(owners), np.concatenate(vectors)))
-            elif strategy == "none":
-                parts[(strategy, size)].append(
-                    (
-                        np.asarray(batch, dtype=np.int64),
-                        _mean_pool(_none_matrices(encoder, batch, texts, whole, matrices)),
+        single: list[np.ndarray | None] = [None] * len(whole)  # a pass of the whole encoder window, for "none"
+        longest = max(len(doc.input_ids) for doc in whole)
+        passes: dict[tuple, list[np.ndarray]] = {}  # variants that window no document of the batch share a pass
+        for kind in dict.fromkeys(kind for kind, _ in todo):
+            if kind in variants:
+                variant = variants[kind]
+                window, overlap = variant.resolve(encoder)
+                plan = ("one window",) if longest <= window else (window, overlap, variant.layout, variant.framed)
+                if plan not in passes:
+                    passes[plan] = embed_tokens(
+                        encoder,
+                        [doc.input_ids for doc in whole],
+                        window=window,
+                        overlap=overlap,
+                        layout=variant.layout,
+                        frame_windows=variant.framed,
                     )
-                )
+                matrices = passes[plan]
+                if window == encoder.max_length:
+                    single = matrices
+                for size in (s for k, s in todo if k == kind):
+                    vectors = [pool_spans(m, doc.spans) for m, doc in zip(matrices, docs[size], strict=True)]
+                    parts[(kind, size)].append((_owners(batch, vectors), np.concatenate(vectors)))
+            elif kind == "none":
+                cut = _none_matrices(encoder, batch, texts, whole, single)
+                parts[("none", 0)].append((np.asarray(batch, dtype=np.int64), _mean_pool(cut)))
             else:
-                sequences, owners = [], []
-                for i, doc in zip(batch, docs[size], strict=True):
-                    lo, hi = _content_range(doc, special_ids)
-                    for span in doc.spans:
-                        chunk = doc.input_ids[max(span.token_start, lo) : min(span.token_end, hi)]
-                        # the document's own leading/trailing special tokens: [CLS] chunk [SEP] for BERT
-                        sequences.append(doc.input_ids[:lo] + chunk + doc.input_ids[hi:])
-                        owners.append(i)
-                parts[(strategy, size)].append(
-                    (np.asarray(owners, dtype=np.int64), _mean_pool(encoder.encode_token_batches(sequences)))
-                )
+                for size in (s for k, s in todo if k == "naive"):
+                    sequences = [naive_sequences(doc, special_ids) for doc in docs[size]]
+                    vectors = _mean_pool(encoder.encode_token_batches([s for seqs in sequences for s in seqs]))
+                    parts[("naive", size)].append((_owners(batch, sequences), vectors))
         log(f"embedded {batch.stop}/{len(texts)} documents")
     for key in todo:
         owners = [o for o, _ in parts[key]]
@@ -181,28 +192,81 @@ def embed_corpus(
     return results
 
 
+def token_ids(encoder: Encoder, texts: Sequence[str], long_late: bool) -> list[list[int]]:
+    """Every document's token ids as `embed_corpus` encodes them (cut to the window unless ``long_late``)."""
+    return [annotate(encoder, text, ChunkingConfig(strategy="fixed"), long_late).input_ids for text in texts]
+
+
+def encoder_work(
+    encoder: Encoder,
+    ids: Sequence[Sequence[int]],
+    chunks: dict[tuple[str, int], ChunkVectors],
+    late_variants: Sequence[LateVariant] = (LateVariant(),),
+) -> dict[tuple[str, int], np.ndarray]:
+    """Tokens the encoder processes per document (an (n_docs,) array) for each result of `embed_corpus`, from the
+    window plans and chunk counts (`latechunk.late_chunking.encoded_tokens`; a test checks it against the tokens
+    an encoder really receives). Divided by the documents' own tokens it is the encoder cost."""
+    special_ids = set(encoder.tokenizer.all_special_ids)
+    affixes = [special_affixes(doc, special_ids) for doc in ids]
+    variants = {late_key(v): v for v in late_variants}
+    work = {}
+    for kind, size in chunks:
+        if kind == "none":
+            counts = [min(len(doc), encoder.max_length) for doc in ids]
+        elif kind == "naive":
+            per_doc = np.bincount(chunks[(kind, size)].doc_index, minlength=len(ids))  # [CLS] chunk [SEP] each
+            counts = [
+                len(doc) + (len(p) + len(s)) * (int(n) - 1)
+                for doc, (p, s), n in zip(ids, affixes, per_doc, strict=True)
+            ]
+        else:
+            variant = variants[kind]
+            window, overlap = variant.resolve(encoder)
+            frame = [(len(p), len(s)) if variant.framed else (0, 0) for p, s in affixes]
+            counts = [
+                encoded_tokens(len(doc), window, overlap, variant.layout, f) for doc, f in zip(ids, frame, strict=True)
+            ]
+        work[(kind, size)] = np.asarray(counts, dtype=np.int64)
+    return work
+
+
+def mix_name(weight: float, late: str) -> str:
+    """``mix0.5`` for the plain late strategy, ``mix0.5[centred+framed@128]`` for a variant."""
+    return f"mix{weight:g}" + late.removeprefix("late")
+
+
+def mix_chunks(
+    late: ChunkVectors, naive: ChunkVectors | None, naive_weight: float, long_docs: np.ndarray
+) -> ChunkVectors:
+    """The chunks of the documents flagged in ``long_docs`` (longer than the late window) mixed with the same
+    chunks' naive vectors (`late_chunking.mix_vectors`); the others keep their late vectors."""
+    rows = np.asarray(long_docs, dtype=bool)[late.doc_index]
+    if not rows.any():
+        return late
+    if naive is None or not np.array_equal(late.doc_index, naive.doc_index):
+        raise ValueError("mixing needs the naive vectors of the same chunking")
+    vectors = late.vectors.copy()
+    vectors[rows] = mix_vectors(late.vectors[rows], naive.vectors[rows], naive_weight)
+    return ChunkVectors(late.doc_index, vectors)
+
+
+def _owners(batch: range, per_document: Sequence[Sequence]) -> np.ndarray:
+    return np.repeat(np.asarray(batch, dtype=np.int64), [len(items) for items in per_document])
+
+
 def _none_matrices(
     encoder: Encoder,
     batch: range,
     texts: Sequence[str],
     docs: Sequence[AnnotatedDocument],
-    matrices: Sequence[np.ndarray],
+    matrices: Sequence[np.ndarray | None],
 ) -> list[np.ndarray]:
-    """Token embeddings of each document in one pass of the window: the late pass itself where the document fit
-    in it, else a pass over the document cut to the window (long late chunking only)."""
-    long = [k for k, doc in enumerate(docs) if len(doc.input_ids) > encoder.max_length]
+    """Token embeddings of each document in one pass of the window: a late pass itself where the document fit
+    in it, else a pass over the document cut to the window."""
+    long = [k for k, doc in enumerate(docs) if len(doc.input_ids) > encoder.max_length or matrices[k] is None]
     cut = [annotate(encoder, texts[batch[k]], ChunkingConfig(), False).input_ids for k in long]
     replaced = dict(zip(long, encoder.encode_token_batches(cut), strict=True))
     return [replaced.get(k, m) for k, m in enumerate(matrices)]
-
-
-def _content_range(doc: AnnotatedDocument, special_ids: set[int]) -> tuple[int, int]:
-    start, end = 0, len(doc.input_ids)
-    while start < end and doc.input_ids[start] in special_ids:
-        start += 1
-    while end > start and doc.input_ids[end - 1] in special_ids:
-        end -= 1
-    return start, end
 
 
 def _mean_pool(matrices: Sequence[np.ndarray]) -> np.ndarray:
@@ -210,9 +274,11 @@ def _mean_pool(matrices: Sequence[np.ndarray]) -> np.ndarray:
     return l2_normalize(np.stack([m.mean(axis=0, dtype=np.float32) for m in matrices]))
 
 
-def _label(key: tuple[str, int], configs: dict[int, ChunkingConfig], long_late: bool) -> str:
-    strategy, size = key
-    if strategy == "none":
+def _label(
+    key: tuple[str, int], configs: dict[int, ChunkingConfig], long_late: bool, variants: dict[str, LateVariant]
+) -> str:
+    kind, size = key
+    if kind == "none":
         return "none"
     config = configs[size]
     setting = (
@@ -220,7 +286,8 @@ def _label(key: tuple[str, int], configs: dict[int, ChunkingConfig], long_late: 
         if config.strategy == "fixed"
         else f"sentences{config.sentences_per_chunk}"
     )
-    return f"{strategy}-{setting}" + ("-long" if long_late else "")
+    window = f"-long-{variants[kind].name}" if kind in variants and long_late else "-long" * long_late
+    return f"{kind.partition('[')[0]}-{setting}{window}"
 
 
 def _fingerprint(encoder: Encoder, texts: Sequence[str]) -> str:
@@ -244,89 +311,3 @@ def _save(cache_dir: str | Path | None, fingerprint: str, label: str, chunks: Ch
     if cache_dir:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         np.savez(Path(cache_dir) / f"{fingerprint}-{label}.npz", doc_index=chunks.doc_index, vectors=chunks.vectors)
-
-
-def best_chunk_scores(chunks: ChunkVectors, n_docs: int, queries: np.ndarray) -> np.ndarray:
-    """(n_queries, n_docs) cosine of each document's best chunk; -inf for a document without chunks."""
-    scores = np.full((len(queries), n_docs), -np.inf, dtype=np.float32)
-    if len(chunks.doc_index):
-        starts = np.flatnonzero(np.r_[True, chunks.doc_index[1:] != chunks.doc_index[:-1]])
-        similarities = queries @ chunks.vectors.T  # (n_queries, n_chunks)
-        scores[:, chunks.doc_index[starts]] = np.maximum.reduceat(similarities, starts, axis=1)
-    return scores
-
-
-def rank_memory(chunks: ChunkVectors, doc_ids: Sequence[str], queries: np.ndarray, top_k: int = 100) -> list[dict]:
-    """Per query the top ``top_k`` documents by best chunk: a list of {doc_id: score}."""
-    scores = best_chunk_scores(chunks, len(doc_ids), queries)
-    ranking = []
-    for row in scores:
-        top = np.argsort(-row, kind="stable")[:top_k]
-        ranking.append({doc_ids[i]: float(row[i]) for i in top if np.isfinite(row[i])})
-    return ranking
-
-
-def rank_elasticsearch(
-    backend,
-    index: str,
-    chunks: ChunkVectors,
-    doc_ids: Sequence[str],
-    queries: np.ndarray,
-    *,
-    model_id: str,
-    chunking: dict,
-    top_k: int = 100,
-) -> list[dict]:
-    """The same ranking through a real index: exact (``flat``) kNN over one search document per chunk, the best
-    chunk per document kept. Scores are turned back from Elasticsearch's (1 + cos) / 2 into cosines."""
-    from latechunk.index_mapping import IndexSpec
-
-    spec = IndexSpec(
-        name=index, dims=chunks.vectors.shape[1], model_id=model_id, index_options={"type": "flat"}, chunking=chunking
-    )
-    backend.ensure_index(spec)
-    counts = np.bincount(chunks.doc_index, minlength=len(doc_ids))
-    chunk_ids = np.arange(len(chunks.doc_index)) - np.repeat(np.cumsum(counts) - counts, counts)
-    report = backend.upsert_documents(
-        index,
-        (
-            EmbeddedChunk(
-                doc_id=doc_ids[d],
-                bucket="beir",
-                key=doc_ids[d],
-                part="",
-                etag="eval",
-                chunk_id=int(c),
-                n_chunks=int(counts[d]),
-                text="",
-                char_start=0,
-                char_end=0,
-                token_start=0,
-                token_end=0,
-                vector=v,
-                model_id=model_id,
-            )
-            for d, c, v in zip(chunks.doc_index, chunk_ids, chunks.vectors, strict=True)
-        ),
-    )
-    if not report.ok:
-        raise RuntimeError(f"indexing failed: {report.errors[:3]}")
-    # The top_k-th document's best chunk ranks at most (top_k - 1) * max_chunks + 1: fetch that many chunks.
-    k = int(min(10_000, top_k * max(1, counts.max(initial=1))))
-    ranking = []
-    for vector in queries:
-        best: dict[str, float] = {}
-        for hit in backend.knn_search(index, vector, k=k, num_candidates=k):
-            doc = hit.source["doc_id"]
-            best[doc] = max(best.get(doc, -np.inf), 2 * hit.score - 1)
-        ranking.append(dict(sorted(best.items(), key=lambda item: -item[1])[:top_k]))
-    return ranking
-
-
-def evaluate_ranking(qrels: dict[str, dict[str, int]], query_ids: Sequence[str], ranking: Sequence[dict]) -> dict:
-    """nDCG@10 (linear gains) and Recall@100 with ranx, averaged over the judged queries."""
-    from ranx import Qrels, Run, evaluate
-
-    run = {q: (r or {"__no_result__": -1e9}) for q, r in zip(query_ids, ranking, strict=True)}
-    scores = evaluate(Qrels({q: qrels[q] for q in query_ids}), Run(run), list(METRICS), make_comparable=True)
-    return {metric: float(scores[metric]) for metric in METRICS}

