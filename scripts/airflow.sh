@@ -3,10 +3,12 @@
 #   PostgreSQL (metadata DB) and Redis (Celery broker) from Debian's packages, and the Airflow api-server (UI and
 #   REST API), scheduler, dag-processor, triggerer and two Celery workers: one on the "default" queue and one on the
 #   "gpu" queue only, with concurrency 1 (the embed task), exactly the compose topology.
-# Usage: scripts/airflow.sh start|stop|status|env|login
+# Usage: scripts/airflow.sh start|stop|restart|status|env|login
 #   start   idempotent: installs what is missing, starts what is not running, waits until the DAGs are parsed,
 #           prints the UI address and the admin login. Elasticsearch and MinIO come from scripts/servers.sh.
 #   stop    stops every service of the stack by its pid (process group), then Redis and PostgreSQL.
+#   restart restarts the Airflow services (not the databases): Airflow never reloads plugins, so after a change
+#           to plugins/ or include/ the running services still have the old code.
 #   env     prints the environment (source it to use the `airflow` CLI against the stack).
 #   login   prints the UI address, user and password.
 set -euo pipefail
@@ -226,8 +228,10 @@ start() {
     login
 }
 
+stop_airflow() { for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_service "${SERVICES[i]}"; done; }
+
 stop() {
-    for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_service "${SERVICES[i]}"; done
+    stop_airflow
     stop_pidfile Redis "$RUN/redis.pid"
     stop_postgres
 }
@@ -252,8 +256,9 @@ EOF
 case ${1:-} in
     start) start ;;
     stop) [[ -f $STACK/secrets.env ]] && secrets; stop ;;
+    restart) stop_airflow; start ;;
     status) [[ -f $STACK/secrets.env ]] && secrets; status ;;
     env) [[ -f $STACK/airflow.env ]] || die "the stack was never started: scripts/airflow.sh start"; cat "$STACK/airflow.env" ;;
     login) login ;;
-    *) die "usage: scripts/airflow.sh start|stop|status|env|login" ;;
+    *) die "usage: scripts/airflow.sh start|stop|restart|status|env|login" ;;
 esac

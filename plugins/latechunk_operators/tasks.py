@@ -73,6 +73,10 @@ def late_chunking_tasks(
         sample_size="{{ params.validation_sample_size }}",
         self_retrieval_threshold="{{ params.self_retrieval_threshold }}",
         recall_threshold="{{ params.recall_threshold }}",
+        query_retrieval_threshold="{{ params.query_retrieval_threshold }}",
+        document_query_threshold="{{ params.document_query_threshold }}",
+        max_mean_cosine="{{ params.max_mean_cosine }}",
+        query_k="{{ params.query_k }}",
         probes="{{ params.probes }}",
         retries=0,  # a failed check is a finding about the data, not a transient fault
         **STAGING,

@@ -70,7 +70,9 @@ def test_bad_documents_are_quarantined_with_reasons_and_the_rest_is_indexed_exac
     tags = etags(s3_client, s3_bucket)
     # recall_threshold: ~2,000 near-identical word-salad chunks under a random 32-dim encoder are a hard case for
     # int8 HNSW; approximate-vs-exact recall@10 is ~0.88 here, which says nothing about bad input handling.
-    settings = {"max_object_bytes": MAX_OBJECT_BYTES, "max_bad_fraction": 0.7, "recall_threshold": 0.5}
+    # One sentence of thousands of tokens stays one chunk only under a cap above its length.
+    settings = {"max_object_bytes": MAX_OBJECT_BYTES, "max_bad_fraction": 0.7, "recall_threshold": 0.5,
+                "max_chunk_tokens": 100_000}
 
     run = pipeline.run(DAY, **settings)
     assert run_state(run) == "success", task_states(run)

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import random
 import subprocess
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from airflow_client import AirflowClient, stack_env
-from stack_support import Corpus
-from support import REPO, empty_bucket
+from stack_support import Corpus, new_corpus
+from support import REPO
 
 
 @pytest.fixture(scope="session")
@@ -48,13 +47,5 @@ def free_days() -> Iterator[datetime]:
 
 @pytest.fixture
 def corpus(s3_client, es_client, minilm) -> Iterator[Corpus]:
-    tag = uuid.uuid4().hex[:10]
-    bucket, staging = f"stack-{tag}", f"stack-staging-{tag}"
-    for name in (bucket, staging):
-        s3_client.create_bucket(Bucket=name)
-    yield Corpus(s3_client, es_client, bucket, f"stack-{tag}", staging, minilm)
-    for name in (bucket, staging):
-        empty_bucket(s3_client, name)
-        s3_client.delete_bucket(Bucket=name)
-    for name in es_client.indices.get(index=f"stack-{tag}*", expand_wildcards="all"):
-        es_client.options(ignore_status=404).indices.delete(index=name)
+    with new_corpus(s3_client, es_client, minilm) as created:
+        yield created

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,7 +15,7 @@ from typing import Any
 import pytest
 from airflow_client import AirflowClient, stack_env
 from elasticsearch import helpers
-from support import REPO
+from support import REPO, empty_bucket
 
 # Addresses the stack gives its workers (scripts/airflow.sh): task instances record them as their hostname.
 DEFAULT_WORKER = "127.0.0.1"
@@ -82,6 +85,23 @@ class Corpus:
             assert chunk["n_chunks"] == sum(1 for other in chunks if other["doc_id"] == chunk["doc_id"])
         assert all(len(found) == 1 for found in etags.values()), f"chunks of two versions: {etags}"
         return {key: found.pop() for key, found in etags.items()}
+
+
+@contextmanager
+def new_corpus(s3, es, model: str, name: str = "stack") -> Iterator[Corpus]:
+    """A corpus with its own buckets and index, all removed afterwards."""
+    tag = f"{name}-{uuid.uuid4().hex[:10]}"
+    corpus = Corpus(s3, es, tag, tag, f"{tag}-staging", model)
+    for bucket in (corpus.bucket, corpus.staging_bucket):
+        s3.create_bucket(Bucket=bucket)
+    try:
+        yield corpus
+    finally:
+        for bucket in (corpus.bucket, corpus.staging_bucket):
+            empty_bucket(s3, bucket)
+            s3.delete_bucket(Bucket=bucket)
+        for index in es.indices.get(index=f"{tag}*", expand_wildcards="all"):
+            es.options(ignore_status=404).indices.delete(index=index)
 
 
 def run_and_wait(stack: AirflowClient, dag_id: str, conf: dict[str, Any], logical_date: datetime | None = None,

@@ -1,0 +1,142 @@
+"""The Airflow UI in a real browser (Debian's chromium and chromedriver, driven by Selenium): log in, open a finished
+run's report tab, read its figures off the page and compare them with the staged manifest and validation report,
+ask the index a question, and check the trigger form's sections and bounds.
+
+Screenshots go to LATECHUNK_SCREENSHOTS (docs/img to refresh the README's) or a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from stack_support import TOPICS, new_corpus, run_and_wait
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+SECTIONS = ["Source", "Chunking", "Model and embedding", "Index", "Validation", "Staging"]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver_path, "install Debian's chromium and chromium-driver (scripts/test.sh does as root)"
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    os.environ["SE_OFFLINE"] = "true"  # never let Selenium try to download a browser or driver
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    driver.implicitly_wait(2)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("LATECHUNK_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def wait_for(driver, by, value, timeout: float = 60):
+    return WebDriverWait(driver, timeout).until(expected_conditions.presence_of_element_located((by, value)))
+
+
+def log_in(driver, stack) -> None:
+    driver.get(f"{stack.url}/")
+    wait_for(driver, By.NAME, "username").send_keys(stack.user)
+    driver.find_element(By.NAME, "password").send_keys(stack.password)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, 60).until(lambda d: "/auth/login" not in d.current_url)
+
+
+@pytest.fixture(scope="module")
+def finished_run(stack, s3_client, es_client, minilm):
+    """A real run with three documents and one empty object (quarantined), for the UI to show."""
+    with new_corpus(s3_client, es_client, minilm, "ui") as corpus:
+        for name in ("reef.txt", "bread.txt", "comet.txt"):
+            corpus.put(f"incoming/{name}", TOPICS[name])
+        corpus.put("incoming/empty.txt", "")
+        conf = corpus.run_conf(partition_by_date=False, max_bad_fraction=0.5)
+        yield corpus, run_and_wait(stack, "latechunk_ingest", conf)
+
+
+def test_run_report_in_the_ui_matches_the_staged_files(stack, browser, shots, finished_run):
+    from latechunk.staging import read_json
+
+    corpus, run = finished_run
+    run_id = run["dag_run_id"]
+    log_in(browser, stack)
+    browser.get(f"{stack.url}/dags/latechunk_ingest/runs/{run_id}")
+    wait_for(browser, By.XPATH, "//*[contains(text(), 'publish')]")
+    browser.save_screenshot(str(shots / "ui-grid.png"))
+
+    browser.get(f"{stack.url}/dags/latechunk_ingest/runs/{run_id}/latechunk-report")
+    frame = wait_for(browser, By.CSS_SELECTOR, "iframe[src*='/latechunk/runs/']")
+    browser.save_screenshot(str(shots / "ui-report-tab.png"))
+    browser.switch_to.frame(frame)
+    wait_for(browser, By.ID, "objects")
+
+    def count(name: str) -> int:
+        return int(browser.find_element(By.CSS_SELECTOR, f"#objects td[data-count={name}]").text)
+
+    manifest = read_json(corpus.s3, stack.xcom("latechunk_ingest", run_id, "extract", key="manifest"))
+    report = read_json(corpus.s3, stack.xcom("latechunk_ingest", run_id, "validate")["report"])
+    assert count("listed") == 4 and count("new") == 4 - count("quarantined")
+    assert count("quarantined") == 1 == len([e for e in manifest["quarantine"] if e["key"] == "incoming/empty.txt"])
+    assert count("deleted") == len(manifest["deleted_keys"]) == 0
+    chunks = corpus.chunks()
+    assert count("chunks_written") == len(chunks) > 0
+    quarantine = browser.find_element(By.ID, "quarantine").text
+    assert "incoming/empty.txt" in quarantine and manifest["quarantine"][0]["reason"] in quarantine
+    for check in report["checks"]:
+        row = browser.find_element(By.CSS_SELECTOR, f"#validation tr[data-check='{check['name']}']")
+        shown = row.find_element(By.CSS_SELECTOR, "td[data-value]").get_attribute("data-value")
+        assert shown == ("None" if check["value"] is None else str(check["value"])), check["name"]
+        assert check["description"] in row.text
+    assert browser.find_element(By.ID, "verdict").text == "passed"
+
+    search = browser.find_element(By.CSS_SELECTOR, "#search input[name=q]")
+    search.send_keys("Why do comet tails point away from the sun?")
+    browser.find_element(By.CSS_SELECTOR, "#search button").click()
+    top = wait_for(browser, By.CSS_SELECTOR, "#hits tr.hit td[data-key]")
+    assert top.get_attribute("data-key") == "incoming/comet.txt"
+    browser.switch_to.default_content()
+    browser.get(f"{stack.url}/latechunk/runs/latechunk_ingest/{run_id}?q=How+is+sourdough+leavened%3F")
+    wait_for(browser, By.ID, "hits")
+    browser.save_screenshot(str(shots / "ui-report.png"))
+
+
+def test_the_report_needs_airflows_login(stack, finished_run):
+    import httpx
+
+    _, run = finished_run
+    url = f"{stack.url}/latechunk/runs/latechunk_ingest/{run['dag_run_id']}"
+    assert httpx.get(url).status_code in (401, 403)
+    token = httpx.post(f"{stack.url}/auth/token", json={"username": stack.user, "password": stack.password})
+    page = httpx.get(url, headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+    assert page.status_code == 200 and "Late chunking run report" in page.text
+
+
+def test_trigger_form_has_sections_and_refuses_out_of_range_values(stack, browser, shots):
+    log_in(browser, stack)
+    browser.get(f"{stack.url}/dags/latechunk_ingest")
+    wait_for(browser, By.XPATH, "//button[contains(., 'Trigger')]").click()
+    wait_for(browser, By.XPATH, "//*[contains(text(), 'Run Parameters') or contains(text(), 'Advanced')]").click()
+    for section in SECTIONS:
+        wait_for(browser, By.XPATH, f"//*[normalize-space(text())='{section}']")
+    browser.save_screenshot(str(shots / "ui-trigger-form.png"))
+    field = wait_for(browser, By.ID, "element_chunk_size")
+    field.clear()
+    field.send_keys("0")
+    field.send_keys("\t")
+    WebDriverWait(browser, 20).until(
+        lambda d: d.find_elements(By.XPATH, "//*[contains(text(), 'must be') or contains(text(), 'minimum')]")
+    )
