@@ -64,7 +64,7 @@ def build_run_report(
     objects = {
         "listed": int(extract.get("objects_listed") or 0),
         "new": int(extract.get("objects_new") or 0),
-        "changed": int(extract.get("objects_changed") or 0) - int(extract.get("objects_new") or 0),
+        "changed": int(extract.get("objects_modified") or 0),
         "unchanged": int(extract.get("objects_unchanged") or 0),
         "deleted": len((manifest or {}).get("deleted_keys") or []),
         "quarantined": int(extract.get("objects_quarantined") or 0),

@@ -19,9 +19,9 @@ OBJECT_LABELS = {
 }
 
 
-def _cell(value: Any, number: bool = False, **data: str) -> str:
+def _cell(content: Any, number: bool = False, **data: Any) -> str:
     attributes = "".join(f' data-{name}="{escape(str(val))}"' for name, val in data.items())
-    return f'<td{" class=n" if number else ""}{attributes}>{escape("" if value is None else str(value))}</td>'
+    return f'<td{" class=n" if number else ""}{attributes}>{escape("" if content is None else str(content))}</td>'
 
 
 def _objects(report: dict[str, Any]) -> str:

@@ -135,6 +135,7 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
     pending: list[Document] = []
     quarantine: list[QuarantineEntry] = []
     bad_objects = 0
+    staged_new = staged_modified = 0
     deferred: set[str] = set()
     for obj in changed:
         documents, skipped = _read_object(s3, obj, settings)
@@ -143,6 +144,9 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
             deferred.add(obj.key)  # keep the indexed version; the next run reads the new one
         elif not documents and not any(entry.reason == RACE_DELETED for entry in skipped):
             bad_objects += 1
+        if documents:
+            staged_new += indexed.get(obj.key) is None
+            staged_modified += indexed.get(obj.key) is not None
         pending.extend(documents)
         while len(pending) >= settings.docs_per_batch:
             batches.append(staging.write_documents(s3, area, len(batches), pending[: settings.docs_per_batch]))
@@ -184,7 +188,8 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         "objects_under_prefix": len(listed),
         "objects_listed": len(objects),
         "objects_changed": len(changed),
-        "objects_new": sum(1 for obj in changed if indexed.get(obj.key) is None),
+        "objects_new": staged_new,
+        "objects_modified": staged_modified,
         "objects_unchanged": len(objects) - len(changed),
         "objects_quarantined": bad_objects,
         "quarantined_entries": len(quarantine),

@@ -1,0 +1,50 @@
+"""The run report: figures assembled from the tasks' outputs, and the page that shows them (escaped)."""
+
+from __future__ import annotations
+
+from latechunk.run_report import build_run_report
+from latechunk_operators.report_page import render_page
+
+MANIFEST = {"index": "docs", "model": "m", "deleted_keys": ["gone.txt"], "quarantine": []}
+VALIDATION = {
+    "passed": False,
+    "checks": [
+        {"name": "query_retrieval", "value": 0.25, "threshold": 0.8, "passed": False, "skipped": False,
+         "description": "texts find their documents"},
+        {"name": "probes", "value": None, "threshold": 1.0, "passed": True, "skipped": True, "description": "p"},
+    ],
+    "quarantine": [{"key": "<b>bad</b>.txt", "reason": "empty", "detail": "no text"}],
+}
+SUMMARIES = {
+    "extract": [{"objects_listed": 5, "objects_new": 2, "objects_modified": 1, "objects_unchanged": 1,
+                 "objects_quarantined": 1}],
+    "embed": [{"tokens": 300, "chunks": 7}, {"tokens": 100, "chunks": 3}],
+    "index": [{"chunks_indexed": 10, "superseded_chunks_deleted": 2, "removed_object_chunks_deleted": 4}],
+}
+TIMES = {"extract": [("success", 2.0)], "embed": [("success", 3.0), ("failed", 1.0)], "index": [("success", 1.0)]}
+
+
+def report():
+    return build_run_report(dag_id="d", run_id="r<1>", manifest=MANIFEST, validation=VALIDATION,
+                            summaries=SUMMARIES, task_times=TIMES, links={"manifest": "/m"}).to_dict()
+
+
+def test_figures_come_from_the_tasks_outputs():
+    figures = report()
+    assert figures["objects"] == {"listed": 5, "new": 2, "changed": 1, "unchanged": 1, "deleted": 1,
+                                  "quarantined": 1}
+    assert (figures["chunks_written"], figures["chunks_deleted"], figures["tokens"]) == (10, 6, 400)
+    embed = next(stage for stage in figures["stages"] if stage["stage"] == "embed")
+    assert (embed["tasks"], embed["state"], embed["seconds"], embed["tokens_per_s"]) == (2, "failed", 4.0, 100.0)
+    assert figures["quarantine"] == VALIDATION["quarantine"], "the validation report's list includes annotate's"
+
+
+def test_the_page_shows_every_figure_and_escapes_what_users_wrote():
+    page = render_page(report(), question='"><script>', hits=[
+        {"key": "a.txt", "part": "", "chunk_id": 0, "text": "x < y", "char_start": 0, "char_end": 5, "score": 0.5}
+    ])
+    assert 'data-count="listed">5<' in page and 'data-count="tokens">400<' in page
+    assert 'data-check=query_retrieval' in page and 'data-value="0.25"' in page and "texts find their documents" in page
+    assert "<b>bad</b>" not in page and "&lt;b&gt;bad&lt;/b&gt;.txt" in page
+    assert "<script>" not in page and "x &lt; y" in page and 'data-key="a.txt"' in page
+    assert 'id=verdict class=failed>FAILED' in page and "r&lt;1&gt;" in page
