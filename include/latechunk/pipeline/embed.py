@@ -68,11 +68,17 @@ def embed(
     window_overlap: int = 256,
     token_budget: int = 16384,
     device: str | None = None,
+    late_chunking: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Late-chunk embedding of one staged batch: every document is encoded whole (in overlapping windows when
-    longer than ``window``) and each chunk vector is the mean of its span's token embeddings."""
+    longer than ``window``) and each chunk vector is the mean of its span's token embeddings.
+    ``late_chunking``: the fields of `latechunk.late_chunking.LateChunkingConfig` (window layout, framing, naive
+    mix for documents longer than the window); empty for plain late chunking."""
     from latechunk.encoders import load_encoder
-    from latechunk.late_chunking import embed_documents
+    from latechunk.late_chunking import LateChunkingConfig, embed_documents
+
+    config = LateChunkingConfig(**(late_chunking or {}))
+    config.validate()
 
     index = batch_index(batch_path)
     annotated = staging.read_annotated(s3, stage_uri(batch_path, staging.STAGE_SPANS))
@@ -86,7 +92,9 @@ def embed(
     for start in range(0, len(annotated), DOCS_PER_ENCODE):
         group = annotated[start : start + DOCS_PER_ENCODE]
         docs = [_retokenize(encoder.tokenizer, document, spans) for document, spans in group]
-        vectors = embed_documents(encoder, docs, window=window, overlap=window_overlap, token_budget=token_budget)
+        vectors = embed_documents(
+            encoder, docs, window=window, overlap=window_overlap, config=config, token_budget=token_budget
+        )
         for (document, spans), doc, matrix in zip(group, docs, vectors, strict=True):
             chunks.extend(embedded_chunks(document, spans, matrix, model))
             progress.advance(docs=1, tokens=len(doc.input_ids), chunks=len(spans))
