@@ -128,9 +128,7 @@ def embed_corpus(
     cache_dir: str | Path | None = None,
     log: Callable[[str], None] = lambda message: None,
 ) -> dict[tuple[str, int], ChunkVectors]:
-    """Chunk vectors per (strategy, chunk size); ``none`` is keyed (``"none"``, 0), late variants by `late_key`.
-
-    """
+    """Chunk vectors per (strategy, chunk size); ``none`` is keyed (``"none"``, 0), late variants by `late_key`."""
     unknown = set(strategies) - set(STRATEGIES)
     if unknown:
         raise ValueError(f"unknown strategies {sorted(unknown)}; expected some of {STRATEGIES}")
