@@ -67,6 +67,7 @@ class IndexSpec:
     replicas: int | None = None
     window: int | None = None  # tokens per encoder window, as the embed stage uses it
     window_overlap: int | None = None  # context tokens each window repeats
+    late_chunking: dict[str, Any] = field(default_factory=dict)  # LateChunkingConfig.recorded()
 
     def __post_init__(self) -> None:
         if not 1 <= self.dims <= MAX_DIMS:
@@ -94,6 +95,7 @@ class IndexSpec:
             "chunking": _canonical(self.chunking),
             "window": self.window,
             "window_overlap": self.window_overlap,
+            "late_chunking": _canonical(self.late_chunking),
             "offsets": OFFSETS_NOTE,
         }
 
@@ -235,6 +237,7 @@ def mismatches(spec: IndexSpec, mapping: dict[str, Any]) -> list[str]:
                             f"{getattr(spec, setting)!r} configured")
         else:
             compare(setting, meta.get(setting), getattr(spec, setting))
+    compare("late_chunking", _canonical(meta.get("late_chunking", {})), _canonical(spec.late_chunking))
     return problems
 
 
@@ -254,6 +257,7 @@ def spec_from_mapping(name: str, mapping: dict[str, Any]) -> IndexSpec | None:
         chunking=meta.get("chunking", {}),
         window=meta.get("window"),
         window_overlap=meta.get("window_overlap"),
+        late_chunking=meta.get("late_chunking", {}),
     )
 
 

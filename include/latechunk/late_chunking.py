@@ -32,38 +32,16 @@ absolute-position model (BERT/MiniLM) positions restart at 0 in every window.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from latechunk.encoders.base import DEFAULT_TOKEN_BUDGET, Encoder
+from latechunk.late_chunking_config import WINDOW_LAYOUTS, LateChunkingConfig
 from latechunk.pooling import l2_normalize, pool_spans
 from latechunk.spans import AnnotatedDocument
 
 DEFAULT_OVERLAP = 256
-WINDOW_LAYOUTS = ("stitched", "centred")
-
-
-@dataclass(frozen=True)
-class LateChunkingConfig:
-    """How chunk vectors are computed from the encoder beyond the window size: recorded with the chunking
-    settings (``as_dict``), since vectors computed one way must not be mixed with vectors computed another."""
-
-    window_layout: str = "stitched"
-    frame_windows: bool = False
-    naive_weight: float = 0.0
-
-    def validate(self) -> None:
-        if self.window_layout not in WINDOW_LAYOUTS:
-            raise ValueError(f"window_layout must be one of {WINDOW_LAYOUTS}, got {self.window_layout!r}")
-        if not 0.0 <= self.naive_weight <= 1.0:
-            raise ValueError(f"naive_weight must be within [0, 1], got {self.naive_weight}")
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 @dataclass(frozen=True)
 class Window:
     """Tokens [start, end) of one document go through the encoder; outputs for [keep_from, keep_to) are kept."""

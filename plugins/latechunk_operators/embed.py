@@ -20,6 +20,8 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
     :param window_overlap: tokens each window repeats from the previous one, for context. (templated)
     :param token_budget: padded tokens per forward pass; bounds memory. (templated)
     :param device: ``cuda``, ``cpu`` or None for automatic. (templated)
+    :param late_chunking: how vectors are computed beyond one window: ``window_layout``, ``frame_windows``,
+        ``naive_weight`` (see ``latechunk.late_chunking_config``). (templated)
     """
 
     template_fields = (
@@ -30,6 +32,7 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
         "window_overlap",
         "token_budget",
         "device",
+        "late_chunking",
     )
     ui_color = "#e6f5e6"
 
@@ -42,6 +45,7 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
         window_overlap: int = 256,
         token_budget: int = 16384,
         device: str | None = None,
+        late_chunking: dict[str, Any] | None = None,
         queue: str = "gpu",
         **kwargs: Any,
     ) -> None:
@@ -52,6 +56,7 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
         self.window_overlap = window_overlap
         self.token_budget = token_budget
         self.device = device
+        self.late_chunking = late_chunking
 
     def execute(self, context: Any) -> dict[str, Any]:
         from latechunk.pipeline.embed import embed
@@ -64,4 +69,15 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
             window_overlap=int(self.window_overlap),
             token_budget=int(self.token_budget),
             device=self.device or None,
+            late_chunking=late_chunking_settings(self.late_chunking),
         )
+
+
+def late_chunking_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
+    """Rendered param values in their types (templates may render booleans and numbers as text)."""
+    settings = dict(settings or {})
+    if "frame_windows" in settings:
+        settings["frame_windows"] = str(settings["frame_windows"]).lower() in ("true", "1")
+    if "naive_weight" in settings:
+        settings["naive_weight"] = float(settings["naive_weight"])
+    return settings

@@ -40,6 +40,8 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
     :param window: the embed task's window, checked against the model and the chunking before anything is
         staged. (templated)
     :param window_overlap: the embed task's window overlap, likewise checked. (templated)
+    :param late_chunking: the embed task's late-chunking settings, checked and recorded with the index.
+        (templated)
     :param probes: the validate task's probe queries, checked here so that a malformed one fails the run before
         anything is staged. (templated)
     :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``) of the search engine.
@@ -63,6 +65,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         "window",
         "window_overlap",
         "probes",
+        "late_chunking",
     )
     ui_color = "#e8f4fd"
     operator_extra_links = (QuarantineLink(), RunReportLink())
@@ -86,6 +89,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         window: int | None = None,
         window_overlap: int | None = None,
         probes: str | list[Any] | None = None,
+        late_chunking: dict[str, Any] | None = None,
         elasticsearch_conn_id: str = "latechunk_es",
         **kwargs: Any,
     ) -> None:
@@ -106,6 +110,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         self.window = window
         self.window_overlap = window_overlap
         self.probes = probes
+        self.late_chunking = late_chunking
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def execute(self, context: Any) -> list[str]:
@@ -123,6 +128,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         from latechunk.pipeline.extract import ExtractSettings, day_prefixes, extract
         from latechunk.probes import parse_probes
 
+        from latechunk_operators.embed import late_chunking_settings
         from latechunk_operators.hooks import elasticsearch_client
 
         parse_probes(self.probes)
@@ -155,6 +161,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
                 max_bad_fraction=float(self.max_bad_fraction),
                 window=int(self.window) if self.window else None,
                 window_overlap=int(self.window_overlap) if self.window_overlap is not None else None,
+                late_chunking=late_chunking_settings(self.late_chunking),
             ),
         )
         batches = summary.pop("batches")

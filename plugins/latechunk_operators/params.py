@@ -30,6 +30,13 @@ STAGING: dict[str, Any] = {
 # whatever the executor (created by scripts/airflow.sh and the compose file's init service).
 GPU_POOL = _env("GPU_POOL", "gpu")
 
+# How vectors are computed beyond one window (latechunk.late_chunking_config.LateChunkingConfig).
+LATE_CHUNKING: dict[str, Any] = {
+    "window_layout": "{{ params.window_layout }}",
+    "frame_windows": "{{ params.frame_windows }}",
+    "naive_weight": "{{ params.naive_weight }}",
+}
+
 CHUNKING: dict[str, Any] = {
     "strategy": "{{ params.chunking_strategy }}",
     "chunk_size": "{{ params.chunk_size }}",
@@ -44,7 +51,8 @@ SECTIONS = {
     "Source": ("bucket", "prefix", "partition_by_date", "lookback_days", "select_by_last_modified", "delete_missing",
                "max_object_bytes", "json_text_field", "max_bad_fraction"),
     "Chunking": ("chunking_strategy", "chunk_size", "chunk_overlap", "sentences_per_chunk", "max_chunk_tokens"),
-    "Model and embedding": ("model", "window", "window_overlap", "token_budget", "device", "docs_per_batch"),
+    "Model and embedding": ("model", "window", "window_overlap", "window_layout", "frame_windows", "naive_weight",
+                            "token_budget", "device", "docs_per_batch"),
     "Index": ("index", "delete_old_index"),
     "Validation": ("validation_sample_size", "self_retrieval_threshold", "recall_threshold",
                    "query_retrieval_threshold", "document_query_threshold", "max_mean_cosine", "query_k", "probes"),
@@ -116,6 +124,19 @@ def _params() -> dict[str, Param]:
         "window_overlap": Param(
             256, type="integer", minimum=0, description="Context tokens each window repeats (long documents)."
         ),
+        "window_layout": Param(
+            "stitched", enum=["stitched", "centred"],
+            description="Long documents: stitched keeps each window's end (reference long late chunking); centred "
+            "keeps each window's middle, so kept tokens see context on both sides.",
+        ),
+        "frame_windows": Param(
+            False, type="boolean", description="Long documents: give every window the document's [CLS] and [SEP]."
+        ),
+        "naive_weight": Param(
+            0.0, type="number", minimum=0, maximum=1,
+            description="Long documents: mix each chunk's late vector with its naive (chunk alone) vector by this "
+            "weight. 0.6 with centred, framed windows beat naive chunking on long transcripts (see the docs).",
+        ),
         "token_budget": Param(
             int(_env("TOKEN_BUDGET", "16384")), type="integer", minimum=1, description="Padded tokens per forward pass."
         ),
@@ -147,8 +168,8 @@ def _params() -> dict[str, Param]:
         ),
         "query_k": Param(3, type="integer", minimum=1, description="Hits the model-grounded validation queries see."),
         "probes": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             format="multiline",
             description="Questions with known answers, one per line: question => expected/key.txt (several keys "
             "separated by commas). Validation fails when one is not in the top 10.",

@@ -10,7 +10,7 @@ from latechunk_operators.annotate import LateChunkAnnotateOperator
 from latechunk_operators.embed import LateChunkEmbedOperator
 from latechunk_operators.extract import LateChunkExtractOperator
 from latechunk_operators.index import LateChunkIndexOperator
-from latechunk_operators.params import CHUNKING, GPU_POOL, STAGING
+from latechunk_operators.params import CHUNKING, GPU_POOL, LATE_CHUNKING, STAGING
 from latechunk_operators.validate import LateChunkValidateOperator
 
 
@@ -41,6 +41,7 @@ def late_chunking_tasks(
         max_bad_fraction="{{ params.max_bad_fraction }}",
         window="{{ params.window }}",
         window_overlap="{{ params.window_overlap }}",
+        late_chunking=LATE_CHUNKING,
         **extract_kwargs,
         **STAGING,
     )
@@ -54,6 +55,7 @@ def late_chunking_tasks(
         window_overlap="{{ params.window_overlap }}",
         token_budget="{{ params.token_budget }}",
         device="{{ params.device }}",
+        late_chunking=LATE_CHUNKING,
         pool=GPU_POOL,
         **STAGING,
     ).expand(batch_path=extract.output)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +12,7 @@ from latechunk import staging
 from latechunk.documents import Document, QuarantineEntry, SkipDocument, SourceObject, check_size, load_documents
 from latechunk.index import ElasticsearchBackend
 from latechunk.index_mapping import IndexMismatchError
+from latechunk.late_chunking_config import LateChunkingConfig
 from latechunk.pipeline.models import describe_model, index_spec
 from latechunk.pipeline.progress import Progress
 from latechunk.spans import ChunkingConfig
@@ -48,6 +49,8 @@ class ExtractSettings:
     # The embed stage's window settings, checked here so that a bad combination fails before anything is staged.
     window: int | None = None
     window_overlap: int | None = None
+    # How the embed stage computes vectors beyond one window (LateChunkingConfig fields), recorded with the index.
+    late_chunking: dict[str, Any] = field(default_factory=dict)
 
 
 def day_prefixes(prefix: str, start: datetime, end: datetime, lookback_days: int = 0) -> tuple[str, ...]:
@@ -96,9 +99,12 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
     backend = ElasticsearchBackend(es)
     model = describe_model(settings.model)
     check_windows(settings, chunking)
+    late_chunking = LateChunkingConfig(**settings.late_chunking)
+    late_chunking.validate()
     spec = index_spec(
         settings.index, model=settings.model, dims=model.dims, revision=model.revision, chunking=chunking.as_dict(),
         window=settings.window or model.window, window_overlap=settings.window_overlap,
+        late_chunking=late_chunking.recorded(),
     )  # fmt: skip
     index_exists = bool(es.indices.exists(index=settings.index))
     if index_exists:
@@ -171,6 +177,7 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         "chunking": chunking.as_dict(),
         "window": spec.window,
         "window_overlap": spec.window_overlap,
+        "late_chunking": spec.late_chunking,
         "objects_selected": len(objects),
         "objects_quarantined": bad_objects,
         "batches": batches,

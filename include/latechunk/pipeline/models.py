@@ -63,13 +63,14 @@ def index_spec(
     chunking: dict[str, Any],
     window: int,
     window_overlap: int | None,
+    late_chunking: dict[str, Any] | None = None,
     index_options: dict[str, Any] | None = None,
 ) -> IndexSpec:
     """The index configuration of a run: what its `_meta` records and what an existing index must match."""
     options = {"index_options": index_options} if index_options else {}
     return IndexSpec(
         name=name, dims=dims, model_id=model, model_revision=revision, chunking=chunking, window=window,
-        window_overlap=window_overlap, **options,
+        window_overlap=window_overlap, late_chunking=late_chunking or {}, **options,
     )  # fmt: skip
 
 
@@ -78,5 +79,5 @@ def manifest_index_spec(name: str, manifest: dict[str, Any], index_options: dict
     return index_spec(
         name, model=manifest["model"], dims=manifest["dims"], revision=manifest["model_revision"],
         chunking=manifest["chunking"], window=manifest["window"], window_overlap=manifest["window_overlap"],
-        index_options=index_options,
+        late_chunking=manifest.get("late_chunking", {}), index_options=index_options,
     )  # fmt: skip
