@@ -49,6 +49,7 @@ install_packages() {
 secrets() {
     mkdir -p "$STACK" && chmod 700 "$STACK"
     if [[ ! -f $STACK/secrets.env ]]; then
+        NEW_SECRETS=1
         local gen='import secrets; print(secrets.token_urlsafe(24))'
         umask 077
         cat >"$STACK/secrets.env" <<EOF
@@ -69,6 +70,11 @@ start_postgres() {
     if pg_ready; then log "PostgreSQL already running on 127.0.0.1:$PG_PORT"; return; fi
     port_open "$PG_PORT" && die "port $PG_PORT is taken by something that is not PostgreSQL; set LATECHUNK_PG_PORT"
     mkdir -p "$PG_ROOT"
+    if [[ -n ${NEW_SECRETS:-} && -d $PG_DATA ]]; then
+        # A cluster left by an earlier checkout at this path, whose password went with its var/: start afresh.
+        log "removing the PostgreSQL cluster of an earlier checkout at this path ($PG_DATA)"
+        rm -rf "$PG_DATA"
+    fi
     if [[ ! -f $PG_DATA/PG_VERSION ]]; then
         log "initialising a PostgreSQL cluster in $PG_DATA"
         mkdir -p "$PG_DATA" && chown "$PG_USER:" "$PG_DATA" && chmod 700 "$PG_DATA"

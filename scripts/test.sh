@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up everything the tests need (environment, local Elasticsearch and MinIO), lint, and run the test suite.
+# Set up everything the tests need (environment, local Elasticsearch and MinIO, the Airflow stack, a browser), lint,
+# and run the test suite.
 # With ES_URL set, the suite runs against that Elasticsearch instead of the local one.
 # Extra arguments go to pytest, e.g. scripts/test.sh tests/unit -k spans
 set -euo pipefail
@@ -14,6 +15,20 @@ else
     scripts/servers.sh start
 fi
 scripts/install-compose.sh || log "no Compose implementation: the compose-file tests will skip"
+# The browser tests drive Debian's chromium with its chromedriver (no browser download).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        log "installing chromium and chromium-driver from Debian's packages"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            chromium chromium-driver >/dev/null
+    else
+        die "the UI tests need chromium and chromium-driver: apt-get install chromium chromium-driver"
+    fi
+fi
+# The Airflow stack (api-server, scheduler, dag-processor, triggerer, Celery workers on PostgreSQL and Redis) that
+# the stack tests drive through the REST API, the CLI and a browser; restarted so it runs this checkout's code.
+# Its scheduled runs write a default index of their own, never one an older checkout left in Elasticsearch.
+LATECHUNK_INDEX="latechunk-test-$(date +%s)" scripts/airflow.sh restart >/dev/null
 log "ruff"
 .venv/bin/ruff check dags plugins include tests bench scripts
 log "pytest"

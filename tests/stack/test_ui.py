@@ -17,6 +17,7 @@ from stack_support import TOPICS, new_corpus, run_and_wait
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -129,15 +130,20 @@ def test_the_report_needs_airflows_login(stack, finished_run):
 def test_trigger_form_has_sections_and_refuses_out_of_range_values(stack, browser, shots):
     log_in(browser, stack)
     browser.get(f"{stack.url}/dags/latechunk_ingest")
-    wait_for(browser, By.XPATH, "//button[contains(., 'Trigger')]").click()
-    wait_for(browser, By.XPATH, "//*[contains(text(), 'Run Parameters') or contains(text(), 'Advanced')]").click()
+    wait_for(browser, By.XPATH, "//button[normalize-space(.)='Trigger']").click()
+    dialog = wait_for(browser, By.XPATH, "//*[@role='dialog']")
     for section in SECTIONS:
-        wait_for(browser, By.XPATH, f"//*[normalize-space(text())='{section}']")
+        wait_for(browser, By.XPATH, f"//*[@role='dialog']//button[normalize-space(.)='{section}']")
+    submit = dialog.find_element(By.XPATH, ".//button[normalize-space(.)='Trigger']")
+    assert submit.is_enabled(), "the form with its defaults can be submitted"
     browser.save_screenshot(str(shots / "ui-trigger-form.png"))
+
+    dialog.find_element(By.XPATH, ".//button[normalize-space(.)='Chunking']").click()
     field = wait_for(browser, By.ID, "element_chunk_size")
-    field.clear()
-    field.send_keys("0")
-    field.send_keys("\t")
-    WebDriverWait(browser, 20).until(
-        lambda d: d.find_elements(By.XPATH, "//*[contains(text(), 'must be') or contains(text(), 'minimum')]")
-    )
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys("0", Keys.TAB)
+    WebDriverWait(browser, 20).until(lambda _: not submit.is_enabled())
+    field.send_keys(Keys.SHIFT, Keys.TAB)
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys("64", Keys.TAB)
+    WebDriverWait(browser, 20).until(lambda _: submit.is_enabled())
