@@ -155,7 +155,7 @@ def test_reindex_swaps_the_alias_only_after_validation(ingest, s3_client, s3_buc
     before = es_client.count(index=es_index)["count"]
 
     reindex = Pipeline("latechunk_reindex", {**ingest.conf, "sentences_per_chunk": 2, "delete_old_index": True})
-    failing = reindex.run(DAY, probes=[{"query": "coral reefs", "expected_keys": ["no/such/key.txt"]}])
+    failing = reindex.run(DAY, probes="coral reefs => no/such/key.txt")
     assert_state(failing, "failed")
     assert list(es_client.indices.get_alias(name=es_index)) == [served], "a failed rebuild leaves the alias alone"
 

@@ -82,9 +82,11 @@ def test_run_report_in_the_ui_matches_the_staged_files(stack, browser, shots, fi
     tab = "//button[normalize-space(.)='Run report'] | //a[normalize-space(.)='Run report']"
     browser.find_element(By.XPATH, tab).click()
     frame = wait_for(browser, By.CSS_SELECTOR, "iframe[src*='/latechunk/runs/']")
-    browser.save_screenshot(str(shots / "ui-report-tab.png"))
     browser.switch_to.frame(frame)
     wait_for(browser, By.ID, "objects")
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(shots / "ui-report-tab.png"))
+    browser.switch_to.frame(frame)
 
     def count(name: str) -> int:
         return int(browser.find_element(By.CSS_SELECTOR, f"#objects td[data-count={name}]").text)
