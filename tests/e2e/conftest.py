@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from support import Pipeline
+from support import TINY_ENCODER_VALIDATION, Pipeline
 
 
 @pytest.fixture
@@ -23,5 +23,6 @@ def ingest(airflow_home, connections, s3_bucket, staging_bucket, es_index, tiny_
             "window_overlap": 16,
             "docs_per_batch": 3,
             "validation_sample_size": 20,
+            **TINY_ENCODER_VALIDATION,
         },
     )

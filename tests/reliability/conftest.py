@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 from elasticsearch import Elasticsearch, helpers
 from fault_proxy import FaultProxy
+from support import TINY_ENCODER_VALIDATION
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -117,11 +118,7 @@ def pipeline(airflow_home, connections, s3_bucket, staging_bucket, es_index, tin
             "window_overlap": 16,
             "docs_per_batch": 4,
             "validation_sample_size": 20,
-            # The tiny random encoder's vectors carry no meaning (texts cannot find their documents by it) and sit
-            # close together: these suites are about faults, and check the index exactly instead (assert_exact).
-            "query_retrieval_threshold": 0.0,
-            "document_query_threshold": 0.0,
-            "max_mean_cosine": 1.0,
+            **TINY_ENCODER_VALIDATION,
         }
     )
 
