@@ -3,24 +3,39 @@
 
 Writes are exact and repeatable: chunks are upserted under deterministic ids, then every chunk of a written
 document that belongs to another version (other ETag or other chunk count) is deleted, so re-running a write never
-duplicates data and a shrunk document leaves no stale chunk behind. Everything that reads many documents pages
-(composite aggregations, point in time + search_after), so nothing is capped at 10,000 hits.
+duplicates data and a shrunk document leaves no stale chunk behind. Every record carries the size of its whole
+object (`object_records`), so an object whose writing was interrupted reads back as incomplete (see
+`latechunk.index_queries`, the read side).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
+import orjson
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
 from latechunk.documents import EmbeddedChunk
-from latechunk.index_actions import chunk_action, other_version_clause, superseded_clause, tombstone_action
-from latechunk.index_bulk import BULK_CONCURRENCY, MAX_BULK_ACTIONS, MAX_BULK_BYTES, concurrent_bulk, delete_hits
+from latechunk.index_actions import (
+    chunk_action,
+    other_version_clause,
+    safe_metadata,
+    superseded_clause,
+    tombstone_action,
+)
+from latechunk.index_bulk import (
+    BULK_CONCURRENCY,
+    MAX_BULK_ACTIONS,
+    MAX_BULK_BYTES,
+    concurrent_bulk,
+    delete_hits,
+    is_transient_item,
+)
 from latechunk.index_mapping import (
-    VECTOR_FIELD,
+    ADDED_FIELDS,
     BulkReport,
     IndexMismatchError,
     IndexSpec,
@@ -31,15 +46,18 @@ from latechunk.index_mapping import (
     mismatches,
     spec_from_mapping,
 )
+from latechunk.index_queries import PAGE_SIZE, IndexQueries
+
+__all__ = ["ElasticsearchBackend", "SearchBackend", "SearchHit"]
 
 MAX_REPORTED_ERRORS = 100
-# Terms per `terms` query and clauses per stale-chunk query, well below Elasticsearch's terms and clause limits.
-TERMS_PER_QUERY = 10_000
+# Clauses per stale-chunk query, well below Elasticsearch's clause limit.
 CLAUSES_PER_QUERY = 200
-PAGE_SIZE = 1000
+
+ObjectRef = tuple[str, str]  # (bucket, key)
 
 
-class ElasticsearchBackend(SearchBackend):
+class ElasticsearchBackend(IndexQueries, SearchBackend):
     def __init__(
         self,
         client: Elasticsearch,
@@ -56,6 +74,8 @@ class ElasticsearchBackend(SearchBackend):
         self.bulk_concurrency = bulk_concurrency
 
     def ensure_index(self, spec: IndexSpec) -> bool:
+        """Create the index if absent (True); else check it against `spec` and add the fields that came after
+        it was created (`ADDED_FIELDS`, an additive mapping change) to every index behind the name."""
         if self._mappings(spec.name) is None:
             try:
                 self.client.indices.create(index=spec.name, **index_body(spec))
@@ -66,6 +86,11 @@ class ElasticsearchBackend(SearchBackend):
         problems = self.index_mismatches(spec)
         if problems:
             raise IndexMismatchError(spec.name, problems)
+        for name, body in (self._mappings(spec.name) or {}).items():
+            missing = {field: kind for field, kind in ADDED_FIELDS.items()
+                       if field not in body["mappings"].get("properties", {})}  # fmt: skip
+            if missing:
+                self.client.indices.put_mapping(index=name, properties=missing)
         return False
 
     def index_mismatches(self, spec: IndexSpec) -> list[str]:
@@ -94,6 +119,7 @@ class ElasticsearchBackend(SearchBackend):
         index: str,
         chunks: Iterable[EmbeddedChunk],
         *,
+        object_records: Mapping[ObjectRef, int] | None = None,
         indexed_at: datetime | None = None,
         refresh: bool = True,
         progress: Callable[[BulkReport], None] | None = None,
@@ -101,20 +127,35 @@ class ElasticsearchBackend(SearchBackend):
         """Index chunks in bulk (`latechunk.index_bulk`: a few requests in flight, 429s and transient transport
         errors retried with backoff), then delete the other-version chunks of every document written without error.
 
-        Documents with a failed chunk keep whatever they had (their stale chunks too) and are listed in the
-        report's `failed_doc_ids`, so the caller fails the task and a retry completes them. `progress` is
-        called with the running report after every chunk.
+        `object_records`: the number of records of each chunk's whole object, (bucket, key) -> records, when its
+        documents are written in several calls (the index task's batches); by default the chunks given are every
+        document of their objects. Documents with a failed chunk keep whatever they had (their stale chunks too)
+        and are listed in the report's `failed_doc_ids`; the objects the engine refused are in `refused_objects`
+        with the reason, and items that failed for the cluster's sake are counted as `transient_failures`.
+        `progress` is called with the running report after every chunk.
         """
         indexed_at = indexed_at or datetime.now(UTC)
         report = BulkReport()
+        if object_records is None:
+            chunks = list(chunks)
+            object_records = _records_by_object(chunks)
         versions: dict[str, tuple[str, int]] = {}
+        objects: dict[str, ObjectRef] = {}
 
         def actions() -> Iterator[dict[str, Any]]:
             for chunk in chunks:
                 version = versions.setdefault(chunk.doc_id, (chunk.etag, chunk.n_chunks))
                 if version != (chunk.etag, chunk.n_chunks):
                     raise ValueError(f"document {chunk.doc_id} comes in two versions in one upsert")
-                yield chunk_action(index, chunk, indexed_at)
+                objects[chunk.doc_id] = (chunk.bucket, chunk.key)
+                try:
+                    yield chunk_action(
+                        index, chunk, indexed_at, object_records=object_records[chunk.bucket, chunk.key],
+                        metadata=safe_metadata(chunk.metadata),
+                    )  # fmt: skip
+                except orjson.JSONEncodeError as error:
+                    failure = {"type": "serialisation_error", "reason": str(error)}
+                    self._count_failure(report, objects, chunk.es_id, 400, failure)
 
         results = concurrent_bulk(
             self.client,
@@ -129,12 +170,7 @@ class ElasticsearchBackend(SearchBackend):
             if ok:
                 report.chunks_indexed += 1
             else:
-                report.chunks_failed += 1
-                report.failed_doc_ids.add(result["_id"].rsplit(":", 1)[0])
-                if len(report.errors) < MAX_REPORTED_ERRORS:
-                    report.errors.append(
-                        {"id": result["_id"], "status": result.get("status"), "error": result.get("error")}
-                    )
+                self._count_failure(report, objects, result["_id"], result.get("status"), result.get("error"))
             if progress is not None:
                 progress(report)
         written = {doc_id: version for doc_id, version in versions.items() if doc_id not in report.failed_doc_ids}
@@ -144,15 +180,44 @@ class ElasticsearchBackend(SearchBackend):
             self.client.indices.refresh(index=index)
         return report
 
+    @staticmethod
+    def _count_failure(
+        report: BulkReport, objects: Mapping[str, ObjectRef], es_id: str, status: int | None, error: Any
+    ) -> None:
+        doc_id = es_id.rsplit(":", 1)[0]
+        report.chunks_failed += 1
+        report.failed_doc_ids.add(doc_id)
+        if is_transient_item(status):
+            report.transient_failures += 1
+        else:
+            reason = f"{error.get('type')}: {error.get('reason')}" if isinstance(error, dict) else str(error)
+            report.refused_objects.setdefault(objects[doc_id], reason)
+        if len(report.errors) < MAX_REPORTED_ERRORS:
+            report.errors.append({"id": es_id, "status": status, "error": error})
+
     def record_tombstones(
-        self, index: str, tombstones: Sequence[Tombstone], *, model_id: str, indexed_at: datetime | None = None
+        self,
+        index: str,
+        tombstones: Sequence[Tombstone],
+        *,
+        model_id: str,
+        object_records: Mapping[ObjectRef, int] | None = None,
+        indexed_at: datetime | None = None,
     ) -> int:
         """Record documents that produced no chunk (see `latechunk.index_mapping`), replacing whatever chunks an
-        earlier version of them left; returns how many were recorded."""
+        earlier version of them left; returns how many were recorded. `object_records` as for `upsert_documents`
+        (by default the tombstones are every document of their objects)."""
         if not tombstones:
             return 0
         indexed_at = indexed_at or datetime.now(UTC)
-        actions = (tombstone_action(index, tombstone, model_id, indexed_at) for tombstone in tombstones)
+        if object_records is None:
+            object_records = Counter((tombstone.bucket, tombstone.key) for tombstone in tombstones)
+        actions = (
+            tombstone_action(
+                index, tombstone, model_id, indexed_at, object_records=object_records[tombstone.bucket, tombstone.key]
+            )
+            for tombstone in tombstones
+        )
         failed = [item for ok, item in concurrent_bulk(self.client, actions, max_retries=self.max_retries) if not ok]
         if failed:
             raise RuntimeError(f"{len(failed)} tombstones could not be written to {index!r}: {failed[:3]}")
@@ -221,109 +286,6 @@ class ElasticsearchBackend(SearchBackend):
         self.client.indices.refresh(index=index)
         return deleted
 
-    def indexed_etags(
-        self,
-        index: str,
-        *,
-        doc_ids: Sequence[str] | None = None,
-        keys: Sequence[str] | None = None,
-        bucket: str | None = None,
-    ) -> dict[str, str | None]:
-        """ETag of each indexed document (given `doc_ids`) or else object (by key), to skip unchanged objects.
-
-        `doc_ids` or `keys` restrict the answer; with neither, every object of the index (or of `bucket`). An
-        entry is None when the index holds an incomplete or mixed version (fewer chunks than `n_chunks`, several
-        ETags): reprocess it. A tombstone (a version with no chunk) is complete. Pages through a composite
-        aggregation, so it is not limited to 10,000 results.
-        """
-        if doc_ids is not None and keys is not None:
-            raise ValueError("pass doc_ids or keys, not both")
-        by = "doc_id" if doc_ids is not None else "key"
-        wanted = doc_ids if doc_ids is not None else keys
-        fields = ["key", "doc_id", "etag", "n_chunks"] if by == "key" else ["doc_id", "etag", "n_chunks"]
-        etags: dict[str, str | None] = {}
-        for query in self._selections(by, wanted, bucket):
-            for found, count in self._composite(index, fields, query):
-                name, etag = found[by], found["etag"]
-                expected = found["n_chunks"] or 1  # a tombstone is one document standing for no chunk
-                complete = count == expected and etags.get(name, etag) == etag
-                etags[name] = etag if complete else None
-        return etags
-
-    def indexed_keys(self, index: str, *, bucket: str | None = None, prefix: str = "") -> set[str]:
-        """Keys of every object with a chunk in the index (under `bucket` and `prefix`): to find deleted ones."""
-        (query,) = self._selections("key", None, bucket, [{"prefix": {"key": prefix}}] if prefix else [])
-        return {found["key"] for found, _ in self._composite(index, ["key"], query)}
-
-    @staticmethod
-    def _selections(
-        name: str, values: Sequence[str] | None, bucket: str | None, extra: list | None = None
-    ) -> list[dict[str, Any]]:
-        """Filter queries for `values` of field `name` (in batches below the terms limit), or for everything."""
-        filters = [{"term": {"bucket": bucket}}] if bucket else []
-        filters += extra or []
-        if values is None:
-            return [{"bool": {"filter": filters}}]
-        return [{"bool": {"filter": [*filters, {"terms": {name: batch}}]}} for batch in _batches(values)]
-
-    def count_by_doc(self, index: str, doc_ids: Sequence[str] | None = None) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for query in self._selections("doc_id", doc_ids, None):
-            for found, count in self._composite(index, ["doc_id"], query):
-                counts[found["doc_id"]] = count
-        return counts
-
-    def _composite(self, index: str, fields: list[str], query: dict[str, Any]) -> Iterator[tuple[dict, int]]:
-        """(bucket key, document count) of every combination of `fields`, page by page."""
-        composite: dict[str, Any] = {"size": PAGE_SIZE, "sources": [{f: {"terms": {"field": f}}} for f in fields]}
-        while True:
-            response = self.client.search(index=index, size=0, query=query, aggs={"pages": {"composite": composite}})
-            page = response["aggregations"]["pages"]
-            for bucket in page["buckets"]:
-                yield bucket["key"], bucket["doc_count"]
-            if not page["buckets"] or "after_key" not in page:
-                return
-            composite = {**composite, "after": page["after_key"]}
-
-    def knn_search(
-        self, index: str, vector: np.ndarray, *, k: int = 10, num_candidates: int = 100, filter: Any = None
-    ) -> list[SearchHit]:
-        """Top-level `knn`; `filter` (an Elasticsearch query) applies during the search, not after it."""
-        knn: dict[str, Any] = {
-            "field": VECTOR_FIELD,
-            "query_vector": np.asarray(vector, dtype=np.float32).tolist(),
-            "k": k,
-            "num_candidates": max(num_candidates, k),
-        }
-        if filter is not None:
-            knn["filter"] = filter
-        response = self.client.search(index=index, knn=knn, size=k, source={"excludes": [VECTOR_FIELD]})
-        return [SearchHit(hit["_id"], hit["_score"], hit["_source"]) for hit in response["hits"]["hits"]]
-
-    def iter_vectors(self, index: str) -> Iterator[tuple[list[str], np.ndarray]]:
-        """Every chunk id and vector of the index, page by page, from one point-in-time view."""
-        pit_id = self.client.open_point_in_time(index=index, keep_alive="2m")["id"]
-        try:
-            search_after = None
-            while True:
-                response = self.client.search(
-                    pit={"id": pit_id, "keep_alive": "2m"},
-                    size=PAGE_SIZE,
-                    sort=["_shard_doc"],
-                    search_after=search_after,
-                    query={"exists": {"field": VECTOR_FIELD}},  # tombstones have none
-                    source=[VECTOR_FIELD],
-                    track_total_hits=False,
-                )
-                pit_id = response.get("pit_id", pit_id)
-                hits = response["hits"]["hits"]
-                if not hits:
-                    return
-                yield [hit["_id"] for hit in hits], np.array([hit["_source"][VECTOR_FIELD] for hit in hits], np.float32)
-                search_after = hits[-1]["sort"]
-        finally:
-            self.client.close_point_in_time(id=pit_id)
-
     def alias_targets(self, alias: str) -> list[str]:
         try:
             return sorted(self.client.indices.get_alias(name=alias))
@@ -342,6 +304,10 @@ class ElasticsearchBackend(SearchBackend):
         return previous
 
 
-def _batches(values: Sequence[str]) -> list[list[str]]:
-    values = list(values)
-    return [values[start : start + TERMS_PER_QUERY] for start in range(0, len(values), TERMS_PER_QUERY)]
+def _records_by_object(chunks: Iterable[EmbeddedChunk]) -> dict[ObjectRef, int]:
+    """Records of each object when `chunks` hold every document of their objects: each document's `n_chunks`."""
+    documents = {chunk.doc_id: ((chunk.bucket, chunk.key), chunk.n_chunks) for chunk in chunks}
+    records: Counter[ObjectRef] = Counter()
+    for ref, n_chunks in documents.values():
+        records[ref] += n_chunks
+    return dict(records)

@@ -7,7 +7,9 @@ node (see bench/index_throughput.py). Results come back per item, in request ord
 Faults: items rejected with 429 are retried with exponential backoff (`helpers.streaming_bulk`); a request that
 fails as a whole on a transport error (connection refused or reset, timeout, 502/503/504: a node restarting) is
 sent again with backoff, which is safe because every action has a fixed `_id` and a fixed body. When the retries
-run out the error propagates and the task fails; its retry writes everything again, idempotently.
+run out the error propagates and the task fails; its retry writes everything again, idempotently. Items that still
+fail with 429 or a 5xx (`is_transient_item`) are the cluster's fault too; any other failed item (a 4xx: the engine
+refused that document) is the document's.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ TRANSIENT_STATUSES = (502, 503, 504)
 _ACTION_OVERHEAD = 64  # bytes of the action line around `_index` and `_id`
 
 BulkResult = tuple[bool, dict[str, Any]]
+
+
+def is_transient_item(status: int | None) -> bool:
+    """Whether a failed bulk item failed for the cluster's sake (throttled, unavailable), not for its content."""
+    return status is None or status == 429 or status >= 500
 
 
 def bulk_requests(actions: Iterable[dict[str, Any]], max_actions: int, max_bytes: int) -> Iterator[list[dict]]:

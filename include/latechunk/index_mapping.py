@@ -14,6 +14,13 @@ differ after any character outside the Basic Multilingual Plane, such as most em
 A document that produced no chunk (e.g. only zero-width characters) is recorded by one *tombstone*: a document
 with `n_chunks = 0`, `chunk_id = -1`, no text and no vector, so that later runs skip the unchanged object instead of
 reading it again; kNN and text searches never return it.
+
+Complete or absent: every record (chunk or tombstone) also carries `object_records`, how many records its whole
+object has at its ETag (all its documents' chunks, one tombstone per document without any). An object counts as
+indexed only when the index holds exactly that many records of it, all of one ETag, so an object whose writing was
+interrupted between two of its documents is read again by the next run. `object_records` came after the first
+indices: `ensure_index` adds it to an older index's mapping (an additive change), and records without it are judged
+per document, as they were written.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ OFFSETS_NOTE = (
     "char_start_utf16/char_end_utf16 count UTF-16 code units (JavaScript/Java string indices)"
 )
 MAX_DIMS = 4096
+# Fields added to the mapping after indices were first created: `ensure_index` adds them to an older index.
+ADDED_FIELDS: dict[str, dict[str, Any]] = {"object_records": {"type": "integer"}}
 SIMILARITIES = ("cosine", "dot_product", "l2_norm", "max_inner_product")
 INDEX_TYPES = ("hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat", "int4_flat", "bbq_flat")
 
@@ -108,13 +117,19 @@ class BulkReport:
     stale_chunks_deleted: int = 0
     failed_doc_ids: set[str] = field(default_factory=set)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Objects ((bucket, key)) with a chunk the engine refused (a 4xx item): the first refusal, "type: reason".
+    refused_objects: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Items that failed for the cluster's sake (429 after every retry, 5xx): a retry of the write may pass.
+    transient_failures: int = 0
 
     @property
     def ok(self) -> bool:
         return self.chunks_failed == 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "failed_doc_ids": sorted(self.failed_doc_ids), "ok": self.ok}
+        refused = {f"{bucket}/{key}": reason for (bucket, key), reason in sorted(self.refused_objects.items())}
+        failed = sorted(self.failed_doc_ids)
+        return {**asdict(self), "failed_doc_ids": failed, "refused_objects": refused, "ok": self.ok}
 
 
 @dataclass(frozen=True)
@@ -189,6 +204,7 @@ def index_body(spec: IndexSpec) -> dict[str, Any]:
             "etag": keyword,
             "chunk_id": integer,
             "n_chunks": integer,
+            **ADDED_FIELDS,
             "text": {"type": "text"},
             "char_start": integer,
             "char_end": integer,

@@ -2,50 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from typing import Any
 
 from latechunk import staging
 from latechunk.documents import Document, EmbeddedChunk, QuarantineEntry, utf16_offsets
 from latechunk.index import ElasticsearchBackend
-from latechunk.index_mapping import IndexSpec, Tombstone
+from latechunk.index_mapping import IndexSpec
 from latechunk.pipeline.embed import stage_uri
 from latechunk.pipeline.extract import TooManyBadDocuments
+from latechunk.pipeline.index_plan import NO_CHUNKS, REFUSED, IndexPlan, ObjectAccount, Unchunked, account, read_plan
 from latechunk.pipeline.models import manifest_index_spec
 from latechunk.pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
 
 DEFAULT_INDEX_OPTIONS = {"type": "int8_hnsw", "m": 16, "ef_construction": 100}
+MAX_LISTED = 100  # quarantine entries listed in the summary (all are counted)
 
 
 class IndexingError(Exception):
-    """Some chunks could not be written; a retry of the task writes them (upserts are idempotent)."""
-
-
-NO_CHUNKS = "no_chunks"
-NO_CHUNKS_DETAIL = "the text gives no token to chunk (e.g. only zero-width or control characters)"
-
-
-@dataclass(frozen=True)
-class Unchunked:
-    """The run's documents that produced no chunk, and the objects none of whose documents did."""
-
-    documents: list[Document]
-    bad_keys: set[str]
-
-    def quarantine(self) -> list[dict[str, str]]:
-        return [QuarantineEntry(doc.ref, doc.etag, NO_CHUNKS, NO_CHUNKS_DETAIL).to_dict() for doc in self.documents]
-
-    def tombstones(self) -> list[Tombstone]:
-        return [
-            Tombstone(doc.doc_id, doc.bucket, doc.key, doc.part, doc.etag, f"{NO_CHUNKS}: {NO_CHUNKS_DETAIL}")
-            for doc in self.documents
-        ]
+    """Some chunks could not be written, or the index does not hold what was written; a retry of the task writes
+    them again (upserts are idempotent)."""
 
 
 def chunk_batch_uris(manifest: dict[str, Any]) -> list[str]:
@@ -55,29 +38,22 @@ def chunk_batch_uris(manifest: dict[str, Any]) -> list[str]:
 
 def unchunked_documents(s3, manifest: dict[str, Any]) -> Unchunked:
     """Staged documents that the annotate stage gave no chunk (it stages only documents with chunks)."""
-    documents: list[Document] = []
-    chunked_keys: set[str] = set()
-    for uri in manifest["batches"]:
-        annotated = {document.doc_id for document, _ in staging.read_annotated(s3, stage_uri(uri, staging.STAGE_SPANS))}
-        for document in staging.read_documents(s3, uri):
-            if document.doc_id in annotated:
-                chunked_keys.add(document.key)
-            else:
-                documents.append(document)
-    return Unchunked(documents, {document.key for document in documents} - chunked_keys)
+    return read_plan(s3, manifest).unchunked
 
 
-def check_bad_share(manifest: dict[str, Any], unchunked: Unchunked) -> None:
-    """Fail when the objects quarantined by extract plus those that gave no chunk exceed ``max_bad_fraction``."""
+def check_bad_share(manifest: dict[str, Any], bad_keys: set[str], *, refused: bool = False) -> None:
+    """Fail when the objects quarantined by extract plus ``bad_keys`` (objects that gave no chunk, or that the
+    engine refused when ``refused``) exceed ``max_bad_fraction``."""
     selected = manifest.get("objects_selected")
     if not selected:
         return
-    bad = manifest["objects_quarantined"] + len(unchunked.bad_keys)
+    bad = manifest["objects_quarantined"] + len(bad_keys)
     limit = manifest["settings"]["max_bad_fraction"]
     if bad / selected > limit:
+        what = "gave no chunk or were refused by the index" if refused else "gave no chunk"
         raise TooManyBadDocuments(
-            f"{bad} of {selected} objects ({bad / selected:.0%}) could not be ingested ({len(unchunked.bad_keys)} "
-            f"gave no chunk), more than max_bad_fraction={limit:.0%}; nothing was indexed"
+            f"{bad} of {selected} objects ({bad / selected:.0%}) could not be ingested ({len(bad_keys)} {what}), "
+            f"more than max_bad_fraction={limit:.0%}" + ("" if refused else "; nothing was indexed")
         )
 
 
@@ -110,67 +86,130 @@ def index(
     """Create the index if needed, upsert every staged chunk, and delete superseded and removed objects.
 
     A new index is created behind an alias of the given name when ``create_as_alias`` (see
-    `ensure_served_index`), else under that name itself (the reindex DAG's versioned index).
+    `ensure_served_index`), else under that name itself (the reindex DAG's versioned index). An object with a
+    chunk the engine refuses is quarantined and removed from the index; items that fail for the cluster's sake
+    (429, 5xx) fail the task, whose retry writes them. Ends by checking that every object it indexed is complete
+    in the index and that the run's objects add up (`latechunk.pipeline.index_plan`).
     """
     manifest = staging.read_json(s3, manifest_path)
+    bucket = manifest["bucket"]
     backend = ElasticsearchBackend(es)
     spec = manifest_index_spec(index_name, manifest, index_options or DEFAULT_INDEX_OPTIONS)
-    unchunked = unchunked_documents(s3, manifest)
-    check_bad_share(manifest, unchunked)
+    plan = read_plan(s3, manifest)
+    check_bad_share(manifest, plan.unchunked.bad_keys)
     created = ensure_served_index(es, backend, spec) if create_as_alias else backend.ensure_index(spec)
-    progress = Progress("index", total_docs=None)
-    failed_docs: set[str] = set()
-    failed_keys: set[str] = set()
-    errors: list[dict[str, Any]] = []
-    totals = {"chunks_indexed": 0, "documents_written": 0, "stale_chunks_deleted": 0}
-    for documents_uri, chunks_uri in zip(manifest["batches"], chunk_batch_uris(manifest), strict=True):
-        chunks = with_utf16_offsets(staging.read_chunks(s3, chunks_uri), staging.read_documents(s3, documents_uri))
-        report = backend.upsert_documents(index_name, chunks)
-        failed_docs |= report.failed_doc_ids
-        failed_keys |= {chunk.key for chunk in chunks if chunk.doc_id in report.failed_doc_ids}
-        errors.extend(report.errors)
-        totals["chunks_indexed"] += report.chunks_indexed
-        totals["documents_written"] += report.documents_written
-        totals["stale_chunks_deleted"] += report.stale_chunks_deleted
-        progress.advance(docs=report.documents_written, chunks=report.chunks_indexed)
-    # An object with a failed chunk keeps its previous version's chunks until the retry completes it.
-    completed = {key: etag for key, etag in manifest["changed"].items() if key not in failed_keys}
-    tombstones = backend.record_tombstones(index_name, unchunked.tombstones(), model_id=manifest["model"])
-    superseded = backend.delete_superseded(index_name, manifest["bucket"], completed)
-    removed = backend.delete_objects(index_name, manifest["bucket"], manifest["deleted_keys"])
+    written = _write_chunks(s3, backend, index_name, manifest, plan)
+    refused = {key: reason for (_, key), reason in written.pop("refused").items()}
+    transient_keys = written.pop("transient_keys")
+    tombstones = backend.record_tombstones(
+        index_name, plan.unchunked.tombstones(), model_id=manifest["model"], object_records=plan.object_records()
+    )
+    # Complete or absent: what the engine refused of an object is not served with the rest of it.
+    refused_deleted = backend.delete_objects(index_name, bucket, sorted(refused))
+    # An object with a chunk that failed for the cluster's sake keeps its previous version until the retry.
+    completed = {key: etag for key, etag in manifest["changed"].items() if key not in transient_keys}
+    superseded = backend.delete_superseded(index_name, bucket, completed)
+    removed = backend.delete_objects(index_name, bucket, manifest["deleted_keys"])
+    if transient_keys:
+        raise IndexingError(
+            f"{len(transient_keys)} objects were not fully indexed into {index_name!r} (the cluster throttled or "
+            f"failed some writes); first errors: {written['errors'][:3]}"
+        )
+    outcome = account(manifest, plan, refused)
+    check_bad_share(manifest, plan.unchunked.bad_keys | set(refused), refused=True)
+    _verify(backend, index_name, manifest, outcome)
+    quarantine = [
+        QuarantineEntry(key, manifest["changed"][key], REFUSED, reason).to_dict() for key, reason in refused.items()
+    ]
     summary = {
         "index": index_name,
         "index_created": created,
-        **totals,
+        **{name: written[name] for name in ("chunks_indexed", "documents_written", "stale_chunks_deleted")},
         "superseded_chunks_deleted": superseded,
         "removed_object_chunks_deleted": removed,
-        "failed_documents": len(failed_docs),
+        "refused_object_chunks_deleted": refused_deleted,
+        "failed_documents": written["failed_documents"],
         "tombstones_recorded": tombstones,
-        "quarantined_no_chunks": len(unchunked.documents),
-        **{key: value for key, value in progress.summary().items() if key in ("seconds", "docs_per_s")},
+        "quarantined_no_chunks": len(plan.unchunked.documents),
+        **outcome.counts(),
+        "index_quarantine": quarantine[:MAX_LISTED],
+        **{key: value for key, value in written["progress"].items() if key in ("seconds", "docs_per_s")},
     }
     log.info("index summary: %s", summary)
-    if failed_docs:
-        raise IndexingError(
-            f"{len(failed_docs)} documents were not fully indexed into {index_name!r}; first errors: {errors[:3]}"
-        )
     return summary
+
+
+def _write_chunks(s3, backend: ElasticsearchBackend, index_name: str, manifest: dict, plan: IndexPlan) -> dict:
+    """Upsert every staged batch of chunks; the totals, the objects refused and those with transient failures."""
+    progress = Progress("index", total_docs=None)
+    records = plan.object_records()
+    written: dict[str, Any] = {"chunks_indexed": 0, "documents_written": 0, "stale_chunks_deleted": 0,
+                               "failed_documents": 0, "refused": {}, "transient_keys": set(), "errors": []}  # fmt: skip
+    for documents_uri, chunks_uri in zip(manifest["batches"], chunk_batch_uris(manifest), strict=True):
+        chunks = with_utf16_offsets(staging.read_chunks(s3, chunks_uri), staging.read_documents(s3, documents_uri))
+        report = backend.upsert_documents(index_name, chunks, object_records=records)
+        for ref, reason in report.refused_objects.items():
+            written["refused"].setdefault(ref, reason)
+        refused_docs = {chunk.doc_id for chunk in chunks if (chunk.bucket, chunk.key) in report.refused_objects}
+        written["transient_keys"] |= {plan.key_by_doc[doc_id] for doc_id in report.failed_doc_ids - refused_docs}
+        written["errors"].extend(report.errors)
+        written["failed_documents"] += len(report.failed_doc_ids)
+        for name in ("chunks_indexed", "documents_written", "stale_chunks_deleted"):
+            written[name] += getattr(report, name)
+        progress.advance(docs=report.documents_written, chunks=report.chunks_indexed)
+    written["transient_keys"] -= {key for _, key in written["refused"]}
+    written["progress"] = progress.summary()
+    return written
+
+
+def _verify(backend: ElasticsearchBackend, index_name: str, manifest: dict, outcome: ObjectAccount) -> None:
+    """The index holds every object written complete at its current ETag (those that gave no chunk as their
+    tombstones), and nothing of the deleted keys nor of the other quarantined objects."""
+    bucket, changed = manifest["bucket"], manifest["changed"]
+    present = outcome.indexed | {key for key, reason in outcome.quarantined.items() if reason == NO_CHUNKS}
+    absent = outcome.deleted | (set(outcome.quarantined) - present)
+    found = backend.indexed_etags(index_name, keys=sorted(present | absent), bucket=bucket) if present | absent else {}
+    incomplete = sorted(key for key in present if found.get(key) != changed[key])
+    left = sorted(absent & set(found))
+    if incomplete or left:
+        raise IndexingError(
+            f"after writing, {len(incomplete)} objects are not complete at their current ETag in {index_name!r} "
+            f"(first: {incomplete[:5]}) and {len(left)} deleted or quarantined objects still have chunks (first: "
+            f"{left[:5]})"
+        )
 
 
 def ensure_served_index(es, backend: ElasticsearchBackend, spec: IndexSpec) -> bool:
     """Make sure ``spec.name`` can be written; returns True when an index was created.
 
-    A name that does not exist yet becomes an alias over a new versioned index (``<name>-<timestamp>``), so the
-    reindex DAG can later build a replacement and swap the alias without the ingest DAG changing its target.
+    A name that does not exist yet becomes an alias over a versioned index named after the spec
+    (`served_index_name`), so the reindex DAG can later build a replacement and swap the alias without the ingest
+    DAG changing its target. The name is the same on every try: a task killed between creating the index and the
+    alias finds the empty index on its retry and puts the alias on it, instead of leaving it behind as an orphan.
     An existing index or alias is checked against the spec (and refused when it differs).
     """
     if es.indices.exists(index=spec.name):
         return backend.ensure_index(spec)
-    concrete = f"{spec.name}-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    concrete = served_index_name(spec)
     created = backend.ensure_index(replace(spec, name=concrete))
+    if not created:
+        held = es.count(index=concrete)["count"]
+        if held:
+            raise IndexingError(
+                f"index {concrete!r} of this configuration exists with {held} chunks but no alias {spec.name!r}: it "
+                f"is not a leftover of a failed first run. Put the alias on it ({concrete!r} -> {spec.name!r}) to "
+                "serve it again, or delete it to start anew"
+            )
+        log.info("adopting the empty index %s that an interrupted run created", concrete)
     es.indices.put_alias(index=concrete, name=spec.name, is_write_index=True)
-    log.info("created index %s behind the new alias %s", concrete, spec.name)
+    log.info("serving index %s behind the new alias %s", concrete, spec.name)
     return created
+
+
+def served_index_name(spec: IndexSpec) -> str:
+    """``<alias>-<digest of the spec's recorded settings>``: the same for the same model, chunking and window."""
+    settings = json.dumps({"meta": spec.meta(), "shards": spec.shards}, sort_keys=True)
+    return f"{spec.name}-{hashlib.sha256(settings.encode()).hexdigest()[:12]}"
 
 
 def swap_alias(*, es, alias: str, new_index: str, delete_old: bool = False) -> dict[str, Any]:
