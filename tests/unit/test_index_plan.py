@@ -1,0 +1,77 @@
+"""The index task's account of a run's objects (every changed object indexed, quarantined or deferred; the deleted
+keys deleted) and the object sizes it writes, from a hand-made manifest and plan."""
+
+from __future__ import annotations
+
+import pytest
+from latechunk.documents import Document
+from latechunk.index_bulk import is_transient_item
+from latechunk.pipeline.index_plan import NO_CHUNKS, IndexPlan, UnaccountedObjects, Unchunked, account
+
+
+def manifest(changed: dict[str, str], quarantine: list[dict], *, selected: int, deleted=()) -> dict:
+    return {"changed": changed, "quarantine": quarantine, "objects_selected": selected, "deleted_keys": list(deleted)}
+
+
+def entry(key: str, reason: str) -> dict[str, str]:
+    return {"key": key, "etag": "e", "reason": reason, "detail": ""}
+
+
+def plan(chunks: dict[str, tuple[str, int]], unchunked: dict[str, str] = {}) -> IndexPlan:  # noqa: B006
+    """`chunks`: doc_id -> (key, chunks); `unchunked`: doc_id -> key of documents that gave no chunk."""
+    documents = [Document(doc_id, "b", key, "e", "", "text/plain") for doc_id, key in unchunked.items()]
+    chunked_keys = {key for key, _ in chunks.values()}
+    return IndexPlan(
+        "b",
+        Unchunked(documents, {doc.key for doc in documents} - chunked_keys),
+        {doc_id: n for doc_id, (_, n) in chunks.items()},
+        {**{doc_id: key for doc_id, (key, _) in chunks.items()}, **unchunked},
+    )
+
+
+def test_every_object_of_a_run_has_one_outcome():
+    run = manifest(
+        {"feed.jsonl": "e", "blank.txt": "e", "bad.pdf": "e", "lines.jsonl": "e", "refused.txt": "e", "gone.txt": "e"},
+        [entry("bad.pdf", "corrupt_pdf"), entry("lines.jsonl#1", "invalid_json"), entry("lines.jsonl#2", "empty"),
+         entry("moving.txt", "changed_before_read"), entry("gone.txt", "deleted_before_read"),
+         entry("feed.jsonl#4", "invalid_json")],
+        selected=10,
+        deleted=["old.txt"],
+    )  # fmt: skip
+    staged = plan(
+        {"f1": ("feed.jsonl", 2), "f2": ("feed.jsonl", 3), "r1": ("refused.txt", 1)},
+        {"f3": "feed.jsonl", "b1": "blank.txt"},
+    )
+    outcome = account(run, staged, {"refused.txt": "document_parsing_exception: bad"})
+    assert outcome.indexed == {"feed.jsonl"}, "a part quarantined or without chunks does not unindex its object"
+    assert outcome.quarantined == {
+        "blank.txt": NO_CHUNKS,
+        "bad.pdf": "corrupt_pdf",
+        "lines.jsonl": "empty, invalid_json",
+        "refused.txt": "refused_by_index: document_parsing_exception: bad",
+        "gone.txt": "deleted_before_read",
+    }
+    assert outcome.deferred == {"moving.txt"} and outcome.deleted == {"old.txt"}
+    assert outcome.counts() == {
+        "objects_indexed": 1, "objects_quarantined": 5, "objects_deferred": 1, "objects_deleted": 1,
+        "objects_unchanged": 10 - 6 - 1,
+    }  # fmt: skip
+    assert staged.object_records() == {("b", "feed.jsonl"): 2 + 3 + 1, ("b", "refused.txt"): 1, ("b", "blank.txt"): 1}
+
+
+def test_a_changed_object_with_neither_documents_nor_a_quarantine_entry_fails_the_task():
+    run = manifest({"a.txt": "e", "lost.txt": "e"}, [entry("lost.txt.bak", "empty")], selected=2)
+    with pytest.raises(UnaccountedObjects, match=r"1 objects .* \(first: \['lost.txt'\]\)"):
+        account(run, plan({"a1": ("a.txt", 1)}), {})
+
+
+def test_documents_of_an_object_the_manifest_does_not_list_fail_the_task():
+    run = manifest({"a.txt": "e"}, [], selected=2)
+    with pytest.raises(UnaccountedObjects, match="stray.txt"):
+        account(run, plan({"a1": ("a.txt", 1), "s1": ("stray.txt", 2)}), {})
+
+
+@pytest.mark.parametrize(("status", "transient"), [(400, False), (404, False), (409, False), (429, True),
+                                                   (500, True), (503, True), (None, True)])  # fmt: skip
+def test_throttled_and_server_errors_are_transient(status, transient):
+    assert is_transient_item(status) is transient
