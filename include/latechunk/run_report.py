@@ -1,8 +1,8 @@
 """One run's report, assembled from what its tasks wrote: the manifest, the validation report and the summaries.
 
 This is what a user reads to know what a run did: how many objects it listed and what became of each (new, changed,
-unchanged, deleted, quarantined with the reason), how many chunks and tokens it wrote, how long each stage took and
-how fast it went, and what each validation check measured against which threshold.
+unchanged, indexed, deferred, deleted, quarantined with the reason), how many chunks and tokens it wrote, how long
+each stage took and how fast it went, and what each validation check measured against which threshold.
 """
 
 from __future__ import annotations
@@ -67,13 +67,18 @@ def build_run_report(
         "changed": int(extract.get("objects_modified") or 0),
         "unchanged": int(extract.get("objects_unchanged") or 0),
         "deleted": len((manifest or {}).get("deleted_keys") or []),
-        "quarantined": int(extract.get("objects_quarantined") or 0),
+        # The index task's account, once it ran, includes the objects that gave no chunk or that the index refused.
+        "quarantined": int(index.get("objects_quarantined", extract.get("objects_quarantined")) or 0),
+        "indexed": int(index.get("objects_indexed") or 0),
+        "deferred": int(index.get("objects_deferred") or 0),
     }
     quarantine = (validation or {}).get("quarantine") or (manifest or {}).get("quarantine") or []
+    quarantine = [*quarantine, *(index.get("index_quarantine") or [])]
     stages = [_stage(stage, summaries.get(stage) or [], task_times.get(stage) or []) for stage in STAGES]
     embedded = next(stage for stage in stages if stage.stage == "embed")
     deleted = sum(int(index.get(name) or 0) for name in
-                  ("stale_chunks_deleted", "superseded_chunks_deleted", "removed_object_chunks_deleted"))
+                  ("stale_chunks_deleted", "superseded_chunks_deleted", "removed_object_chunks_deleted",
+                   "quarantined_object_chunks_deleted"))
     return RunReport(
         dag_id=dag_id,
         run_id=run_id,

@@ -14,7 +14,10 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
     """Create the index if absent (refusing an incompatible one) and upsert every staged chunk by bulk.
 
     Each chunk's id is ``{doc_id}:{chunk_id}``, so a retry or re-run overwrites instead of duplicating; a changed
-    document's leftover chunks and the documents whose objects were deleted are removed.
+    document's leftover chunks and the documents whose objects were deleted are removed. Every changed object ends
+    indexed whole, quarantined (an object the engine refuses a chunk of is removed, with the reason in the summary)
+    or deferred; the summary counts each, and the task fails when they do not add up. Throttled or failed writes
+    (429, 5xx) fail the task, whose retry writes them.
 
     :param manifest_path: the run manifest written by the extract task. (templated)
     :param index_name: index or alias to write to. (templated)

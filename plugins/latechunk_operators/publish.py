@@ -8,7 +8,7 @@ from airflow.sdk import Asset, BaseOperator
 
 # Counts of the index task's summary that mean the index changed.
 CHANGE_COUNTS = ("documents_written", "stale_chunks_deleted", "superseded_chunks_deleted",
-                 "removed_object_chunks_deleted")
+                 "removed_object_chunks_deleted", "quarantined_object_chunks_deleted")
 
 
 class LateChunkPublishOperator(BaseOperator):

@@ -15,7 +15,8 @@ th { background: #edf2f7; text-align: left; } td.n { text-align: right; font-var
 """
 OBJECT_LABELS = {
     "listed": "listed (selected)", "new": "new", "changed": "changed", "unchanged": "unchanged",
-    "deleted": "deleted from the index", "quarantined": "quarantined",
+    "indexed": "indexed", "deferred": "deferred (changed while read)", "deleted": "deleted from the index",
+    "quarantined": "quarantined",
 }
 
 

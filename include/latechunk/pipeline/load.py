@@ -104,10 +104,13 @@ def index(
     tombstones = backend.record_tombstones(
         index_name, plan.unchunked.tombstones(), model_id=manifest["model"], object_records=plan.object_records()
     )
-    # Complete or absent: what the engine refused of an object is not served with the rest of it.
-    refused_deleted = backend.delete_objects(index_name, bucket, sorted(refused))
+    # Complete or absent: a changed object that has nothing to index (quarantined by extract) or that the engine
+    # refused in part leaves the index whole, whatever an earlier version or an interrupted run left of it.
+    unusable = (set(manifest["changed"]) - plan.staged_keys) | set(refused)
+    quarantined_deleted = backend.delete_objects(index_name, bucket, sorted(unusable))
     # An object with a chunk that failed for the cluster's sake keeps its previous version until the retry.
-    completed = {key: etag for key, etag in manifest["changed"].items() if key not in transient_keys}
+    completed = {key: etag for key, etag in manifest["changed"].items()
+                 if key not in unusable and key not in transient_keys}  # fmt: skip
     superseded = backend.delete_superseded(index_name, bucket, completed)
     removed = backend.delete_objects(index_name, bucket, manifest["deleted_keys"])
     if transient_keys:
@@ -127,7 +130,7 @@ def index(
         **{name: written[name] for name in ("chunks_indexed", "documents_written", "stale_chunks_deleted")},
         "superseded_chunks_deleted": superseded,
         "removed_object_chunks_deleted": removed,
-        "refused_object_chunks_deleted": refused_deleted,
+        "quarantined_object_chunks_deleted": quarantined_deleted,
         "failed_documents": written["failed_documents"],
         "tombstones_recorded": tombstones,
         "quarantined_no_chunks": len(plan.unchunked.documents),
