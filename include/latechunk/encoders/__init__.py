@@ -23,12 +23,14 @@ def load_encoder(
     dtype: str | torch.dtype | None = None,
     max_length: int | None = None,
     revision: str | None = None,
+    attention: str = "auto",
 ) -> Encoder:
     """Load an encoder from a local checkpoint directory or a hub repo id (resolved through the local cache).
 
     ``device``: default CUDA when available, else CPU. ``dtype``: default bfloat16 on CUDA, float32 on CPU.
     ``max_length``: the window in tokens; default the model's own (8192 for jina-embeddings-v2), never the
-    tokenizer's ``model_max_length`` when that is unset or absurd.
+    tokenizer's ``model_max_length`` when that is unset or absurd. ``attention``: ``plain``, ``packed`` or
+    ``auto`` for jina-bert checkpoints (see :class:`JinaBertEncoder`); other architectures run plain only.
     """
     from transformers import AutoTokenizer
 
@@ -47,7 +49,9 @@ def load_encoder(
     if is_jina_bert_config(raw_config):
         model = load_jina_bert_model(checkpoint, torch_device, torch_dtype)
         window = max_length or model.config.max_position_embeddings
-        return JinaBertEncoder(model, max_length=window, **common)
+        return JinaBertEncoder(model, max_length=window, attention=attention, **common)
+    if attention == "packed":
+        raise ValueError(f"packed attention is implemented for jina-bert checkpoints only, not {model_name_or_path}")
     model = load_hf_auto_model(checkpoint, torch_device, torch_dtype)
     window = max_length or model_window(model.config.to_dict(), tokenizer.model_max_length)
     return HFAutoEncoder(model, max_length=window, query_pooling=sentence_transformers_pooling(checkpoint), **common)

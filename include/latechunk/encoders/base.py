@@ -80,11 +80,19 @@ class Encoder(ABC):
         if too_long:
             raise ValueError(f"sequence of {max(too_long)} tokens exceeds the encoder window of {self.max_length}")
         results: list[np.ndarray | None] = [None] * len(sequences)
-        for batch in plan_batches(lengths, token_budget, pad_to_multiple_of=self.pad_to_multiple_of):
-            outputs = run_with_oom_split(batch, lambda items: self._forward_padded([sequences[i] for i in items]))
+        for batch in self.plan_batches(lengths, token_budget):
+            outputs = run_with_oom_split(batch, lambda items: self.forward_batch([sequences[i] for i in items]))
             for index, output in zip(batch, outputs, strict=True):
                 results[index] = output
         return results
+
+    def plan_batches(self, lengths: Sequence[int], token_budget: int) -> list[list[int]]:
+        """Sequence indices grouped into forward passes; by default padded batches of similar lengths."""
+        return plan_batches(lengths, token_budget, pad_to_multiple_of=self.pad_to_multiple_of)
+
+    def forward_batch(self, sequences: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """One forward pass over a planned batch: one (len_i, dim) float32 array per sequence."""
+        return self._forward_padded(sequences)
 
     def _forward_padded(self, sequences: Sequence[Sequence[int]]) -> list[np.ndarray]:
         length = padded_length(max(len(sequence) for sequence in sequences), self.pad_to_multiple_of)
