@@ -1,6 +1,6 @@
 """The Airflow UI in a real browser (Debian's chromium and chromedriver, driven by Selenium): log in, open a finished
 run's report tab, read its figures off the page and compare them with the staged manifest and validation report,
-and ask the index a question.
+ask the index a question, and check the trigger form's sections and bounds.
 
 Screenshots go to LATECHUNK_SCREENSHOTS (docs/img to refresh the README's) or a temporary folder.
 """
@@ -17,8 +17,11 @@ from stack_support import TOPICS, new_corpus, run_and_wait
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+SECTIONS = ["Source", "Chunking", "Model and embedding", "Index", "Validation", "Staging"]
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +127,34 @@ def test_the_report_needs_airflows_login(stack, finished_run):
     token = httpx.post(f"{stack.url}/auth/token", json={"username": stack.user, "password": stack.password})
     page = httpx.get(url, headers={"Authorization": f"Bearer {token.json()['access_token']}"})
     assert page.status_code == 200 and "Late chunking run report" in page.text
+
+
+def test_trigger_form_has_sections_and_refuses_out_of_range_values(stack, browser, shots):
+    from airflow_client import AirflowError
+
+    log_in(browser, stack)
+    browser.get(f"{stack.url}/dags/latechunk_ingest")
+    wait_for(browser, By.XPATH, "//button[normalize-space(.)='Trigger']").click()
+    form = "//*[@role='dialog'][.//*[contains(text(), 'Trigger Dag')]]"
+    wait_for(browser, By.XPATH, form)
+    for section in SECTIONS:
+        wait_for(browser, By.XPATH, f"{form}//button[normalize-space(.)='{section}']")
+    submit = browser.find_element(By.XPATH, f"{form}//button[normalize-space(.)='Trigger']")
+    assert submit.is_enabled(), "the form with its defaults can be submitted"
+    browser.save_screenshot(str(shots / "ui-trigger-form.png"))
+
+    browser.find_element(By.XPATH, f"{form}//button[normalize-space(.)='Chunking']").click()
+    for name, typed, kept in (("chunk_size", "0", "1"), ("sentences_per_chunk", "-4", "1")):
+        field = wait_for(browser, By.NAME, f"element_{name}")
+        field.send_keys(Keys.CONTROL, "a")
+        field.send_keys(typed, Keys.TAB)
+        WebDriverWait(browser, 20).until(lambda _, field=field, kept=kept: field.get_attribute("value") == kept)
+    browser.find_element(By.XPATH, f"{form}//button[normalize-space(.)='Validation']").click()
+    field = wait_for(browser, By.NAME, "element_recall_threshold")
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys("7", Keys.TAB)
+    WebDriverWait(browser, 20).until(lambda _: field.get_attribute("value") == "1")
+
+    # What the form clamps, the API refuses outright: the same schema guards automation.
+    with pytest.raises(AirflowError, match="chunk_size"):
+        stack.trigger("latechunk_ingest", {"chunk_size": 0})

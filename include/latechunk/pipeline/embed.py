@@ -44,16 +44,16 @@ def annotate(*, s3, area: staging.StagingArea, batch_path: str, model: str, chun
     config = replace(config, max_chunk_tokens=min(config.max_chunk_tokens, describe_model(model).window))
     tokenizer = load_tokenizer(model)
     documents = staging.read_documents(s3, batch_path)
-    progress = Progress("annotate", total_docs=len(documents))
     annotated: list[tuple[Document, list[ChunkSpan]]] = []
     quarantine: list[QuarantineEntry] = []
-    for document in documents:
-        spans = annotate_spans(document.text, tokenizer, config).spans
-        if spans:
-            annotated.append((document, spans))
-        else:
-            quarantine.append(QuarantineEntry(document.ref, document.etag, "no_chunks", "no token to chunk"))
-        progress.advance(docs=1, chunks=len(spans))
+    with Progress("annotate", total_docs=len(documents)) as progress:
+        for document in documents:
+            spans = annotate_spans(document.text, tokenizer, config).spans
+            if spans:
+                annotated.append((document, spans))
+            else:
+                quarantine.append(QuarantineEntry(document.ref, document.etag, "no_chunks", "no token to chunk"))
+            progress.advance(docs=1, tokens=spans[-1].token_end if spans else 0, chunks=len(spans))
     spans_path = staging.write_annotated(s3, area, batch_index(batch_path), annotated)
     return {"spans_path": spans_path, "quarantine": [entry.to_dict() for entry in quarantine], **progress.summary()}
 
@@ -87,17 +87,18 @@ def embed(
         "embedding %d documents with %s (%s, %s, window %s)",
         len(annotated), model, encoder.device, encoder.dtype, window or encoder.max_length,
     )
-    progress = Progress("embed", total_docs=len(annotated))
+    total_tokens = sum(spans[-1].token_end for _, spans in annotated if spans)
     chunks: list[EmbeddedChunk] = []
-    for start in range(0, len(annotated), DOCS_PER_ENCODE):
-        group = annotated[start : start + DOCS_PER_ENCODE]
-        docs = [_retokenize(encoder.tokenizer, document, spans) for document, spans in group]
-        vectors = embed_documents(
-            encoder, docs, window=window, overlap=window_overlap, config=config, token_budget=token_budget
-        )
-        for (document, spans), doc, matrix in zip(group, docs, vectors, strict=True):
-            chunks.extend(embedded_chunks(document, spans, matrix, model))
-            progress.advance(docs=1, tokens=len(doc.input_ids), chunks=len(spans))
+    with Progress("embed", total_docs=len(annotated), total_tokens=total_tokens) as progress:
+        for start in range(0, len(annotated), DOCS_PER_ENCODE):
+            group = annotated[start : start + DOCS_PER_ENCODE]
+            docs = [_retokenize(encoder.tokenizer, document, spans) for document, spans in group]
+            vectors = embed_documents(
+                encoder, docs, window=window, overlap=window_overlap, config=config, token_budget=token_budget
+            )
+            for (document, spans), doc, matrix in zip(group, docs, vectors, strict=True):
+                chunks.extend(embedded_chunks(document, spans, matrix, model))
+                progress.advance(docs=1, tokens=len(doc.input_ids), chunks=len(spans))
     chunks_path = staging.write_chunks(s3, area, index, chunks, dims=encoder.dim)
     summary = {"chunks_path": chunks_path, "device": str(encoder.device), **progress.summary()}
     log.info("embed summary: %s", summary)

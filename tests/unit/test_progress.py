@@ -1,0 +1,53 @@
+"""Progress lines: time-based while work is in progress, with an ETA from the token rate; the end-of-task sentence."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from latechunk.pipeline.progress import Progress, summary_line
+
+
+def test_lines_keep_coming_while_one_long_step_runs(caplog):
+    caplog.set_level(logging.INFO, logger="latechunk.progress")
+    with Progress("embed", total_docs=2, every_s=0.05):
+        time.sleep(0.4)  # one long document: no advance() call at all
+    lines = [record.getMessage() for record in caplog.records if record.name == "latechunk.progress"]
+    assert len(lines) >= 3, lines
+    assert all(line.startswith("embed: 0/2 docs") for line in lines)
+    assert "ETA after the first document" in lines[0]
+
+
+def test_no_line_after_the_task_left_the_block(caplog):
+    caplog.set_level(logging.INFO, logger="latechunk.progress")
+    with Progress("annotate", every_s=0.05):
+        pass
+    time.sleep(0.2)
+    assert not [record for record in caplog.records if record.name == "latechunk.progress"]
+
+
+def test_eta_follows_tokens_not_documents():
+    # Three short documents done in 10 s, the long one (750 of 1,000 tokens) still to come.
+    progress = Progress("embed", total_docs=4, total_tokens=1000, started=time.monotonic() - 10)
+    progress.advance(docs=3, tokens=250)
+    assert 29 < progress.eta_seconds() < 31
+    assert "ETA 30s" in progress.line() and "250/1,000 tokens" in progress.line()
+
+
+def test_eta_from_documents_without_a_token_total():
+    progress = Progress("extract", total_docs=10, started=time.monotonic() - 20)
+    progress.advance(docs=5)
+    assert 19 < progress.eta_seconds() < 21
+    assert Progress("index").eta_seconds() is None
+
+
+def test_summary_line_reads_the_counts_in_order():
+    line = summary_line(
+        "index",
+        {"index": "docs", "chunks_indexed": 1234, "documents_written": 12, "failed_documents": 0, "seconds": 3.14159},
+    )
+    assert line == "index done: 12 documents written, 1,234 chunks indexed, 0 documents failed in 3.1s"
+    assert summary_line("validate", {"passed": False, "quarantined": 2}).startswith(
+        "validate done: validation FAILED, 2 quarantined"
+    )
+    assert summary_line("publish", {}) == "publish done: nothing to report"
