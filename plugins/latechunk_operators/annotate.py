@@ -28,7 +28,8 @@ class LateChunkAnnotateOperator(LateChunkBaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from latechunk.pipeline.embed import annotate
 
-        return annotate(
+        summary = annotate(
             s3=self.s3(), area=self.staging_area(context), batch_path=self.batch_path, model=self.model,
             chunking=dict(self.chunking),
         )
+        return self.summarised(summary)

@@ -55,14 +55,12 @@ class LateChunkBaseOperator(BaseOperator):
         for name, value in QUIET_ENVIRONMENT.items():
             os.environ.setdefault(name, value)
 
-    def post_execute(self, context: Any, result: Any = None) -> None:
-        """End the task log with one human sentence; the structured summary is in XCom."""
-        super().post_execute(context, result)
+    def summarised(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """End the task log with one human sentence about the task's structured summary (which goes to XCom)."""
         from latechunk.pipeline.progress import summary_line
 
-        summary = result if isinstance(result, dict) else context["ti"].xcom_pull(task_ids=self.task_id, key="summary")
-        if isinstance(summary, dict):
-            self.log.info("%s", summary_line(self.task_id, summary))
+        self.log.info("%s", summary_line(self.task_id, summary))
+        return summary
 
     def staging_area(self, context: Any) -> StagingArea:
         from latechunk.staging import StagingArea

@@ -61,7 +61,7 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from latechunk.pipeline.embed import embed
 
-        return embed(
+        summary = embed(
             s3=self.s3(), area=self.staging_area(context),
             batch_path=self.batch_path,
             model=self.model,
@@ -71,6 +71,7 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
             device=self.device or None,
             late_chunking=late_chunking_settings(self.late_chunking),
         )
+        return self.summarised(summary)
 
 
 def late_chunking_settings(settings: dict[str, Any] | None) -> dict[str, Any]:

@@ -87,7 +87,7 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
 
         from latechunk_operators.hooks import elasticsearch_client
 
-        return validate(
+        summary = validate(
             s3=self.s3(),
             es=elasticsearch_client(self.elasticsearch_conn_id),
             manifest_path=self.manifest_path,
@@ -104,3 +104,4 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
                 probes=parse_probes(self.probes),
             ),
         )
+        return self.summarised(summary)
