@@ -16,9 +16,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from elasticsearch import Elasticsearch, helpers
+from elasticsearch import Elasticsearch
 from fault_proxy import FaultProxy
-from support import TINY_ENCODER_VALIDATION
+from support import (  # noqa: F401 (the suites import them from here)
+    TINY_ENCODER_VALIDATION,
+    assert_exact,
+    indexed_chunks,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -144,50 +148,6 @@ def put(s3_client, bucket: str, documents: dict[str, bytes | str], prefix: str =
     for name, body in documents.items():
         data = body.encode("utf-8") if isinstance(body, str) else body
         s3_client.put_object(Bucket=bucket, Key=f"{prefix}{name}", Body=data)
-
-
-def indexed_chunks(es_client: Elasticsearch, index: str) -> list[dict[str, Any]]:
-    es_client.indices.refresh(index=index)
-    return [
-        {**hit["_source"], "_id": hit["_id"]}
-        for hit in helpers.scan(es_client, index=index, query={"query": {"match_all": {}}}, _source_excludes=["vector"])
-    ]
-
-
-def assert_exact(es_client, index: str, s3_client, bucket: str, *, expect_missing: set[str] = frozenset()) -> list:
-    """The index holds exactly the current version of every usable document of the bucket: each chunk once,
-    ids 0..n-1, the object's current ETag, the exact text slice; nothing of a deleted object or an old version.
-
-    `expect_missing`: keys that are in the bucket but legitimately not indexed (quarantined, deferred)."""
-    from latechunk.documents import SourceObject, load_documents
-
-    chunks = indexed_chunks(es_client, index)
-    assert len({chunk["_id"] for chunk in chunks}) == len(chunks)
-    current: dict[str, tuple[str, str]] = {}  # doc_id -> (etag, text)
-    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for item in page.get("Contents", []):
-            if item["Key"] in expect_missing:
-                continue
-            obj = SourceObject(bucket, item["Key"], item["ETag"].strip('"'), item["Size"], item["LastModified"])
-            body = s3_client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            documents, _ = load_documents(obj, body)
-            current.update({doc.doc_id: (doc.etag, doc.text) for doc in documents})
-    by_doc: dict[str, list[dict]] = {}
-    for chunk in chunks:
-        by_doc.setdefault(chunk["doc_id"], []).append(chunk)
-    assert set(by_doc) == set(current), (
-        f"indexed documents differ from the bucket: extra {set(by_doc) - set(current)}, "
-        f"missing {set(current) - set(by_doc)}"
-    )
-    for doc_id, doc_chunks in by_doc.items():
-        etag, text = current[doc_id]
-        ids = sorted(chunk["chunk_id"] for chunk in doc_chunks)
-        assert ids == list(range(len(ids))), f"{doc_id}: chunk ids {ids}"
-        assert {chunk["n_chunks"] for chunk in doc_chunks} == {len(ids)}, f"{doc_id}: stale or missing chunks"
-        assert {chunk["etag"] for chunk in doc_chunks} == {etag}, f"{doc_id}: a chunk of another version"
-        for chunk in doc_chunks:
-            assert text[chunk["char_start"] : chunk["char_end"]] == chunk["text"]
-    return chunks
 
 
 def chunk_counts(chunks: list[dict]) -> Counter:
