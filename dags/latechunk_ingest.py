@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, TriggerRule
-from latechunk_operators.params import INDEX_ASSET, ingest_params
+from latechunk_operators.params import INDEX_ASSET, TASK_RETRIES, ingest_params
 from latechunk_operators.publish import LateChunkPublishOperator
 from latechunk_operators.tasks import late_chunking_tasks
 
@@ -29,7 +29,7 @@ with DAG(
     max_active_runs=1,
     params=ingest_params(),
     render_template_as_native_obj=True,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True},
+    default_args=TASK_RETRIES,
     dagrun_timeout=timedelta(hours=12),
     tags=["latechunk", "ingest"],
     doc_md=__doc__,

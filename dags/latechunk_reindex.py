@@ -8,11 +8,11 @@ leaves the alias untouched. Trigger it manually after changing the model or the 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import DAG, Param
 from latechunk_operators import LateChunkSwapAliasOperator
-from latechunk_operators.params import INDEX_ASSET, in_sections, ingest_params
+from latechunk_operators.params import INDEX_ASSET, TASK_RETRIES, in_sections, ingest_params
 from latechunk_operators.tasks import late_chunking_tasks
 
 NEW_INDEX = "{{ params.index }}-{{ run_id | replace(':', '') | replace('+', '') | replace('.', '') | lower }}"
@@ -31,7 +31,7 @@ with DAG(
     max_active_runs=1,
     params=params,
     render_template_as_native_obj=True,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True},
+    default_args=TASK_RETRIES,
     tags=["latechunk", "reindex"],
     doc_md=__doc__,
 ) as dag:

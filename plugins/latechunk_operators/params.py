@@ -6,6 +6,7 @@ One definition serves the ingest and the reindex DAG, the README's configuration
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Asset, Param
@@ -29,6 +30,14 @@ STAGING: dict[str, Any] = {
 # The Airflow pool of the embed task: one slot per GPU, so that no more encoders load at once than there are GPUs,
 # whatever the executor (created by scripts/airflow.sh and the compose file's init service).
 GPU_POOL = _env("GPU_POOL", "gpu")
+
+# Retries of every task but validate: after a worker died, a node restarted or a request timed out. The first
+# retry waits LATECHUNK_RETRY_DELAY_S seconds (doubling after each failure).
+TASK_RETRIES = {
+    "retries": int(_env("RETRIES", "2")),
+    "retry_delay": timedelta(seconds=int(_env("RETRY_DELAY_S", "60"))),
+    "retry_exponential_backoff": True,
+}
 
 # How vectors are computed beyond one window (latechunk.late_chunking_config.LateChunkingConfig).
 LATE_CHUNKING: dict[str, Any] = {
