@@ -37,6 +37,10 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
     :param max_object_bytes: larger objects are quarantined, not read.
     :param json_text_field: field holding the text in ``.json``/``.jsonl`` objects.
     :param max_bad_fraction: fail when more than this share of the selected objects is quarantined.
+    :param max_nesting_depth: a ``.json``/``.jsonl`` object (or line) nested deeper is quarantined.
+    :param max_parts_per_object: a ``.json`` list or ``.jsonl`` file with more records is quarantined whole.
+    :param max_extract_seconds: an object whose extraction takes longer is quarantined (checked between steps:
+        JSON records, HTML tags, PDF pages).
     :param window: the embed task's window, checked against the model and the chunking before anything is
         staged. (templated)
     :param window_overlap: the embed task's window overlap, likewise checked. (templated)
@@ -62,6 +66,9 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         "max_object_bytes",
         "json_text_field",
         "max_bad_fraction",
+        "max_nesting_depth",
+        "max_parts_per_object",
+        "max_extract_seconds",
         "window",
         "window_overlap",
         "probes",
@@ -86,6 +93,9 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         max_object_bytes: int = 50 * 1024 * 1024,
         json_text_field: str = "text",
         max_bad_fraction: float = 0.2,
+        max_nesting_depth: int = 500,
+        max_parts_per_object: int = 10_000,
+        max_extract_seconds: float = 300.0,
         window: int | None = None,
         window_overlap: int | None = None,
         probes: str | list[Any] | None = None,
@@ -107,6 +117,9 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         self.max_object_bytes = max_object_bytes
         self.json_text_field = json_text_field
         self.max_bad_fraction = max_bad_fraction
+        self.max_nesting_depth = max_nesting_depth
+        self.max_parts_per_object = max_parts_per_object
+        self.max_extract_seconds = max_extract_seconds
         self.window = window
         self.window_overlap = window_overlap
         self.probes = probes
@@ -159,6 +172,9 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
                 max_object_bytes=int(self.max_object_bytes),
                 json_text_field=self.json_text_field,
                 max_bad_fraction=float(self.max_bad_fraction),
+                max_nesting_depth=int(self.max_nesting_depth),
+                max_parts_per_object=int(self.max_parts_per_object),
+                max_extract_seconds=float(self.max_extract_seconds),
                 window=int(self.window) if self.window else None,
                 window_overlap=int(self.window_overlap) if self.window_overlap is not None else None,
                 late_chunking=late_chunking_settings(self.late_chunking),

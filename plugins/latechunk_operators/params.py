@@ -58,7 +58,8 @@ CHUNKING: dict[str, Any] = {
 # The trigger form's sections, in the order the form shows them; every param belongs to one.
 SECTIONS = {
     "Source": ("bucket", "prefix", "partition_by_date", "lookback_days", "select_by_last_modified", "delete_missing",
-               "max_object_bytes", "json_text_field", "max_bad_fraction"),
+               "max_object_bytes", "json_text_field", "max_bad_fraction", "max_nesting_depth", "max_parts_per_object",
+               "max_extract_seconds"),
     "Chunking": ("chunking_strategy", "chunk_size", "chunk_overlap", "sentences_per_chunk", "max_chunk_tokens"),
     "Model and embedding": ("model", "window", "window_overlap", "window_layout", "frame_windows", "naive_weight",
                             "token_budget", "device", "docs_per_batch"),
@@ -155,6 +156,19 @@ def _params() -> dict[str, Param]:
         "json_text_field": Param("text", type="string", description="Text field of .json/.jsonl documents."),
         "max_bad_fraction": Param(
             0.2, type="number", minimum=0, maximum=1, description="Fail when a larger share of objects is bad."
+        ),
+        "max_nesting_depth": Param(
+            500, type="integer", minimum=1, maximum=500,
+            description="A .json/.jsonl object (or line) nested deeper is quarantined (at most 500: deeper data "
+            "risks Python's recursion limit when it is read and written).",
+        ),
+        "max_parts_per_object": Param(
+            10_000, type="integer", minimum=1,
+            description="A .json list or .jsonl file with more records is quarantined whole.",
+        ),
+        "max_extract_seconds": Param(
+            300, type="number", exclusiveMinimum=0,
+            description="An object whose text extraction takes longer is quarantined.",
         ),
         "validation_sample_size": Param(50, type="integer", minimum=1, description="Chunks sampled by validate."),
         "self_retrieval_threshold": Param(

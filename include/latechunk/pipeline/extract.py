@@ -9,7 +9,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from latechunk import staging
-from latechunk.documents import Document, QuarantineEntry, SkipDocument, SourceObject, check_size, load_documents
+from latechunk.documents import (
+    Document,
+    Limits,
+    QuarantineEntry,
+    SkipDocument,
+    SourceObject,
+    check_key,
+    check_size,
+    load_documents,
+)
 from latechunk.index import ElasticsearchBackend
 from latechunk.index_mapping import IndexMismatchError
 from latechunk.late_chunking_config import LateChunkingConfig
@@ -46,6 +55,10 @@ class ExtractSettings:
     max_object_bytes: int = 50 * 1024 * 1024
     json_text_field: str = "text"
     max_bad_fraction: float = 0.2
+    # Per-object extraction limits (latechunk.extractors.Limits): beyond them the object is quarantined.
+    max_nesting_depth: int = 500
+    max_parts_per_object: int = 10_000
+    max_extract_seconds: float = 300.0
     # The embed stage's window settings, checked here so that a bad combination fails before anything is staged.
     window: int | None = None
     window_overlap: int | None = None
@@ -74,11 +87,10 @@ def select(objects: list[SourceObject], settings: ExtractSettings) -> list[Sourc
 
 
 def list_objects(s3, bucket: str, prefix: str) -> Iterator[SourceObject]:
-    """Every object under ``prefix``, over all pages of the listing."""
+    """Every object under ``prefix``, over all pages of the listing; keys ending in "/" included, so that the run
+    reports them instead of losing what they hold without a word."""
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            if item["Key"].endswith("/"):
-                continue
             yield SourceObject(
                 bucket=bucket,
                 key=item["Key"],
@@ -148,7 +160,7 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         quarantine.extend(skipped)
         if any(entry.reason == RACE_CHANGED for entry in skipped):
             deferred.add(obj.key)  # keep the indexed version; the next run reads the new one
-        elif not documents and not any(entry.reason == RACE_DELETED for entry in skipped):
+        elif not documents and not any(entry.reason == RACE_DELETED for entry in skipped) and not is_folder_marker(obj):
             bad_objects += 1
         if documents:
             staged_new += indexed.get(obj.key) is None
@@ -231,8 +243,17 @@ def check_windows(settings: ExtractSettings, chunking: ChunkingConfig) -> None:
         )
 
 
+def is_folder_marker(obj: SourceObject) -> bool:
+    """An empty object whose key ends in "/", as consoles create for a folder: reported, but not a bad object (a
+    folder made by hand in every day's folder would otherwise count against ``max_bad_fraction``)."""
+    return obj.key.endswith("/") and obj.size == 0
+
+
 def _read_object(s3, obj: SourceObject, settings: ExtractSettings) -> tuple[list[Document], list[QuarantineEntry]]:
+    """The documents of one object and its quarantine records. Only S3 errors other than the races with a writer
+    raise (for Airflow to retry); whatever the object holds, `load_documents` turns a failure into a record."""
     try:
+        check_key(obj.key)
         check_size(obj.size, settings.max_object_bytes)
     except SkipDocument as skip:
         return [], [QuarantineEntry(obj.key, obj.etag, skip.reason.value, skip.detail)]
@@ -244,6 +265,11 @@ def _read_object(s3, obj: SourceObject, settings: ExtractSettings) -> tuple[list
         if error.response.get("Error", {}).get("Code") == "PreconditionFailed":
             return [], [QuarantineEntry(obj.key, obj.etag, RACE_CHANGED, "object changed between list and get")]
         raise
+    limits = Limits(
+        max_depth=settings.max_nesting_depth,
+        max_parts=settings.max_parts_per_object,
+        time_budget_s=settings.max_extract_seconds,
+    )
     return load_documents(
-        obj, body, json_text_field=settings.json_text_field, max_bytes=settings.max_object_bytes
+        obj, body, json_text_field=settings.json_text_field, max_bytes=settings.max_object_bytes, limits=limits
     )

@@ -1,0 +1,263 @@
+"""Text out of bytes, one format at a time, within limits that a hostile object cannot get round.
+
+Every extractor here is linear in the size of its input, whatever its nesting: JSON is checked for depth by a
+flat scan before the (recursive) parser sees it, and HTML goes through a streaming parser that keeps no tree. On
+top of that each object has a time budget, checked between steps (JSON records, HTML pieces, PDF pages): a step
+is never interrupted, so an object may overrun its budget by one step before it is quarantined.
+
+Lone surrogates (a JSON string may spell one, e.g. "\\ud800") cannot be written as UTF-8. `clean_part` replaces
+each with U+FFFD in the text and the metadata: one code point for one, so every offset into the text stays valid,
+and the stored text (of which chunks are exact slices) is the cleaned one. Bytes that are not valid in their
+encoding (UTF-8, or UTF-16/32 with a byte order mark) are not repaired: the object is quarantined.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+import numpy as np
+
+
+class SkipReason(StrEnum):
+    EMPTY = "empty"
+    BINARY = "binary"
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_ENCODING = "invalid_encoding"
+    INVALID_JSON = "invalid_json"
+    MISSING_TEXT_FIELD = "missing_text_field"
+    CORRUPT_PDF = "corrupt_pdf"
+    UNSUPPORTED_TYPE = "unsupported_type"
+    TOO_LARGE = "too_large"
+    TOO_DEEP = "too_deep"
+    TOO_MANY_PARTS = "too_many_parts"
+    TOO_SLOW = "too_slow"
+    FOLDER_LIKE_KEY = "folder_like_key"
+    EXTRACTION_ERROR = "extraction_error"
+
+
+class SkipDocument(Exception):
+    """An object (or one part of it) that cannot become a document; the run records it and goes on."""
+
+    def __init__(self, reason: SkipReason, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else str(reason))
+        self.reason = SkipReason(reason)
+        self.detail = detail
+
+
+class ExtractedText(NamedTuple):
+    part: str
+    text: str
+    metadata: dict[str, Any]
+
+
+Part = ExtractedText | tuple[str, SkipDocument]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-object extraction limits. ``max_depth`` bounds the nesting of JSON arrays and objects: deeper ones
+    would exhaust Python's recursion limit in the parser or, later, when the metadata is serialised (500 leaves
+    room for the stack of an Airflow task under the default limit of 1000)."""
+
+    max_depth: int = 500
+    max_parts: int = 10_000
+    time_budget_s: float = 300.0
+
+
+class Deadline:
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expires = time.monotonic() + seconds
+
+    def check(self, step: str) -> None:
+        if time.monotonic() > self.expires:
+            raise SkipDocument(SkipReason.TOO_SLOW, f"extraction took more than {self.seconds:g} s ({step})")
+
+
+# Share of control characters (other than tab, newline, carriage return, form feed) above which a file that
+# decodes as text is still treated as binary.
+_MAX_CONTROL_SHARE = 0.05
+_TEXT_CONTROLS = frozenset("\t\n\r\f")
+# UTF-32 first: its little-endian mark starts with UTF-16's.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_DEPTH_BLOCK = 1 << 20
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 (with or without a byte order mark), or UTF-16/UTF-32 announced by their byte order mark."""
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), None)
+    if encoding is None:
+        if b"\x00" in data:
+            raise SkipDocument(SkipReason.BINARY, "contains NUL bytes")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise SkipDocument(SkipReason.INVALID_UTF8, f"byte {error.start}: {error.reason}") from None
+    else:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError as error:
+            detail = f"{encoding.upper()} byte {error.start}: {error.reason}"
+            raise SkipDocument(SkipReason.INVALID_ENCODING, detail) from None
+        if "\x00" in text:
+            raise SkipDocument(SkipReason.BINARY, "contains NUL characters")
+    if not text.strip():
+        raise SkipDocument(SkipReason.EMPTY, "empty or whitespace-only object")
+    controls = sum(1 for char in text if char < " " and char not in _TEXT_CONTROLS)
+    if controls > _MAX_CONTROL_SHARE * len(text):
+        raise SkipDocument(SkipReason.BINARY, f"{controls} control characters in {len(text)}")
+    return text
+
+
+def require_text(text: str) -> str:
+    if not text.strip():
+        raise SkipDocument(SkipReason.EMPTY, "no text after extraction")
+    return text
+
+
+def clean_part(part: ExtractedText) -> ExtractedText:
+    """The part with every lone surrogate, in its text and its metadata (keys included), replaced by U+FFFD."""
+    metadata = part.metadata
+    dumped = json.dumps(metadata, ensure_ascii=False)
+    if _SURROGATES.search(dumped):
+        metadata = json.loads(_SURROGATES.sub("\ufffd", dumped))
+    return ExtractedText(part.part, _SURROGATES.sub("\ufffd", part.text), metadata)
+
+
+def without_surrogates(text: str) -> str:
+    return _SURROGATES.sub("\ufffd", text)
+
+
+def json_depth(text: str) -> int:
+    """Deepest nesting of arrays and objects in JSON text, found by a flat scan that never recurses (a recursive
+    parser is exactly what a hostile file would exhaust). Brackets inside strings do not count."""
+    brackets = _JSON_STRING.sub("", text).encode("utf-8", "replace").translate(None, _NOT_BRACKETS)
+    codes = np.frombuffer(brackets, np.uint8)
+    level = deepest = 0
+    for start in range(0, len(codes), _DEPTH_BLOCK):
+        block = codes[start : start + _DEPTH_BLOCK]
+        steps = np.where((block == ord("[")) | (block == ord("{")), 1, -1)
+        levels = level + np.cumsum(steps, dtype=np.int64)
+        deepest = max(deepest, int(levels.max()))
+        level = int(levels[-1])
+    return deepest
+
+
+def json_parts(text: str, text_field: str, limits: Limits, deadline: Deadline) -> Iterator[Part]:
+    """One part per item of a JSON list (named by its 0-based index), or the one part "" of a JSON object."""
+    _check_depth(text, limits.max_depth)
+    payload = _parse_json(text)
+    if isinstance(payload, list):
+        if not payload:
+            raise SkipDocument(SkipReason.EMPTY, "empty JSON list")
+        _check_parts(len(payload), "items in the JSON list", limits.max_parts)
+        for index, record in enumerate(payload):
+            deadline.check(f"JSON item {index}")
+            yield _record_part(str(index), record, text_field)
+        return
+    part = _record_part("", payload, text_field)
+    if not isinstance(part, ExtractedText):
+        raise part[1]
+    yield part
+
+
+def jsonl_parts(text: str, text_field: str, limits: Limits, deadline: Deadline) -> Iterator[Part]:
+    """One part per non-blank line, named by its 1-based line number; a bad line is skipped on its own."""
+    # Records end at "\n" only: U+2028, U+2029 and U+0085 (which str.splitlines() also breaks on) are legal inside
+    # JSON strings, and splitting there would lose the record and renumber every later one. A "\r" before the
+    # "\n" is JSON whitespace.
+    lines = [(number, line) for number, line in enumerate(text.split("\n"), start=1) if line.strip()]
+    _check_parts(len(lines), "records in the file", limits.max_parts)
+    check_lines = json_depth(text) > limits.max_depth  # the whole file bounds every line: usually one scan will do
+    for number, line in lines:
+        deadline.check(f"line {number}")
+        try:
+            if check_lines:
+                _check_depth(line, limits.max_depth)
+            record = _parse_json(line)
+        except SkipDocument as skip:
+            yield str(number), skip
+            continue
+        yield _record_part(str(number), record, text_field)
+
+
+def pdf_text(data: bytes, deadline: Deadline) -> tuple[str, dict[str, Any]]:
+    from pypdf import PdfReader
+
+    if not data.lstrip()[:5] == b"%PDF-":
+        raise SkipDocument(SkipReason.CORRUPT_PDF, "no %PDF- header")
+    # pypdf signals a damaged file with many exception types (and logs warnings for recoverable damage).
+    pdf_logger = logging.getLogger("pypdf")
+    previous_level = pdf_logger.level
+    pdf_logger.setLevel(logging.ERROR)
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise SkipDocument(SkipReason.CORRUPT_PDF, "encrypted with a password")
+        pages = []
+        for number, page in enumerate(reader.pages, start=1):
+            deadline.check(f"PDF page {number}")
+            pages.append(page.extract_text() or "")
+        title = (reader.metadata or {}).get("/Title")
+    except SkipDocument:
+        raise
+    except Exception as error:
+        raise SkipDocument(SkipReason.CORRUPT_PDF, f"{type(error).__name__}: {error}") from None
+    finally:
+        pdf_logger.setLevel(previous_level)
+    text = "\n\n".join(page.strip() for page in pages if page.strip())
+    metadata: dict[str, Any] = {"pages": len(pages)}
+    if isinstance(title, str) and title.strip():
+        metadata["title"] = str(title).strip()
+    return require_text(text), metadata
+
+
+def _check_depth(text: str, max_depth: int) -> None:
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise SkipDocument(SkipReason.TOO_DEEP, f"JSON nested {depth} levels deep > max_nesting_depth={max_depth}")
+
+
+def _check_parts(count: int, what: str, max_parts: int) -> None:
+    if count > max_parts:
+        raise SkipDocument(SkipReason.TOO_MANY_PARTS, f"{count} {what} > max_parts_per_object={max_parts}")
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as error:  # JSONDecodeError, or an integer of more digits than Python converts
+        raise SkipDocument(SkipReason.INVALID_JSON, str(error)) from None
+
+
+def _record_part(part: str, record: Any, text_field: str) -> Part:
+    if not isinstance(record, dict):
+        skip = SkipDocument(SkipReason.MISSING_TEXT_FIELD, f"expected an object, got {type(record).__name__}")
+        return part, skip
+    value: Any = record
+    for name in text_field.split("."):
+        value = value.get(name) if isinstance(value, dict) else None
+    if not isinstance(value, str):
+        return part, SkipDocument(SkipReason.MISSING_TEXT_FIELD, f"no string field {text_field!r}")
+    if not value.strip():
+        return part, SkipDocument(SkipReason.EMPTY, f"field {text_field!r} is blank")
+    top_field = text_field.split(".", 1)[0]
+    metadata = {name: item for name, item in record.items() if name != top_field}
+    return ExtractedText(part, value, metadata)
