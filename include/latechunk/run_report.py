@@ -72,8 +72,10 @@ def build_run_report(
         "indexed": int(index.get("objects_indexed") or 0),
         "deferred": int(index.get("objects_deferred") or 0),
     }
-    quarantine = (validation or {}).get("quarantine") or (manifest or {}).get("quarantine") or []
-    quarantine = [*quarantine, *(index.get("index_quarantine") or [])]
+    # The validation report's list holds every stage's entries; without it, extract's and the index task's.
+    quarantine = (validation or {}).get("quarantine") or [
+        *((manifest or {}).get("quarantine") or []), *(index.get("index_quarantine") or [])
+    ]
     stages = [_stage(stage, summaries.get(stage) or [], task_times.get(stage) or []) for stage in STAGES]
     embedded = next(stage for stage in stages if stage.stage == "embed")
     deleted = sum(int(index.get(name) or 0) for name in

@@ -1,17 +1,22 @@
-"""An object of many documents (a .jsonl, one document per line) interrupted half-way through its indexing, through
-whole DAG runs (dag.test, real Elasticsearch and MinIO): the index task stops after the node applied the first
-bulk (the object's first documents, each whole, at the object's current ETag) and before the rest. The next run
-must see the object as not indexed, read it again and complete it exactly: every document, every chunk once, the
-current ETag, nothing lost because its first documents looked current."""
+"""Objects indexed in part, through whole DAG runs (dag.test, real Elasticsearch and MinIO).
+
+An object of many documents (a .jsonl, one document per line) interrupted half-way: the index task stops after the
+node applied the first bulk (the object's first documents, each whole, at the object's current ETag) and before the
+rest. The next run must see the object as not indexed, read it again and complete it exactly: every document, every
+chunk once, the current ETag, nothing lost because its first documents looked current.
+
+An object the node refuses a chunk of: quarantined with the node's reason and removed whole (neither its old
+version nor part of the new one is served), the run goes on, and a later run indexes it once the node accepts it."""
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
 from conftest import assert_exact, chunk_counts, indexed_chunks, put, run_state, task_states
-from fault_proxy import FORWARD, Respond
+from fault_proxy import FORWARD, Respond, Rewrite
 from latechunk.index import ElasticsearchBackend
 
 pytestmark = pytest.mark.integration
@@ -65,3 +70,54 @@ def test_an_object_interrupted_between_its_documents_is_completed_by_the_next_ru
     third = pipeline.run(DAY)
     assert run_state(third) == "success", task_states(third)
     assert pipeline.manifest(s3_client, third)["changed"] == {}, "complete now: nothing is read again"
+
+
+def index_summary(run) -> dict:
+    from airflow import settings
+    from airflow.models.xcom import XComModel
+
+    with settings.Session() as session:
+        row = session.query(XComModel).filter_by(
+            dag_id=run.dag_id, run_id=run.run_id, task_id="index", key="return_value"
+        ).one()
+        return XComModel.deserialize_value(row)
+
+
+def corrupt_first_chunk_of(key: str, body: bytes) -> bytes:
+    """The bulk with chunk 0 of `key` made invalid (a string chunk_id): the real node refuses that item."""
+    lines = body.splitlines()
+    for index in range(1, len(lines), 2):
+        if f'"key":"{key}"'.encode() in lines[index] and b'"chunk_id":0,' in lines[index]:
+            lines[index] = re.sub(rb'"chunk_id":0,', b'"chunk_id":"corrupt",', lines[index])
+    return b"\n".join(lines) + b"\n"
+
+
+def test_an_object_the_node_refuses_is_quarantined_and_removed_whole(
+    pipeline, connections, proxies, s3_client, s3_bucket, es_client, es_index
+):
+    objects = {f"doc-{i}.txt": f"Document {i} is about reefs. It has a second sentence." for i in range(6)}
+    put(s3_client, s3_bucket, objects)
+    assert run_state(pipeline.run(DAY)) == "success"
+    assert_exact(es_client, es_index, s3_client, s3_bucket)
+
+    odd = "incoming/doc-3.txt"
+    put(s3_client, s3_bucket, {"doc-3.txt": "Document 3 changed. It now has three sentences. Here is the third."})
+    proxy = proxies("es", lambda request: Rewrite(corrupt_first_chunk_of(odd, request.body)) if request.is_bulk
+                    else FORWARD)  # fmt: skip
+    connections(es_url=proxy.url)
+    second = pipeline.run(DAY)
+    assert run_state(second) == "success", task_states(second)
+    assert task_states(second)["index"] == ("success", 1), "a refused object does not fail the task"
+    summary = index_summary(second)
+    assert (summary["objects_indexed"], summary["objects_quarantined"], summary["objects_unchanged"]) == (0, 1, 5)
+    (entry,) = summary["index_quarantine"]
+    assert (entry["key"], entry["reason"]) == (odd, "refused_by_index")
+    assert entry["detail"].startswith("document_parsing_exception: ")
+    served = assert_exact(es_client, es_index, s3_client, s3_bucket, expect_missing={odd})
+    assert odd not in chunk_counts(served), "neither the old version nor part of the new one is served"
+
+    connections()  # the node accepts it now
+    third = pipeline.run(DAY)
+    assert run_state(third) == "success", task_states(third)
+    assert index_summary(third)["objects_indexed"] == 1
+    assert chunk_counts(assert_exact(es_client, es_index, s3_client, s3_bucket))[odd] == 3

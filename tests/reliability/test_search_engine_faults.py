@@ -87,8 +87,9 @@ def test_429_rejections_are_retried_with_backoff_and_failed_items_complete_on_th
     v1 = assert_exact(es_client, es_index, s3_client, s3_bucket)
     assert sum(chunk_counts(v1).values()) == len(v1)
 
-    # Version 2 with a partial bulk failure: the node itself rejects a third of the first bulk's items. The index
-    # task fails (IndexingError), the failed documents keep their previous chunks, and the task's retry completes.
+    # Version 2 with a partial bulk failure: the node itself rejects a third of the first bulk's items, a chunk of
+    # each changed object. Each refused object is quarantined and removed whole; three of five is more than
+    # max_bad_fraction, so the index task fails (TooManyBadDocuments), and its retry writes them all.
     rewritten = {"done": False}
 
     def partly_corrupt(request):

@@ -39,9 +39,10 @@ def test_figures_come_from_the_tasks_outputs():
     assert (figures["chunks_written"], figures["chunks_deleted"], figures["tokens"]) == (10, 7, 400)
     embed = next(stage for stage in figures["stages"] if stage["stage"] == "embed")
     assert (embed["tasks"], embed["state"], embed["seconds"], embed["tokens_per_s"]) == (2, "failed", 4.0, 100.0)
-    assert figures["quarantine"] == [*VALIDATION["quarantine"], *SUMMARIES["index"][0]["index_quarantine"]], (
-        "the validation report's list includes annotate's; the index task adds what the index refused"
-    )
+    assert figures["quarantine"] == VALIDATION["quarantine"], "the validation report's list includes every stage's"
+    without_validation = build_run_report(dag_id="d", run_id="r", manifest={**MANIFEST, "quarantine": [{"key": "q"}]},
+                                          validation=None, summaries=SUMMARIES, task_times=TIMES).to_dict()
+    assert without_validation["quarantine"] == [{"key": "q"}, *SUMMARIES["index"][0]["index_quarantine"]]
 
 
 def test_the_page_shows_every_figure_and_escapes_what_users_wrote():

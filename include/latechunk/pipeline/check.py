@@ -14,6 +14,7 @@ from latechunk import staging
 from latechunk.documents import EmbeddedChunk
 from latechunk.index import ElasticsearchBackend
 from latechunk.index_mapping import VECTOR_FIELD
+from latechunk.pipeline.index_plan import read_index_quarantine
 from latechunk.pipeline.load import DEFAULT_INDEX_OPTIONS, chunk_batch_uris, unchunked_documents
 from latechunk.pipeline.models import manifest_index_spec
 from latechunk.validate import Thresholds, validate_index
@@ -68,12 +69,17 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
     """Run the index checks on this run's chunks; raises `ValidationError` (after writing the report) on failure.
 
     The run's model encodes the model-grounded checks' queries (on CPU unless a GPU is at hand: a few dozen short
-    texts). The quarantine in the report holds what extract skipped and the documents that gave no chunk.
+    texts). The quarantine in the report holds what extract skipped, the documents that gave no chunk and the
+    objects the index refused (whose staged chunks are not checked against the index).
     """
     from latechunk.encoders import load_encoder
 
     manifest = staging.read_json(s3, manifest_path)
-    staged = [chunk for uri in chunk_batch_uris(manifest) for chunk in staging.read_chunks(s3, uri)]
+    # The objects the index task quarantined (refused by the engine) are not in the index: not checked there.
+    refused = read_index_quarantine(s3, manifest_path)
+    refused_keys = {entry["key"] for entry in refused}
+    staged = [chunk for uri in chunk_batch_uris(manifest) for chunk in staging.read_chunks(s3, uri)
+              if chunk.key not in refused_keys]  # fmt: skip
     # A run that changed nothing still checks what the index serves: its kNN checks sample the index itself.
     pool = staged or sample_indexed_chunks(es, index_name, settings.sample_size)
     backend = ElasticsearchBackend(es)
@@ -91,7 +97,7 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
         spec=spec,
         sample_pool=pool,
     )
-    quarantine = manifest["quarantine"] + unchunked_documents(s3, manifest).quarantine()
+    quarantine = manifest["quarantine"] + unchunked_documents(s3, manifest).quarantine() + refused
     report_uri = f"{manifest_path.rpartition('/')[0]}/{REPORT}"
     bucket, key = staging.parse_s3_uri(report_uri)
     body = json.dumps({**report.to_dict(), "quarantine": quarantine}, indent=2, default=str)

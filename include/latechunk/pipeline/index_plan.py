@@ -13,6 +13,7 @@ fails on it rather than let the object be silently skipped.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from latechunk.index_mapping import Tombstone
 from latechunk.pipeline.embed import stage_uri
 from latechunk.pipeline.extract import RACE_CHANGED
 
+INDEX_QUARANTINE = "index-quarantine.json"  # beside the run's manifest
 NO_CHUNKS = "no_chunks"
 NO_CHUNKS_DETAIL = "the text gives no token to chunk (e.g. only zero-width or control characters)"
 REFUSED = "refused_by_index"
@@ -140,3 +142,22 @@ def account(manifest: dict[str, Any], plan: IndexPlan, refused: dict[str, str]) 
             "manifest does not list as changed"
         )
     return result
+
+
+def index_quarantine_uri(manifest_path: str) -> str:
+    return f"{manifest_path.rpartition('/')[0]}/{INDEX_QUARANTINE}"
+
+
+def write_index_quarantine(s3, manifest_path: str, entries: list[dict[str, str]]) -> None:
+    """Stage the objects the index task quarantined (every try writes it, so a retry replaces an earlier list)."""
+    bucket, key = staging.parse_s3_uri(index_quarantine_uri(manifest_path))
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(entries).encode(), ContentType="application/json")
+
+
+def read_index_quarantine(s3, manifest_path: str) -> list[dict[str, str]]:
+    """What `write_index_quarantine` staged; nothing for a run whose index task predates it."""
+    bucket, key = staging.parse_s3_uri(index_quarantine_uri(manifest_path))
+    try:
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return []

@@ -16,7 +16,16 @@ from latechunk.index import ElasticsearchBackend
 from latechunk.index_mapping import IndexSpec
 from latechunk.pipeline.embed import stage_uri
 from latechunk.pipeline.extract import TooManyBadDocuments
-from latechunk.pipeline.index_plan import NO_CHUNKS, REFUSED, IndexPlan, ObjectAccount, Unchunked, account, read_plan
+from latechunk.pipeline.index_plan import (
+    NO_CHUNKS,
+    REFUSED,
+    IndexPlan,
+    ObjectAccount,
+    Unchunked,
+    account,
+    read_plan,
+    write_index_quarantine,
+)
 from latechunk.pipeline.models import manifest_index_spec
 from latechunk.pipeline.progress import Progress
 
@@ -124,6 +133,7 @@ def index(
     quarantine = [
         QuarantineEntry(key, manifest["changed"][key], REFUSED, reason).to_dict() for key, reason in refused.items()
     ]
+    write_index_quarantine(s3, manifest_path, quarantine)  # validation leaves these objects out
     summary = {
         "index": index_name,
         "index_created": created,
