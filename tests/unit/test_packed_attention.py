@@ -11,7 +11,8 @@ import pytest
 import torch
 from latechunk.encoders import load_encoder
 from latechunk.encoders.jina_bert import JinaBertEncoder, alibi_slopes, load_jina_bert_model, resolve_attention
-from latechunk.encoders.jina_packed import packed_attend, plan_packs
+from latechunk.encoders.jina_packed import FLEX_BLOCK, packed_attend, plan_packs, sequence_block_mask
+from torch.nn.attention.flex_attention import BlockMask
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "data" / "jina_bert_tiny"
 MIXED_LENGTHS = [1, 511, 512, 513, 4097, 9000]
@@ -112,9 +113,22 @@ def test_encoder_packed_path_equals_the_plain_path_on_a_mixed_pack(model):
 
 
 @pytest.mark.usefixtures("flex_unfused")
-def test_flex_backend_equals_the_plain_path(model):
-    sequences = random_sequences(FLEX_LENGTHS, model.config.vocab_size, seed=2)
-    assert_same_embeddings(packed(model, sequences, "flex"), plain_reference(model, sequences))
+def test_flex_backend_equals_the_plain_path(golden_model):
+    sequences = random_sequences(FLEX_LENGTHS, golden_model.config.vocab_size, seed=2)
+    assert_same_embeddings(packed(golden_model, sequences, "flex"), plain_reference(golden_model, sequences))
+
+
+@pytest.mark.parametrize("lengths", [FLEX_LENGTHS, [256, 128, 1, 383], [1000], [0, 5, 0, 300]])
+def test_block_mask_skips_exactly_the_blocks_between_sequences(lengths):
+    ids = np.repeat(np.arange(len(lengths)), lengths)  # (total,)
+    mask = sequence_block_mask(torch.from_numpy(ids), lambda *args: None)
+    blocks = [ids[start : start + FLEX_BLOCK] for start in range(0, len(ids), FLEX_BLOCK)]
+    same = [[np.equal.outer(q, k) for k in blocks] for q in blocks]  # per block pair (q_size, k_size)
+    needed = np.array([[pairs.any() for pairs in row] for row in same])
+    full = np.array([[pairs.size == FLEX_BLOCK**2 and pairs.all() for pairs in row] for row in same])
+    assert np.array_equal(mask.to_dense()[0, 0].numpy().astype(bool), needed)
+    full_mask = BlockMask.from_kv_blocks(mask.full_kv_num_blocks, mask.full_kv_indices, BLOCK_SIZE=FLEX_BLOCK)
+    assert np.array_equal(full_mask.to_dense()[0, 0].numpy().astype(bool), full)
 
 
 @pytest.mark.usefixtures("flex_unfused")
