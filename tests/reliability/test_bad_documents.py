@@ -4,6 +4,7 @@ window): every bad object is quarantined with its key, ETag and reason and the r
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import numpy as np
@@ -120,3 +121,95 @@ def test_bad_documents_are_quarantined_with_reasons_and_the_rest_is_indexed_exac
         c["_id"]: c["indexed_at"]
         for c in assert_exact(es_client, es_index, s3_client, s3_bucket, expect_missing={"incoming/huge.txt"})
     } == before, "a failed run writes nothing"
+
+
+def nested(depth: int, inner: object = 1) -> object:
+    for _ in range(depth):
+        inner = {"n": inner}
+    return inner
+
+
+HOSTILE_GOOD = {
+    "deep-metadata.json": json.dumps({"text": "Metadata nested three hundred deep.", "meta": nested(300)}),
+    "surrogate.json": '{"text": "A lone \\ud800 escape stays searchable.", "note\\udc00": "v\\ud800"}',
+    "numbers.jsonl": '{"text": "Beyond sixty-four bits.", "id": 123456789012345678901234567890}\n'
+    '{"text": "Not a number.", "score": NaN, "top": Infinity}\n',
+    "utf16.txt": "UTF-16 with a byte order mark. Grüße, 北京。".encode("utf-16"),
+    "nested.html": "<html><body>" + "<div>" * 20_000 + "Deep inside twenty thousand elements." + "</div>" * 20_000
+    + "</body></html>",
+    "deep-line.jsonl": '{"text": "The first line is fine."}\n' + "[" * 10_000 + "]" * 10_000 + "\n",
+}
+HOSTILE_BAD = {
+    "deep.json": ("[" * 10_000 + "]" * 10_000, "too_deep", True),
+    "many.json": (json.dumps([{"text": f"record {i}"} for i in range(100_000)]), "too_many_parts", True),
+    "huge-int.json": ('{"text": "x", "n": ' + "9" * 5_000 + "}", "invalid_json", True),
+    "notes.txt/": ("content under a folder-like key", "folder_like_key", True),
+    "2026-03-02/": (b"", "folder_like_key", False),  # an empty folder marker: reported, not counted as bad
+}
+
+
+def test_hostile_objects_are_quarantined_with_reasons_or_indexed_exactly(
+    pipeline, s3_client, s3_bucket, es_client, es_index
+):
+    put(s3_client, s3_bucket, {**HOSTILE_GOOD, **{name: body for name, (body, _, _) in HOSTILE_BAD.items()}})
+
+    run = pipeline.run(DAY, max_bad_fraction=0.5)
+    assert run_state(run) == "success", task_states(run)
+
+    manifest = pipeline.manifest(s3_client, run)
+    found = {entry["key"]: (entry["reason"], entry["detail"]) for entry in manifest["quarantine"]}
+    expected = {f"incoming/{name}": reason for name, (_, reason, _) in HOSTILE_BAD.items()}
+    expected["incoming/deep-line.jsonl#2"] = "too_deep"
+    assert {key: reason for key, (reason, _) in found.items()} == expected
+    assert found["incoming/deep.json"][1] == "JSON nested 10000 levels deep > max_nesting_depth=500"
+    assert found["incoming/many.json"][1] == "100000 items in the JSON list > max_parts_per_object=10000"
+    assert "4300 digits" in found["incoming/huge-int.json"][1]
+    assert manifest["objects_quarantined"] == sum(counted for _, _, counted in HOSTILE_BAD.values())
+
+    chunks = assert_exact(es_client, es_index, s3_client, s3_bucket, expect_missing=set(expected))
+    assert set(chunk_counts(chunks)) == {f"incoming/{name}" for name in HOSTILE_GOOD}
+    texts = {chunk["text"] for chunk in chunks}
+    assert "Deep inside twenty thousand elements." in texts
+    assert any("\ufffd" in text for text in texts), "the lone surrogate is indexed as U+FFFD"
+    assert any("北京。" in text for text in texts)
+
+
+def test_poison_objects_do_not_stop_updates_and_deletes_of_their_neighbours(
+    pipeline, s3_client, s3_bucket, es_client, es_index
+):
+    put(s3_client, s3_bucket, {
+        "keep.txt": "This document stays the same. Its chunks are not touched.",
+        "update.txt": "The first version of this document. It will change.",
+        "remove.txt": "This document will be deleted. Its chunks must go.",
+    })
+    first = pipeline.run(DAY)
+    assert run_state(first) == "success", task_states(first)
+    before = {c["_id"]: c["indexed_at"] for c in assert_exact(es_client, es_index, s3_client, s3_bucket)}
+
+    put(s3_client, s3_bucket, {
+        "update.txt": "The second version replaces the first. Nothing of the old one remains. It has three sentences.",
+        "deep.json": "[" * 10_000 + "]" * 10_000,
+        "nested-a-little.json": json.dumps({"text": "Nested sixty deep.", "meta": nested(60)}),
+        "list.json": json.dumps([{"text": f"record {i}"} for i in range(150)]),
+        "surrogate.json": '{"text": "Poison \\udfff in the text, but kept."}',
+        "folder.txt/": "content under a folder-like key",
+    })
+    s3_client.delete_object(Bucket=s3_bucket, Key="incoming/remove.txt")
+    second = pipeline.run(DAY, max_bad_fraction=0.9, max_nesting_depth=50, max_parts_per_object=100)
+    assert run_state(second) == "success", task_states(second)
+
+    manifest = pipeline.manifest(s3_client, second)
+    assert {(e["key"], e["reason"], e["detail"]) for e in manifest["quarantine"]} == {
+        ("incoming/deep.json", "too_deep", "JSON nested 10000 levels deep > max_nesting_depth=50"),
+        ("incoming/nested-a-little.json", "too_deep", "JSON nested 61 levels deep > max_nesting_depth=50"),
+        ("incoming/list.json", "too_many_parts", "150 items in the JSON list > max_parts_per_object=100"),
+        ("incoming/folder.txt/", "folder_like_key",
+         "the key ends in '/' (a folder marker, or content under a folder-like name): not read"),
+    }
+    assert manifest["deleted_keys"] == ["incoming/remove.txt"]
+    poison = {"incoming/deep.json", "incoming/nested-a-little.json", "incoming/list.json", "incoming/folder.txt/"}
+    chunks = assert_exact(es_client, es_index, s3_client, s3_bucket, expect_missing=poison)
+    assert set(chunk_counts(chunks)) == {"incoming/keep.txt", "incoming/update.txt", "incoming/surrogate.json"}
+    assert chunk_counts(chunks)["incoming/update.txt"] == 3, "the new version, one chunk per sentence"
+    kept = {c["_id"]: c["indexed_at"] for c in chunks if c["key"] == "incoming/keep.txt"}
+    assert kept == {key: value for key, value in before.items() if key in kept}, "the unchanged one is untouched"
