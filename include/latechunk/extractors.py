@@ -1,9 +1,10 @@
 """Text out of bytes, one format at a time, within limits that a hostile object cannot get round.
 
-Every extractor here is linear in the size of its input, whatever its nesting: JSON is checked for depth by a
-flat scan before the (recursive) parser sees it, and HTML goes through a streaming parser that keeps no tree. On
-top of that each object has a time budget, checked between steps (JSON records, HTML pieces, PDF pages): a step
-is never interrupted, so an object may overrun its budget by one step before it is quarantined.
+Every extractor is linear in the size of its input, whatever its nesting: JSON is checked for depth by a flat
+scan before the (recursive) parser sees it, and HTML goes through the streaming tokenizer of `latechunk.html_text`,
+which keeps no tree. On top of that each object has a time budget, checked between steps (JSON records, HTML tags,
+PDF pages): a step is never interrupted, so an object may overrun its budget by one step before it is quarantined.
+HTML needs no depth limit: nothing in its extraction depends on the nesting.
 
 Lone surrogates (a JSON string may spell one, e.g. "\\ud800") cannot be written as UTF-8. `clean_part` replaces
 each with U+FFFD in the text and the metadata: one code point for one, so every offset into the text stays valid,
