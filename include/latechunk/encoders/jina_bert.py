@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from latechunk.encoders.base import Encoder
-from latechunk.encoders.jina_packed import Attend, default_backend, packed_attend, plan_packs
+from latechunk.encoders.jina_packed import BACKENDS, Attend, default_backend, packed_attend, plan_packs
 
 ATTENTION_MODES = ("plain", "packed", "auto")
 ACTIVATIONS = {"geglu": F.gelu, "reglu": F.relu}
@@ -246,12 +246,18 @@ def resolve_attention(attention: str, device: torch.device) -> str:
 class JinaBertEncoder(Encoder):
     """``attention``: ``plain`` runs padded batches with a dense ALiBi bias (the reference); ``packed`` packs
     whole sequences into rows of at most ``token_budget`` tokens (``jina_packed``); ``auto`` see
-    :func:`resolve_attention`."""
+    :func:`resolve_attention`. ``backend``: the packed path's attention backend (``flex`` or ``segments``),
+    default by device."""
 
-    def __init__(self, model: JinaBertModel, *, attention: str = "auto", **kwargs: Any) -> None:
+    def __init__(
+        self, model: JinaBertModel, *, attention: str = "auto", backend: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(dim=model.config.hidden_size, **kwargs)
         self.model = model
         self.attention = resolve_attention(attention, self.device)
+        self.backend = backend or default_backend(self.device)
+        if self.backend not in BACKENDS:
+            raise ValueError(f"packed attention backend must be one of {BACKENDS}, got {self.backend!r}")
         self.slopes = alibi_slopes(model.config.num_attention_heads).to(self.device)  # (heads,) float32
 
     def forward_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -268,7 +274,7 @@ class JinaBertEncoder(Encoder):
         lengths = [len(sequence) for sequence in sequences]
         input_ids = torch.tensor([[token for sequence in sequences for token in sequence]], dtype=torch.long)
         with torch.inference_mode():
-            attend = packed_attend(self.slopes, lengths, default_backend(self.device))
+            attend = packed_attend(self.slopes, lengths, self.backend)
             hidden = self.model.encode(input_ids.to(self.device), attend)[0]  # (total, dim), model dtype
             hidden = hidden.float().cpu().numpy()
         return np.split(hidden, np.cumsum(lengths)[:-1])
