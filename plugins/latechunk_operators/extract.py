@@ -182,7 +182,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         )
         batches = summary.pop("batches")
         context["ti"].xcom_push(key="manifest", value=summary["manifest"])
-        context["ti"].xcom_push(key="summary", value=summary)
+        context["ti"].xcom_push(key="summary", value=self.summarised(summary))
         return batches
 
 

@@ -53,7 +53,7 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
 
         from latechunk_operators.hooks import elasticsearch_client
 
-        return index(
+        summary = index(
             s3=self.s3(),
             es=elasticsearch_client(self.elasticsearch_conn_id),
             manifest_path=self.manifest_path,
@@ -61,6 +61,7 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
             index_options=dict(self.index_options) if self.index_options else None,
             create_as_alias=self.create_as_alias,
         )
+        return self.summarised(summary)
 
 
 class LateChunkSwapAliasOperator(BaseOperator):
