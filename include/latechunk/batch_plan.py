@@ -21,9 +21,12 @@ the ceiling holds even when the estimate is wrong; that batch is then larger tha
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -72,6 +75,7 @@ class BatchPlanner(Generic[T]):
     read_bytes: int = 0
     read_tokens: int = 0
     read_docs: int = 0
+    cut: list[dict[str, int | None]] = field(default_factory=list, repr=False)
     _pending: list[tuple[T, int]] = field(default_factory=list, repr=False)
     _pending_tokens: int = field(default=0, repr=False)
 
@@ -94,6 +98,11 @@ class BatchPlanner(Generic[T]):
             self.read_docs += 1
         return self._cut(final=False)
 
+    def forget(self, size_bytes: int) -> None:
+        """An object that gave no items (quarantined, gone): its bytes leave the estimate of the work left without
+        counting in the tokens and documents per byte, which describe the objects that do give documents."""
+        self.unread_bytes = max(self.unread_bytes - size_bytes, 0)
+
     def finish(self) -> list[Batch[T]]:
         """The batches of what is left once every object has been read."""
         self.unread_bytes = 0
@@ -112,6 +121,30 @@ class BatchPlanner(Generic[T]):
             return budget, None
         return budget, max(self.docs_per_batch, _ceil(docs_left / left))
 
+    def summary(self) -> dict[str, object]:
+        """The settings, the estimated tokens and each batch's size and limits, for the run's manifest."""
+        return {
+            "batch_token_budget": self.token_budget,
+            "docs_per_batch": self.docs_per_batch,
+            "max_batches": self.max_batches,
+            "chars_per_token": CHARS_PER_TOKEN,
+            "estimated_tokens": self.read_tokens,
+            "batches": self.cut,
+        }
+
+    def log_summary(self) -> None:
+        largest = max((batch["tokens"] for batch in self.cut), default=0)
+        log.info("%d batches (at most %d), the largest %s estimated tokens", self.batches, self.max_batches,
+                 f"{largest:,}")  # fmt: skip
+        token_limit = max((batch["token_limit"] for batch in self.cut), default=0)
+        docs_limit = max((batch["docs_limit"] or 0 for batch in self.cut), default=0)
+        if token_limit > self.token_budget or docs_limit > (self.docs_per_batch or 0):
+            log.warning(
+                "batches grown to up to %s estimated tokens and %s documents (configured: %s, %s) so that there are "
+                "no more than max_batches=%d (Airflow's [core] max_map_length)", f"{token_limit:,}",
+                f"{docs_limit:,}", f"{self.token_budget:,}", self.docs_per_batch, self.max_batches,
+            )  # fmt: skip
+
     def _cut(self, *, final: bool) -> list[Batch[T]]:
         cut: list[Batch[T]] = []
         while self._pending:
@@ -125,6 +158,7 @@ class BatchPlanner(Generic[T]):
             if take == len(self._pending) and not final:
                 break  # not full yet: more items may join it
             cut.append(Batch([item for item, _ in self._pending[:take]], tokens, budget, docs_limit))
+            self.cut.append(cut[-1].describe())
             del self._pending[:take]
             self._pending_tokens -= tokens
             self.batches += 1

@@ -33,7 +33,12 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
     :param select_by_last_modified: only take objects whose LastModified lies in the run's data interval.
     :param delete_missing: remove from the index the keys under ``prefix`` (all of it, not only the run's
         folders) that the bucket no longer has.
-    :param docs_per_batch: documents per staged batch (one mapped annotate/embed task per batch).
+    :param batch_token_budget: estimated tokens per staged batch, i.e. per mapped annotate and embed task (text
+        length / 4; see ``latechunk.batch_plan``). (templated)
+    :param docs_per_batch: most documents per staged batch, whatever their tokens. (templated)
+
+    A run never stages more batches than Airflow's ``[core] max_map_length`` (it refuses to map more): when the
+    new documents need more, each batch grows to an equal share of them instead of the run failing.
     :param max_object_bytes: larger objects are quarantined, not read.
     :param json_text_field: field holding the text in ``.json``/``.jsonl`` objects.
     :param max_bad_fraction: fail when more than this share of the selected objects is quarantined.
@@ -62,6 +67,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         "chunking",
         "select_by_last_modified",
         "delete_missing",
+        "batch_token_budget",
         "docs_per_batch",
         "max_object_bytes",
         "json_text_field",
@@ -89,7 +95,8 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         chunking: dict[str, Any],
         select_by_last_modified: bool = False,
         delete_missing: bool = True,
-        docs_per_batch: int = 64,
+        batch_token_budget: int = 2_000_000,
+        docs_per_batch: int = 10_000,
         max_object_bytes: int = 50 * 1024 * 1024,
         json_text_field: str = "text",
         max_bad_fraction: float = 0.2,
@@ -113,6 +120,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         self.chunking = chunking
         self.select_by_last_modified = select_by_last_modified
         self.delete_missing = delete_missing
+        self.batch_token_budget = batch_token_budget
         self.docs_per_batch = docs_per_batch
         self.max_object_bytes = max_object_bytes
         self.json_text_field = json_text_field
@@ -138,6 +146,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
             raise AirflowFailException(f"{type(error).__name__}: {error}") from error
 
     def _extract(self, context: Any) -> list[str]:
+        from airflow.configuration import conf
         from latechunk.pipeline.extract import ExtractSettings, day_prefixes, extract
         from latechunk.probes import parse_probes
 
@@ -168,7 +177,9 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
                 chunking=dict(self.chunking),
                 modified_between=interval,
                 delete_missing=bool(self.delete_missing),
+                batch_token_budget=int(self.batch_token_budget),
                 docs_per_batch=int(self.docs_per_batch),
+                max_batches=conf.getint("core", "max_map_length"),
                 max_object_bytes=int(self.max_object_bytes),
                 json_text_field=self.json_text_field,
                 max_bad_fraction=float(self.max_bad_fraction),

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from latechunk import staging
+from latechunk.batch_plan import Batch, BatchPlanner, estimate_tokens
 from latechunk.documents import (
     Document,
     Limits,
@@ -51,7 +52,12 @@ class ExtractSettings:
     select_prefixes: tuple[str, ...] = ()
     modified_between: tuple[datetime, datetime] | None = None
     delete_missing: bool = True
-    docs_per_batch: int = 64
+    # Staged batches (one mapped annotate and embed task each; see latechunk.batch_plan): at most this many
+    # estimated tokens and documents each, and at most max_batches of them (Airflow's [core] max_map_length),
+    # whose limits grow when the run needs more batches than that.
+    batch_token_budget: int = 2_000_000
+    docs_per_batch: int = 10_000
+    max_batches: int = 1024
     max_object_bytes: int = 50 * 1024 * 1024
     json_text_field: str = "text"
     max_bad_fraction: float = 0.2
@@ -148,30 +154,36 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         len(missing),
     )
 
-    progress = Progress("extract", total_docs=len(changed))
+    planner = BatchPlanner(
+        token_budget=settings.batch_token_budget, max_batches=settings.max_batches,
+        unread_bytes=sum(obj.size for obj in changed), docs_per_batch=settings.docs_per_batch,
+    )  # fmt: skip
     batches: list[str] = []
-    pending: list[Document] = []
+
+    def stage(cut: list[Batch[Document]]) -> None:
+        batches.extend(staging.write_documents(s3, area, len(batches), batch.items) for batch in cut)
+
     quarantine: list[QuarantineEntry] = []
     bad_objects = 0
     staged_new = staged_modified = 0
     deferred: set[str] = set()
-    for obj in changed:
-        documents, skipped = _read_object(s3, obj, settings)
-        quarantine.extend(skipped)
-        if any(entry.reason == RACE_CHANGED for entry in skipped):
-            deferred.add(obj.key)  # keep the indexed version; the next run reads the new one
-        elif not documents and not any(entry.reason == RACE_DELETED for entry in skipped) and not is_folder_marker(obj):
-            bad_objects += 1
-        if documents:
-            staged_new += indexed.get(obj.key) is None
-            staged_modified += indexed.get(obj.key) is not None
-        pending.extend(documents)
-        while len(pending) >= settings.docs_per_batch:
-            batches.append(staging.write_documents(s3, area, len(batches), pending[: settings.docs_per_batch]))
-            pending = pending[settings.docs_per_batch :]
-        progress.advance(docs=1)
-    if pending:
-        batches.append(staging.write_documents(s3, area, len(batches), pending))
+    with Progress("extract", total_docs=len(changed)) as progress:
+        for obj in changed:
+            documents, skipped = _read_object(s3, obj, settings)
+            quarantine.extend(skipped)
+            if any(entry.reason == RACE_CHANGED for entry in skipped):
+                deferred.add(obj.key)  # keep the indexed version; the next run reads the new one
+            elif not documents and not is_folder_marker(obj):
+                bad_objects += not any(entry.reason == RACE_DELETED for entry in skipped)
+            if documents:
+                staged_new += indexed.get(obj.key) is None
+                staged_modified += indexed.get(obj.key) is not None
+                stage(planner.add(obj.size, ((doc, estimate_tokens(doc.text)) for doc in documents)))
+            else:
+                planner.forget(obj.size)
+            progress.advance(docs=1)
+        stage(planner.finish())
+    planner.log_summary()
 
     for entry in quarantine:
         log.warning("quarantined %s (etag %s): %s %s", entry.key, entry.etag, entry.reason, entry.detail)
@@ -193,6 +205,7 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         "objects_selected": len(objects),
         "objects_quarantined": bad_objects,
         "batches": batches,
+        "batching": planner.summary(),
         "changed": {obj.key: obj.etag for obj in changed if obj.key not in deferred},
         "deleted_keys": missing,
         "quarantine": [entry.to_dict() for entry in quarantine],
@@ -213,6 +226,8 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         "objects_quarantined": bad_objects,
         "quarantined_entries": len(quarantine),
         "keys_to_delete": len(missing),
+        "batches_staged": len(batches),
+        "estimated_tokens": planner.read_tokens,
         **progress.summary(),
     }
     log.info("extract summary: %s", {k: v for k, v in summary.items() if k != "batches"})
