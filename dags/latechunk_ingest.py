@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, TriggerRule
-from latechunk_operators.params import INDEX_ASSET, TASK_RETRIES, ingest_params
+from latechunk_operators.params import INDEX_ASSET, TASK_RETRIES, ingest_params, param_ref
 from latechunk_operators.publish import LateChunkPublishOperator
 from latechunk_operators.tasks import late_chunking_tasks
 
@@ -35,12 +35,12 @@ with DAG(
     doc_md=__doc__,
 ) as dag:
     _, validate = late_chunking_tasks(
-        index_name="{{ params.index }}",
+        index_name=param_ref("index"),
         create_as_alias=True,
         # Runs with nothing new still index (deletions) and validate.
         index_trigger_rule=TriggerRule.NONE_FAILED,
-        select_by_last_modified="{{ params.select_by_last_modified }}",
-        delete_missing="{{ params.delete_missing }}",
+        select_by_last_modified=param_ref("select_by_last_modified"),
+        delete_missing=param_ref("delete_missing"),
     )
     # The index asset's event, with what changed; none (the task skips) when the run changed nothing.
-    validate >> LateChunkPublishOperator(task_id="publish", asset=INDEX_ASSET, index_name="{{ params.index }}")
+    validate >> LateChunkPublishOperator(task_id="publish", asset=INDEX_ASSET, index_name=param_ref("index"))

@@ -12,10 +12,11 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param
 from latechunk_operators import LateChunkSwapAliasOperator
-from latechunk_operators.params import INDEX_ASSET, TASK_RETRIES, in_sections, ingest_params
+from latechunk_operators.params import INDEX_ASSET, TASK_RETRIES, in_sections, ingest_params, param_ref, param_value
 from latechunk_operators.tasks import late_chunking_tasks
 
-NEW_INDEX = "{{ params.index }}-{{ run_id | replace(':', '') | replace('+', '') | replace('.', '') | lower }}"
+RUN_SUFFIX = "{{ run_id | replace(':', '') | replace('+', '') | replace('.', '') | lower }}"
+NEW_INDEX = "{{ " + param_value("index") + " }}-" + RUN_SUFFIX
 
 params = ingest_params()
 params["partition_by_date"] = Param(False, type="boolean", description="Reindex reads the whole prefix.")
@@ -39,8 +40,8 @@ with DAG(
     _, validate = late_chunking_tasks(index_name=NEW_INDEX, create_as_alias=False, delete_missing=False)
     validate >> LateChunkSwapAliasOperator(
         task_id="swap_alias",
-        alias="{{ params.index }}",
+        alias=param_ref("index"),
         new_index=NEW_INDEX,
-        delete_old="{{ params.delete_old_index }}",
+        delete_old=param_ref("delete_old_index"),
         outlets=[INDEX_ASSET],
     )

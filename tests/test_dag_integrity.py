@@ -32,22 +32,26 @@ def test_daily_runs_cover_the_day_that_ended(dag_bag):
 
     from airflow.timetables.base import DataInterval, TimeRestriction
     from airflow.timetables.interval import CronDataIntervalTimetable
+    from latechunk_operators.params import param_ref
 
     declared = dag_bag.dags["latechunk_ingest"].timetable
     assert (type(declared).__name__, declared.expression, str(declared.timezone)) == (
-        "CronDataIntervalTimetable", "0 0 * * *", "UTC"
+        "CronDataIntervalTimetable",
+        "0 0 * * *",
+        "UTC",
     )
     timetable = CronDataIntervalTimetable(declared.expression, timezone=declared.timezone)
     restriction = TimeRestriction(earliest=datetime(2026, 1, 1, tzinfo=UTC), latest=None, catchup=True)
     first = timetable.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
     assert (first.data_interval.start, first.data_interval.end) == (
-        datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(2026, 1, 2, tzinfo=UTC),
     )
     assert first.run_after == datetime(2026, 1, 2, tzinfo=UTC)
     manual = timetable.infer_manual_data_interval(run_after=datetime(2026, 3, 5, tzinfo=UTC))
     assert manual == DataInterval(datetime(2026, 3, 4, tzinfo=UTC), datetime(2026, 3, 5, tzinfo=UTC))
     extract = dag_bag.dags["latechunk_ingest"].get_task("extract")
-    assert (extract.prefix, extract.partition_by_date) == ("{{ params.prefix }}", "{{ params.partition_by_date }}")
+    assert (extract.prefix, extract.partition_by_date) == (param_ref("prefix"), param_ref("partition_by_date"))
 
 
 def test_a_manual_run_without_a_logical_date_covers_the_day_before_it_ran():
@@ -70,3 +74,40 @@ def test_embed_runs_on_the_gpu_queue_and_validation_is_not_retried(dag_bag):
         assert dag.get_task("embed").pool == "gpu"
         assert dag.get_task("annotate").queue != "gpu"
         assert dag.get_task("validate").retries == 0
+
+
+def templated_strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from templated_strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from templated_strings(item)
+
+
+def test_only_params_without_a_default_are_required_and_a_cleared_field_gets_the_default(dag_bag):
+    """The trigger form marks a field required when its type excludes null. A param with a default is optional,
+    and every template falls back to the DAG's default when a run sends null for it (a cleared field)."""
+    from jinja2.nativetypes import NativeEnvironment
+
+    for dag_id in EXPECTED_DAG_IDS:
+        dag = dag_bag.dags[dag_id]
+        defaults = {name: dag.params[name] for name in dag.params}
+        for name, default in defaults.items():
+            kind = dag.params.get_param(name).schema.get("type")
+            if kind is not None and default is not None:
+                assert isinstance(kind, list) and "null" in kind, f"{dag_id}.{name} is marked required in the form"
+        cleared = {name: None for name in dag.params}
+        run_id = "manual__2026-01-01T00:00:00+00:00"
+        for task in dag.tasks:
+            for field in task.template_fields:
+                value = task.partial_kwargs.get(field) if hasattr(task, "partial_kwargs") else getattr(task, field)
+                for template in templated_strings(value):
+                    if "params." not in template:
+                        continue
+                    assert "dag.params." in template, f"{dag_id}.{task.task_id}.{field}: {template} has no default"
+                    compiled = NativeEnvironment().from_string(template)
+                    expected = compiled.render(params=defaults, dag=dag, run_id=run_id)
+                    assert compiled.render(params=cleared, dag=dag, run_id=run_id) == expected, (task.task_id, field)

@@ -18,12 +18,23 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"LATECHUNK_{name}", default)
 
 
+def param_value(name: str) -> str:
+    """Jinja expression of a param's value in a run: what the run was given, else the DAG's default. A user who
+    clears a field of the trigger form sends null; the run then gets the default, never None."""
+    return f"(params.{name} if params.{name} is not none else dag.params.{name})"
+
+
+def param_ref(name: str) -> str:
+    """Template of a param's value (see `param_value`), for an operator argument."""
+    return "{{ " + param_value(name) + " }}"
+
+
 INDEX_ASSET = Asset(name="latechunk_index", uri=f"elasticsearch://latechunk/{_env('INDEX', 'latechunk-chunks')}")
 
 # Operator arguments shared by every task of both DAGs.
 STAGING: dict[str, Any] = {
-    "staging_bucket": "{{ params.staging_bucket }}",
-    "staging_prefix": "{{ params.staging_prefix }}",
+    "staging_bucket": param_ref("staging_bucket"),
+    "staging_prefix": param_ref("staging_prefix"),
     "aws_conn_id": _env("AWS_CONN_ID", "latechunk_s3"),
 }
 
@@ -41,17 +52,17 @@ TASK_RETRIES = {
 
 # How vectors are computed beyond one window (latechunk.late_chunking_config.LateChunkingConfig).
 LATE_CHUNKING: dict[str, Any] = {
-    "window_layout": "{{ params.window_layout }}",
-    "frame_windows": "{{ params.frame_windows }}",
-    "naive_weight": "{{ params.naive_weight }}",
+    "window_layout": param_ref("window_layout"),
+    "frame_windows": param_ref("frame_windows"),
+    "naive_weight": param_ref("naive_weight"),
 }
 
 CHUNKING: dict[str, Any] = {
-    "strategy": "{{ params.chunking_strategy }}",
-    "chunk_size": "{{ params.chunk_size }}",
-    "overlap": "{{ params.chunk_overlap }}",
-    "sentences_per_chunk": "{{ params.sentences_per_chunk }}",
-    "max_chunk_tokens": "{{ params.max_chunk_tokens }}",
+    "strategy": param_ref("chunking_strategy"),
+    "chunk_size": param_ref("chunk_size"),
+    "overlap": param_ref("chunk_overlap"),
+    "sentences_per_chunk": param_ref("sentences_per_chunk"),
+    "max_chunk_tokens": param_ref("max_chunk_tokens"),
 }
 
 
@@ -77,11 +88,20 @@ def in_sections(params: dict[str, Param]) -> dict[str, Param]:
         for name in names:
             if name in params:
                 params[name].schema["section"] = section
-                ordered[name] = params[name]
+                ordered[name] = _optional_when_defaulted(params[name])
     missing = sorted(set(params) - set(ordered))
     if missing:
         raise ValueError(f"params without a section: {missing}; add them to SECTIONS")
     return ordered
+
+
+def _optional_when_defaulted(param: Param) -> Param:
+    """The form marks a field required when its type excludes null: only a param without a default should be.
+    A cleared field then sends null, which `param_ref` turns into the default."""
+    kind = param.schema.get("type")
+    if param.value is not None and isinstance(kind, str):
+        param.schema["type"] = [kind, "null"]
+    return param
 
 
 def ingest_params() -> dict[str, Param]:

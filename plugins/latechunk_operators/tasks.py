@@ -10,7 +10,7 @@ from latechunk_operators.annotate import LateChunkAnnotateOperator
 from latechunk_operators.embed import LateChunkEmbedOperator
 from latechunk_operators.extract import LateChunkExtractOperator
 from latechunk_operators.index import LateChunkIndexOperator
-from latechunk_operators.params import CHUNKING, GPU_POOL, LATE_CHUNKING, STAGING
+from latechunk_operators.params import CHUNKING, GPU_POOL, LATE_CHUNKING, STAGING, param_ref
 from latechunk_operators.validate import LateChunkValidateOperator
 
 
@@ -27,37 +27,37 @@ def late_chunking_tasks(
     """
     extract = LateChunkExtractOperator(
         task_id="extract",
-        bucket="{{ params.bucket }}",
-        prefix="{{ params.prefix }}",
-        partition_by_date="{{ params.partition_by_date }}",
-        lookback_days="{{ params.lookback_days }}",
-        probes="{{ params.probes }}",
+        bucket=param_ref("bucket"),
+        prefix=param_ref("prefix"),
+        partition_by_date=param_ref("partition_by_date"),
+        lookback_days=param_ref("lookback_days"),
+        probes=param_ref("probes"),
         index_name=index_name,
-        model="{{ params.model }}",
+        model=param_ref("model"),
         chunking=CHUNKING,
-        docs_per_batch="{{ params.docs_per_batch }}",
-        max_object_bytes="{{ params.max_object_bytes }}",
-        json_text_field="{{ params.json_text_field }}",
-        max_bad_fraction="{{ params.max_bad_fraction }}",
-        max_nesting_depth="{{ params.max_nesting_depth }}",
-        max_parts_per_object="{{ params.max_parts_per_object }}",
-        max_extract_seconds="{{ params.max_extract_seconds }}",
-        window="{{ params.window }}",
-        window_overlap="{{ params.window_overlap }}",
+        docs_per_batch=param_ref("docs_per_batch"),
+        max_object_bytes=param_ref("max_object_bytes"),
+        json_text_field=param_ref("json_text_field"),
+        max_bad_fraction=param_ref("max_bad_fraction"),
+        max_nesting_depth=param_ref("max_nesting_depth"),
+        max_parts_per_object=param_ref("max_parts_per_object"),
+        max_extract_seconds=param_ref("max_extract_seconds"),
+        window=param_ref("window"),
+        window_overlap=param_ref("window_overlap"),
         late_chunking=LATE_CHUNKING,
         **extract_kwargs,
         **STAGING,
     )
     annotate = LateChunkAnnotateOperator.partial(
-        task_id="annotate", model="{{ params.model }}", chunking=CHUNKING, **STAGING
+        task_id="annotate", model=param_ref("model"), chunking=CHUNKING, **STAGING
     ).expand(batch_path=extract.output)
     embed = LateChunkEmbedOperator.partial(
         task_id="embed",
-        model="{{ params.model }}",
-        window="{{ params.window }}",
-        window_overlap="{{ params.window_overlap }}",
-        token_budget="{{ params.token_budget }}",
-        device="{{ params.device }}",
+        model=param_ref("model"),
+        window=param_ref("window"),
+        window_overlap=param_ref("window_overlap"),
+        token_budget=param_ref("token_budget"),
+        device=param_ref("device"),
         late_chunking=LATE_CHUNKING,
         pool=GPU_POOL,
         **STAGING,
@@ -74,15 +74,15 @@ def late_chunking_tasks(
         task_id="validate",
         manifest_path=extract.output["manifest"],
         index_name=index_name,
-        model="{{ params.model }}",
-        sample_size="{{ params.validation_sample_size }}",
-        self_retrieval_threshold="{{ params.self_retrieval_threshold }}",
-        recall_threshold="{{ params.recall_threshold }}",
-        query_retrieval_threshold="{{ params.query_retrieval_threshold }}",
-        document_query_threshold="{{ params.document_query_threshold }}",
-        max_mean_cosine="{{ params.max_mean_cosine }}",
-        query_k="{{ params.query_k }}",
-        probes="{{ params.probes }}",
+        model=param_ref("model"),
+        sample_size=param_ref("validation_sample_size"),
+        self_retrieval_threshold=param_ref("self_retrieval_threshold"),
+        recall_threshold=param_ref("recall_threshold"),
+        query_retrieval_threshold=param_ref("query_retrieval_threshold"),
+        document_query_threshold=param_ref("document_query_threshold"),
+        max_mean_cosine=param_ref("max_mean_cosine"),
+        query_k=param_ref("query_k"),
+        probes=param_ref("probes"),
         retries=0,  # a failed check is a finding about the data, not a transient fault
         **STAGING,
     )
