@@ -131,18 +131,16 @@ def test_block_mask_skips_exactly_the_blocks_between_sequences(lengths):
     assert np.array_equal(full_mask.to_dense()[0, 0].numpy().astype(bool), full)
 
 
-@pytest.mark.usefixtures("flex_unfused")
-@pytest.mark.parametrize("backend", ["segments", "flex"])
-def test_sequences_in_a_pack_do_not_attend_to_each_other(golden_model, backend, monkeypatch):
+def test_sequences_in_a_pack_do_not_attend_to_each_other(golden_model, monkeypatch):
     seen = []
     encode = golden_model.encode
     monkeypatch.setattr(golden_model, "encode", lambda ids, attend: seen.append(ids) or encode(ids, attend))
     sequences = random_sequences(FLEX_LENGTHS, golden_model.config.vocab_size, seed=3)
-    before = packed(golden_model, sequences, backend)
+    before = packed(golden_model, sequences, "segments")
     assert seen[0].shape == (1, sum(FLEX_LENGTHS)) and bool((seen[0] != 0).all()), "a pack holds no padding"
     changed = [list(s) for s in sequences]
     changed[3] = random_sequences([FLEX_LENGTHS[3]], golden_model.config.vocab_size, seed=4)[0]
-    after = packed(golden_model, changed, backend)
+    after = packed(golden_model, changed, "segments")
     assert not np.allclose(before[3], after[3], atol=1e-3)
     for k in (0, 1, 2, 4):
         np.testing.assert_allclose(after[k], before[k], atol=1e-6, rtol=0)
