@@ -12,6 +12,9 @@ import torch
 from latechunk.encoders import load_encoder
 from latechunk.encoders.jina_bert import JinaBertEncoder, alibi_slopes, load_jina_bert_model, resolve_attention
 from latechunk.encoders.jina_packed import FLEX_BLOCK, packed_attend, plan_packs, sequence_block_mask
+from latechunk.late_chunking import embed_documents
+from latechunk.late_chunking_config import LateChunkingConfig
+from latechunk.spans import ChunkingConfig, annotate_spans
 from torch.nn.attention.flex_attention import BlockMask
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "data" / "jina_bert_tiny"
@@ -159,3 +162,24 @@ def test_load_encoder_passes_the_attention_mode(tiny_jina_dir, tiny_bert_dir):
     assert load_encoder(tiny_jina_dir, device="cpu", attention="packed").attention == "packed"
     with pytest.raises(ValueError, match="jina-bert checkpoints only"):
         load_encoder(tiny_bert_dir, device="cpu", attention="packed")
+
+
+def test_late_chunking_through_the_packed_encoder_equals_plain(tiny_jina_dir):
+    plain = load_encoder(tiny_jina_dir, device="cpu", attention="plain")
+    packed_encoder = load_encoder(tiny_jina_dir, device="cpu", attention="packed")
+    text = "Sarah Johnson is a marine biologist. She works in Hawaii near coral reefs. " * 12
+    docs = [annotate_spans(text[:n], plain.tokenizer, ChunkingConfig()) for n in (30, 300, len(text))]
+    assert len(docs[-1].input_ids) > 3 * 48, "the long document is windowed"
+    for config in (LateChunkingConfig(), LateChunkingConfig(window_layout="centred", frame_windows=True)):
+        want = embed_documents(plain, docs, window=48, overlap=12, config=config, token_budget=256)
+        got = embed_documents(packed_encoder, docs, window=48, overlap=12, config=config, token_budget=256)
+        for g, w in zip(got, want, strict=True):
+            assert cosines(g, w).min() >= 0.9999
+
+
+def test_an_empty_sequence_in_a_pack_gets_an_empty_array(tiny_jina_dir):
+    encoder = load_encoder(tiny_jina_dir, device="cpu", attention="packed")
+    outputs = encoder.encode_token_batches([[2, 40, 3], [], [2, 41, 42, 3]])
+    assert [o.shape for o in outputs] == [(3, encoder.dim), (0, encoder.dim), (4, encoder.dim)]
+    (alone,) = encoder.encode_token_batches([[2, 41, 42, 3]])
+    np.testing.assert_allclose(outputs[2], alone, atol=1e-6)

@@ -98,7 +98,7 @@ def segment_attention(
     heads = query.shape[1]
     context = torch.empty_like(query)
     start = 0
-    for length in lengths:
+    for length in filter(None, lengths):
         own = slice(start, start + length)
         keys, values = key[:, :, own].flip(2), value[:, :, own].flip(2)  # (1, heads, length, head_dim) each
         diagonals = alibi_diagonals(slopes, length, query.dtype)  # (heads, 2 * length - 1)
