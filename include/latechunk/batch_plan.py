@@ -138,11 +138,15 @@ class BatchPlanner(Generic[T]):
                  f"{largest:,}")  # fmt: skip
         token_limit = max((batch["token_limit"] for batch in self.cut), default=0)
         docs_limit = max((batch["docs_limit"] or 0 for batch in self.cut), default=0)
-        if token_limit > self.token_budget or docs_limit > (self.docs_per_batch or 0):
+        grown = []
+        if token_limit > self.token_budget:
+            grown.append(f"{token_limit:,} estimated tokens (batch_token_budget {self.token_budget:,})")
+        if self.docs_per_batch is not None and docs_limit > self.docs_per_batch:
+            grown.append(f"{docs_limit:,} documents (docs_per_batch {self.docs_per_batch:,})")
+        if grown:
             log.warning(
-                "batches grown to up to %s estimated tokens and %s documents (configured: %s, %s) so that there are "
-                "no more than max_batches=%d (Airflow's [core] max_map_length)", f"{token_limit:,}",
-                f"{docs_limit:,}", f"{self.token_budget:,}", self.docs_per_batch, self.max_batches,
+                "batches grown to up to %s so that there are no more than max_batches=%d (Airflow's [core] "
+                "max_map_length)", " and ".join(grown), self.max_batches,
             )  # fmt: skip
 
     def _cut(self, *, final: bool) -> list[Batch[T]]:

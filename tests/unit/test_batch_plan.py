@@ -107,3 +107,17 @@ def test_estimate_is_four_characters_per_token_rounded_up():
 def test_nonsense_limits_are_refused(settings):
     with pytest.raises(ValueError, match=">= 1"):
         BatchPlanner(**{"token_budget": 10, "max_batches": 10, "unread_bytes": 0, **settings})
+
+
+def test_growth_is_logged_with_what_grew(caplog):
+    caplog.set_level("INFO", logger="latechunk.batch_plan")
+    _, planner = plan([(400, [1] * 100)], token_budget=1_000, max_batches=2, docs_per_batch=10)
+    planner.log_summary()
+    (warning,) = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert "50 documents (docs_per_batch 10)" in warning and "tokens" not in warning
+    assert [batch["documents"] for batch in planner.summary()["batches"]] == [50, 50]
+
+    caplog.clear()
+    _, planner = plan([(400, [1] * 100)], token_budget=1_000, max_batches=20, docs_per_batch=10)
+    planner.log_summary()
+    assert not [record for record in caplog.records if record.levelname == "WARNING"]

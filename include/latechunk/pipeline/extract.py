@@ -227,6 +227,7 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         "quarantined_entries": len(quarantine),
         "keys_to_delete": len(missing),
         "batches_staged": len(batches),
+        "documents_staged": planner.read_docs,
         "estimated_tokens": planner.read_tokens,
         **progress.summary(),
     }
