@@ -1,6 +1,6 @@
 """Ingest documents from object storage into Elasticsearch with late-chunked embeddings.
 
-extract -> annotate (mapped per batch) -> embed (mapped per batch, queue ``gpu``) -> index -> validate
+extract -> [annotate -> embed (queue ``gpu``)] for each staged batch -> index -> validate -> publish
 
 The schedule is daily with explicit data intervals: the run that starts just after midnight UTC of day D+1 has the
 interval [D, D+1) and reads the folder ``<prefix>D/`` (plus ``lookback_days`` earlier folders, for late files).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import BaseOperator, TriggerRule
+from airflow.sdk import BaseOperator, TriggerRule, task_group
 
 from latechunk_operators.annotate import LateChunkAnnotateOperator
 from latechunk_operators.embed import LateChunkEmbedOperator
@@ -21,7 +21,7 @@ def late_chunking_tasks(
     index_trigger_rule: str = TriggerRule.ALL_SUCCESS,
     **extract_kwargs: Any,
 ) -> tuple[BaseOperator, BaseOperator]:
-    """extract -> annotate (mapped per batch) -> embed (mapped, queue gpu) -> index -> validate.
+    """extract -> [annotate -> embed (queue gpu)] per staged batch -> index -> validate.
 
     Call inside a DAG whose params are `ingest_params()`; returns the first and the last task.
     """
@@ -48,20 +48,7 @@ def late_chunking_tasks(
         **extract_kwargs,
         **STAGING,
     )
-    annotate = LateChunkAnnotateOperator.partial(
-        task_id="annotate", model=param_ref("model"), chunking=CHUNKING, **STAGING
-    ).expand(batch_path=extract.output)
-    embed = LateChunkEmbedOperator.partial(
-        task_id="embed",
-        model=param_ref("model"),
-        window=param_ref("window"),
-        window_overlap=param_ref("window_overlap"),
-        token_budget=param_ref("token_budget"),
-        device=param_ref("device"),
-        late_chunking=LATE_CHUNKING,
-        pool=GPU_POOL,
-        **STAGING,
-    ).expand(batch_path=extract.output)
+    batches = _batch_tasks.expand(batch_path=extract.output)
     index = LateChunkIndexOperator(
         task_id="index",
         manifest_path=extract.output["manifest"],
@@ -86,5 +73,27 @@ def late_chunking_tasks(
         retries=0,  # a failed check is a finding about the data, not a transient fault
         **STAGING,
     )
-    annotate >> embed >> index >> validate
+    batches >> index >> validate
     return extract, validate
+
+
+# One group instance per staged batch: the embed of batch i starts as soon as the annotate of batch i is done,
+# not after every batch is annotated. The task ids stay `annotate` and `embed` (no group prefix).
+@task_group(group_id="batch", prefix_group_id=False)
+def _batch_tasks(batch_path: str) -> None:
+    annotate = LateChunkAnnotateOperator(
+        task_id="annotate", batch_path=batch_path, model=param_ref("model"), chunking=CHUNKING, **STAGING
+    )
+    embed = LateChunkEmbedOperator(
+        task_id="embed",
+        batch_path=batch_path,
+        model=param_ref("model"),
+        window=param_ref("window"),
+        window_overlap=param_ref("window_overlap"),
+        token_budget=param_ref("token_budget"),
+        device=param_ref("device"),
+        late_chunking=LATE_CHUNKING,
+        pool=GPU_POOL,
+        **STAGING,
+    )
+    annotate >> embed
