@@ -235,8 +235,8 @@ def load_jina_bert_model(checkpoint: Path, device: torch.device, dtype: torch.dt
 
 
 def resolve_attention(attention: str, device: torch.device) -> str:
-    """``auto`` means packed on CUDA and plain elsewhere: on CPU the packed path measured faster on mixed document
-    windows but slower on short queries and on uniform full windows (docs/performance.md)."""
+    """``auto`` means packed on CUDA and plain elsewhere: on CPU the packed path measured faster on document windows
+    but slower on many short (query-like) sequences (docs/performance.md)."""
     if attention not in ATTENTION_MODES:
         raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
     if attention == "auto":
