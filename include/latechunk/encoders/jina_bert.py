@@ -235,12 +235,13 @@ def load_jina_bert_model(checkpoint: Path, device: torch.device, dtype: torch.dt
 
 
 def resolve_attention(attention: str, device: torch.device) -> str:
-    """``auto`` means packed on CUDA and plain elsewhere: on CPU the packed path measured faster on document windows
-    but slower on many short (query-like) sequences (docs/performance.md)."""
+    """``auto`` means plain, the reference, everywhere for now: on CPU the packed path measured faster on document
+    windows but slower on many short (query-like) sequences, and its CUDA kernel (compiled FlexAttention) has not
+    been measured on a GPU yet (docs/performance.md); ``packed`` opts in."""
     if attention not in ATTENTION_MODES:
         raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
     if attention == "auto":
-        return "packed" if device.type == "cuda" else "plain"
+        return "plain"
     return attention
 
 
