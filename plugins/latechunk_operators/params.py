@@ -73,7 +73,7 @@ SECTIONS = {
                "max_extract_seconds"),
     "Chunking": ("chunking_strategy", "chunk_size", "chunk_overlap", "sentences_per_chunk", "max_chunk_tokens"),
     "Model and embedding": ("model", "window", "window_overlap", "window_layout", "frame_windows", "naive_weight",
-                            "token_budget", "device", "docs_per_batch"),
+                            "token_budget", "device", "docs_per_batch", "batch_token_budget"),
     "Index": ("index", "delete_old_index"),
     "Validation": ("validation_sample_size", "self_retrieval_threshold", "recall_threshold",
                    "query_retrieval_threshold", "document_query_threshold", "max_mean_cosine", "query_k", "probes"),
@@ -171,7 +171,16 @@ def _params() -> dict[str, Param]:
             int(_env("TOKEN_BUDGET", "16384")), type="integer", minimum=1, description="Padded tokens per forward pass."
         ),
         "device": Param(None, type=["null", "string"], description="cuda, cpu, or empty for automatic."),
-        "docs_per_batch": Param(64, type="integer", minimum=1, description="Documents per mapped embed task."),
+        "docs_per_batch": Param(
+            10_000, type="integer", minimum=1,
+            description="Most documents per staged batch, whatever their tokens (raised when a run would need more "
+            "than [core] max_map_length batches).",
+        ),
+        "batch_token_budget": Param(
+            int(_env("BATCH_TOKEN_BUDGET", "2000000")), type="integer", minimum=1,
+            description="Estimated tokens (text length / 4) per staged batch, i.e. per mapped annotate and embed "
+            "task; raise it on GPU workers (tens of millions).",
+        ),
         "max_object_bytes": Param(50 * 1024 * 1024, type="integer", description="Larger objects are quarantined."),
         "json_text_field": Param("text", type="string", description="Text field of .json/.jsonl documents."),
         "max_bad_fraction": Param(

@@ -36,6 +36,7 @@ def late_chunking_tasks(
         model=param_ref("model"),
         chunking=CHUNKING,
         docs_per_batch=param_ref("docs_per_batch"),
+        batch_token_budget=param_ref("batch_token_budget"),
         max_object_bytes=param_ref("max_object_bytes"),
         json_text_field=param_ref("json_text_field"),
         max_bad_fraction=param_ref("max_bad_fraction"),
