@@ -51,6 +51,9 @@ def wait_for(driver, by, value, timeout: float = 60):
 
 
 def log_in(driver, stack) -> None:
+    """Log in afresh, whatever an earlier test of the module left in the browser."""
+    driver.get(f"{stack.url}/")
+    driver.delete_all_cookies()
     driver.get(f"{stack.url}/")
     wait_for(driver, By.NAME, "username").send_keys(stack.user)
     driver.find_element(By.NAME, "password").send_keys(stack.password)
