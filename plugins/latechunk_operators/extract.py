@@ -36,9 +36,6 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
     :param batch_token_budget: estimated tokens per staged batch, i.e. per mapped annotate and embed task (text
         length / 4; see ``latechunk.batch_plan``). (templated)
     :param docs_per_batch: most documents per staged batch, whatever their tokens. (templated)
-
-    A run never stages more batches than Airflow's ``[core] max_map_length`` (it refuses to map more): when the
-    new documents need more, each batch grows to an equal share of them instead of the run failing.
     :param max_object_bytes: larger objects are quarantined, not read.
     :param json_text_field: field holding the text in ``.json``/``.jsonl`` objects.
     :param max_bad_fraction: fail when more than this share of the selected objects is quarantined.
@@ -54,6 +51,9 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
     :param probes: the validate task's probe queries, checked here so that a malformed one fails the run before
         anything is staged. (templated)
     :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``) of the search engine.
+
+    A run never stages more batches than Airflow's ``[core] max_map_length`` (it refuses to map more): when the
+    new documents need more, each batch grows to an equal share of them instead of the run failing.
     """
 
     template_fields = (
