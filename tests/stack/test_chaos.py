@@ -1,10 +1,13 @@
 """Chaos on the real stack: kill -9 a running task's process at seeded random moments spread over the five stages,
-let Airflow's retry (or, for `validate`, which never retries, the next run) recover, and check after each point that
-the index holds exactly the bucket: every object's documents with all their chunks once, at the current ETag, and
-nothing of a deleted object or an older version; no physical index left without the alias.
+and at some points kill -9 the Elasticsearch or MinIO process instead (started again at once, as a service manager
+would); let Airflow's retry (or, for `validate`, which never retries, the next run) recover, and check after each
+point that the index holds exactly the bucket: every object's documents with all their chunks once, at the current
+ETag, and nothing of a deleted object or an older version; no physical index left without the alias.
 
 Between points the corpus changes (one object rewritten, one added, one deleted; a multi-part .jsonl among them), so
-every run has work in every stage. The default suite runs LATECHUNK_CHAOS_POINTS=2 points; the long mode
+every run has work in every stage. Every sixth point, from the second on, kills a server (MinIO and Elasticsearch
+in turn, while a stage that uses it runs). The default suite runs LATECHUNK_CHAOS_POINTS=2 points (one task process,
+one MinIO); the long mode
 (`LATECHUNK_CHAOS_POINTS=50 LATECHUNK_CHAOS_TABLE=chaos.md pytest tests/stack/test_chaos.py`) writes its table.
 """
 
@@ -13,13 +16,14 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from stack_support import TOPICS, Corpus, new_corpus, run_and_wait
-from support import assert_exact
+from support import REPO, assert_exact
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -27,21 +31,43 @@ DAG_ID = "latechunk_ingest"
 STAGES = ("extract", "annotate", "embed", "index", "validate")
 POINTS = int(os.environ.get("LATECHUNK_CHAOS_POINTS", "2"))
 SEED = int(os.environ.get("LATECHUNK_CHAOS_SEED", "13"))
+# The server processes a point may kill, the stages that talk to each, and the server's pid file and name for
+# scripts/servers.sh.
+SERVERS = {
+    "minio": (("extract", "annotate", "embed", "index"), "var/minio/minio.pid", "s3"),
+    "elasticsearch": (("extract", "index", "validate"), "var/elasticsearch/logs/es.pid", "es"),
+}
+SERVER_EVERY = 6
 
 
 @dataclass
 class KillPoint:
     stage: str
     delay_s: float  # after the stage's task instance is seen running
+    target: str = "task"  # "task" (the task process) or a key of SERVERS
 
 
 def kill_points(count: int, seed: int) -> list[KillPoint]:
-    """`count` points, the stages in turn (shuffled), each after a random delay into the task."""
+    """`count` points, the stages in turn (shuffled), each after a random delay into the task; points 1, 7, 13, ...
+    kill MinIO and Elasticsearch in turn, each while a stage that uses it runs."""
     rng = random.Random(seed)
     offset = rng.randrange(len(STAGES))
     stages = [STAGES[(offset + i) % len(STAGES)] for i in range(count)]
     rng.shuffle(stages)
-    return [KillPoint(stage, round(rng.uniform(0.0, 2.5), 2)) for stage in stages]
+    points = [KillPoint(stage, round(rng.uniform(0.0, 2.5), 2)) for stage in stages]
+    for i in range(1, count, SERVER_EVERY):
+        server = list(SERVERS)[(i // SERVER_EVERY) % len(SERVERS)]
+        points[i] = KillPoint(rng.choice(SERVERS[server][0]), points[i].delay_s, server)
+    return points
+
+
+def kill_server(server: str) -> None:
+    """kill -9 the server's process, then start it again the way users do (scripts/servers.sh), as a service manager
+    would restart it; returns once it is healthy."""
+    _, pidfile, name = SERVERS[server]
+    os.kill(int((REPO / pidfile).read_text()), signal.SIGKILL)
+    time.sleep(1.0)
+    subprocess.run([str(REPO / "scripts" / "servers.sh"), "start", name], check=True, capture_output=True, timeout=300)
 
 
 def task_process(ti: dict) -> int | None:
@@ -66,6 +92,9 @@ def kill_when_running(stack, run_id: str, point: KillPoint, timeout: float = 600
         pids = [pid for pid in map(task_process, running) if pid]
         if pids:
             time.sleep(point.delay_s)
+            if point.target != "task":
+                kill_server(point.target)
+                return "killed"
             try:
                 os.kill(pids[0], signal.SIGKILL)
             except ProcessLookupError:
@@ -116,10 +145,11 @@ def test_kill_9_anywhere_leaves_the_index_exact(stack, s3_client, es_client, min
                 run_and_wait(stack, DAG_ID, conf)
             chunks = assert_exact(es_client, corpus.index, s3_client, corpus.bucket)
             assert_no_orphan(corpus)
-            rows.append((step, point.stage, point.delay_s, outcome, recovery, len(present) + 1, len(chunks)))
-    columns = ("point", "stage", "delay (s)", "kill", "recovered by", "objects", "chunks")
+            target = "task process" if point.target == "task" else point.target
+            rows.append((step, target, point.stage, point.delay_s, outcome, recovery, len(present) + 1, len(chunks)))
+    columns = ("point", "killed process", "stage", "delay (s)", "kill", "recovered by", "objects", "chunks")
     columns += ("lost", "duplicated", "stale", "orphans")
     table = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
     table += [f"| {' | '.join(map(str, row))} | 0 | 0 | 0 | 0 |" for row in rows]
     Path(os.environ.get("LATECHUNK_CHAOS_TABLE") or tmp_path / "chaos.md").write_text("\n".join(table) + "\n")
-    assert sum(row[3] == "killed" for row in rows) >= max(1, POINTS // 2), f"too few kills landed: {rows}"
+    assert sum(row[4] == "killed" for row in rows) >= max(1, POINTS // 2), f"too few kills landed: {rows}"
