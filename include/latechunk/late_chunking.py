@@ -31,7 +31,7 @@ absolute-position model (BERT/MiniLM) positions restart at 0 in every window.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,7 +108,32 @@ def embed_tokens(
     frame_windows: bool = False,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
 ) -> list[np.ndarray]:
-    """Per-token embeddings of whole documents: one (n_tokens, dim) float32 matrix per document.
+    """Per-token embeddings of whole documents: one (n_tokens, dim) float32 matrix per document, in input order
+    (see `iter_token_matrices`)."""
+    matrices: list[np.ndarray | None] = [None] * len(documents)
+    for position, matrix in iter_token_matrices(
+        encoder, documents, window=window, overlap=overlap, layout=layout, frame_windows=frame_windows,
+        token_budget=token_budget,
+    ):
+        matrices[position] = matrix
+    return matrices
+
+
+def iter_token_matrices(
+    encoder: Encoder,
+    documents: Sequence[Sequence[int]],
+    *,
+    window: int | None = None,
+    overlap: int | None = None,
+    layout: str = "stitched",
+    frame_windows: bool = False,
+    token_budget: int = DEFAULT_TOKEN_BUDGET,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(position, (n_tokens, dim) float32 matrix)`` of each document as soon as its last window is encoded.
+
+    Documents that fit one window are encoded together, batched by length, and each is yielded with its forward
+    pass. Longer ones go in groups of about ``token_budget`` encoded tokens, so that only one group's window
+    outputs are held at a time however many long documents there are.
 
     With ``frame_windows`` a document longer than the window is cut into raw slices of ``window`` minus its
     special tokens, and each slice gets the document's leading/trailing special tokens where it lacks them.
@@ -118,24 +143,59 @@ def embed_tokens(
         raise ValueError(f"window {window} exceeds the encoder window of {encoder.max_length}")
     overlap = default_overlap(window) if overlap is None else overlap
     special_ids = set(encoder.tokenizer.all_special_ids) if frame_windows else set()
-    jobs = []  # per document: (plan, prefix, suffix)
-    slices = []
-    for ids in documents:
+    groups: list[list[int]] = [[k for k, ids in enumerate(documents) if len(ids) <= window]]
+    group_tokens = token_budget
+    for k, ids in enumerate(documents):
+        if len(ids) > window:
+            if group_tokens >= token_budget:
+                groups.append([])
+                group_tokens = 0
+            groups[-1].append(k)
+            group_tokens += encoded_tokens(len(ids), window, overlap, layout)
+    for group in groups:
+        yield from _encode_group(encoder, documents, group, window, overlap, layout, special_ids, token_budget)
+
+
+def _encode_group(
+    encoder: Encoder,
+    documents: Sequence[Sequence[int]],
+    group: Sequence[int],
+    window: int,
+    overlap: int,
+    layout: str,
+    special_ids: set[int],
+    token_budget: int,
+) -> Iterator[tuple[int, np.ndarray]]:
+    plans: dict[int, tuple[list[Window], int]] = {}  # position -> (windows, special tokens prefixed)
+    slices: list[list[int]] = []
+    owners: list[tuple[int, int]] = []  # per slice: (position, window number)
+    for k in group:
+        ids = documents[k]
         prefix, suffix = special_affixes(ids, special_ids) if len(ids) > window else ([], [])
         plan = plan_windows(len(ids), window - len(prefix) - len(suffix), overlap, layout)
-        for w in plan:
+        if not plan:
+            yield k, np.zeros((0, encoder.dim), np.float32)
+            continue
+        plans[k] = (plan, len(prefix))
+        for number, w in enumerate(plan):
             head = prefix if w.start > 0 else []
             slices.append(head + list(ids[w.start : w.end]) + (suffix if w.end < len(ids) else []))
-        jobs.append((plan, prefix))
-    outputs = iter(encoder.encode_token_batches(slices, token_budget=token_budget))
-    matrices = []
-    for ids, (plan, prefix) in zip(documents, jobs, strict=True):
-        kept = []
-        for w in plan:
-            shift = len(prefix) * (w.start > 0) - w.start
-            kept.append(next(outputs)[w.keep_from + shift : w.keep_to + shift])  # (keep_to - keep_from, dim)
-        matrices.append(np.concatenate(kept, axis=0) if ids else np.zeros((0, encoder.dim), np.float32))
-    return matrices
+            owners.append((k, number))
+    parts = {k: [None] * len(plan) for k, (plan, _) in plans.items()}
+    missing = {k: len(plan) for k, (plan, _) in plans.items()}
+    for index, output in encoder.iter_token_batches(slices, token_budget=token_budget):
+        k, number = owners[index]
+        plan, n_prefix = plans[k]
+        w = plan[number]
+        shift = n_prefix * (w.start > 0) - w.start
+        kept = output[w.keep_from + shift : w.keep_to + shift]  # (keep_to - keep_from, dim)
+        # A window kept for later is copied, so that the forward pass's whole output array can be freed.
+        parts[k][number] = kept if len(plan) == 1 else kept.copy()
+        missing[k] -= 1
+        if missing[k] == 0:
+            del missing[k]
+            pieces = parts.pop(k)
+            yield k, pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=0)
 
 
 def naive_sequences(doc: AnnotatedDocument, special_ids: set[int]) -> list[list[int]]:
@@ -187,7 +247,8 @@ def embed_documents(
     """
     config = config or LateChunkingConfig()
     config.validate()
-    matrices = embed_tokens(
+    late: list[np.ndarray] = [np.zeros((0, encoder.dim), np.float32)] * len(docs)
+    for k, matrix in iter_token_matrices(
         encoder,
         [doc.input_ids for doc in docs],
         window=window,
@@ -195,11 +256,9 @@ def embed_documents(
         layout=config.window_layout,
         frame_windows=config.frame_windows,
         token_budget=token_budget,
-    )
-    late = [
-        pool_spans(matrix, doc.spans) if doc.spans else np.zeros((0, encoder.dim), np.float32)
-        for matrix, doc in zip(matrices, docs, strict=True)
-    ]
+    ):
+        if docs[k].spans:  # a document's token matrix is pooled, and dropped, as soon as it is complete
+            late[k] = pool_spans(matrix, docs[k].spans)
     window = window or encoder.max_length
     long = [k for k, doc in enumerate(docs) if len(doc.input_ids) > window]
     if config.naive_weight == 0.0 or not long:

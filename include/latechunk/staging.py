@@ -29,7 +29,7 @@ STAGE_DOCUMENTS = "documents"
 STAGE_SPANS = "spans"
 STAGE_CHUNKS = "chunks"
 
-_STAGE_KEY = b"latechunk.stage"
+STAGE_KEY = b"latechunk.stage"
 _UNSAFE_PATH_CHARS = re.compile(r"[^A-Za-z0-9._=-]")
 
 _DOCUMENT_FIELDS = [
@@ -69,6 +69,7 @@ _CHUNK_FIELDS = [
     pa.field("metadata", pa.string(), nullable=False),
 ]
 _SPAN_NAMES = [field.name for field in _SPAN_TYPE]
+ANNOTATED_SCHEMA = pa.schema([*_DOCUMENT_FIELDS, pa.field("spans", pa.list_(_SPAN_TYPE), nullable=False)])
 _CHUNK_SCALARS = [field.name for field in _CHUNK_FIELDS]
 
 
@@ -110,29 +111,32 @@ def write_documents(client, area: StagingArea, batch_index: int, documents: Iter
 
 
 def read_documents(client, uri: str) -> list[Document]:
-    return [_document_from_row(row) for row in _get_table(client, uri, STAGE_DOCUMENTS).to_pylist()]
+    return [document_from_row(row) for row in _get_table(client, uri, STAGE_DOCUMENTS).to_pylist()]
 
 
 def write_annotated(
     client, area: StagingArea, batch_index: int, annotated: Iterable[tuple[Document, Sequence[ChunkSpan]]]
 ) -> str:
     """Stage documents with the chunk spans annotated on them: one row per document, its spans as a list."""
-    annotated = list(annotated)
+    return _put_table(client, area, STAGE_SPANS, batch_index, annotated_table(list(annotated)))
+
+
+def annotated_table(annotated: Sequence[tuple[Document, Sequence[ChunkSpan]]]) -> pa.Table:
     columns = _document_columns([document for document, _ in annotated])
     columns["spans"] = [
         [{name: getattr(span, name) for name in _SPAN_NAMES} for span in spans] for _, spans in annotated
     ]
-    schema = pa.schema([*_DOCUMENT_FIELDS, pa.field("spans", pa.list_(_SPAN_TYPE), nullable=False)])
-    return _put_table(client, area, STAGE_SPANS, batch_index, pa.table(columns, schema=schema))
+    return pa.table(columns, schema=ANNOTATED_SCHEMA)
 
 
 def read_annotated(client, uri: str) -> list[tuple[Document, list[ChunkSpan]]]:
     """Documents with their spans, as `latechunk.spans.ChunkSpan` objects."""
-    annotated = []
-    for row in _get_table(client, uri, STAGE_SPANS).to_pylist():
-        spans = [ChunkSpan(**span) for span in row.pop("spans")]
-        annotated.append((_document_from_row(row), spans))
-    return annotated
+    return [annotated_from_row(row) for row in _get_table(client, uri, STAGE_SPANS).to_pylist()]
+
+
+def annotated_from_row(row: dict[str, Any]) -> tuple[Document, list[ChunkSpan]]:
+    spans = [ChunkSpan(**span) for span in row.pop("spans")]
+    return document_from_row(row), spans
 
 
 def write_chunks(
@@ -141,6 +145,14 @@ def write_chunks(
     """Stage embedded chunks; vectors become a fixed-size list<float32> column of `dims` (inferred) entries."""
     if dims is None:
         dims = int(chunks[0].vector.shape[-1]) if chunks else 0
+    return _put_table(client, area, STAGE_CHUNKS, batch_index, chunk_table(chunks, dims))
+
+
+def chunk_schema(dims: int) -> pa.Schema:
+    return pa.schema([*_CHUNK_FIELDS, pa.field("vector", pa.list_(pa.float32(), dims), nullable=False)])
+
+
+def chunk_table(chunks: Sequence[EmbeddedChunk], dims: int) -> pa.Table:
     matrix = np.zeros((0, dims), np.float32)
     if chunks:
         matrix = np.stack([np.asarray(chunk.vector, dtype=np.float32) for chunk in chunks])
@@ -149,9 +161,7 @@ def write_chunks(
     columns: dict[str, Any] = {name: [getattr(chunk, name) for chunk in chunks] for name in _CHUNK_SCALARS}
     columns["metadata"] = [_dump_metadata(chunk.metadata) for chunk in chunks]
     columns["vector"] = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel(), pa.float32()), dims)
-    vector_field = pa.field("vector", pa.list_(pa.float32(), dims), nullable=False)
-    table = pa.table(columns, schema=pa.schema([*_CHUNK_FIELDS, vector_field]))
-    return _put_table(client, area, STAGE_CHUNKS, batch_index, table)
+    return pa.table(columns, schema=chunk_schema(dims))
 
 
 def read_chunks(client, uri: str) -> list[EmbeddedChunk]:
@@ -205,12 +215,23 @@ def _dump_metadata(metadata: dict[str, Any]) -> str:
     return json.dumps(metadata, ensure_ascii=False, default=str)
 
 
-def _document_from_row(row: dict[str, Any]) -> Document:
+def document_from_row(row: dict[str, Any]) -> Document:
     return Document(**{**row, "metadata": json.loads(row["metadata"])})
 
 
+def with_stage(schema: pa.Schema, stage: str) -> pa.Schema:
+    """The schema marked as a batch of ``stage``; a reader refuses a batch of another stage."""
+    return schema.with_metadata({**(schema.metadata or {}), STAGE_KEY: stage.encode()})
+
+
+def check_stage(schema: pa.Schema, uri: str, stage: str) -> None:
+    found = (schema.metadata or {}).get(STAGE_KEY, b"").decode()
+    if found != stage:
+        raise ValueError(f"{uri} holds a {found or 'foreign'!r} batch, expected {stage!r}")
+
+
 def _put_table(client, area: StagingArea, stage: str, batch_index: int, table: pa.Table) -> str:
-    table = table.replace_schema_metadata({_STAGE_KEY: stage.encode()})
+    table = table.replace_schema_metadata(with_stage(table.schema, stage).metadata)
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
     key = area.batch_key(stage, batch_index)
@@ -222,9 +243,7 @@ def _get_table(client, uri: str, stage: str) -> pa.Table:
     bucket, key = parse_s3_uri(uri)
     body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
     table = pq.read_table(pa.BufferReader(body))
-    found = (table.schema.metadata or {}).get(_STAGE_KEY, b"").decode()
-    if found != stage:
-        raise ValueError(f"{uri} holds a {found or 'foreign'!r} batch, expected {stage!r}")
+    check_stage(table.schema, uri, stage)
     return table
 
 

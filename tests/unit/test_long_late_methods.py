@@ -135,6 +135,10 @@ class CountingEncoder:
         self.tokens += sum(len(s) for s in sequences)
         return self.encoder.encode_token_batches(sequences, **kwargs)
 
+    def iter_token_batches(self, sequences, **kwargs):
+        self.tokens += sum(len(s) for s in sequences)
+        return self.encoder.iter_token_batches(sequences, **kwargs)
+
 
 @pytest.mark.parametrize("layout, framed, overlap", [("stitched", False, 128), ("centred", True, 256)])
 def test_reported_encoder_cost_is_what_the_encoder_receives(minilm_encoder, meetings, layout, framed, overlap):

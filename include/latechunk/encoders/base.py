@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -75,16 +75,23 @@ class Encoder(ABC):
 
         Returns one (len_i, dim) float32 array per sequence, in input order.
         """
+        results: list[np.ndarray | None] = [None] * len(sequences)
+        for index, output in self.iter_token_batches(sequences, token_budget=token_budget):
+            results[index] = output
+        return results
+
+    def iter_token_batches(
+        self, sequences: Sequence[Sequence[int]], *, token_budget: int = DEFAULT_TOKEN_BUDGET
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """``(index, (len_i, dim) float32 output)`` for every sequence, one forward pass at a time in the planned
+        order, so that a caller can use and drop outputs while the rest is still to be encoded."""
         lengths = [len(sequence) for sequence in sequences]
         too_long = [n for n in lengths if n > self.max_length]
         if too_long:
             raise ValueError(f"sequence of {max(too_long)} tokens exceeds the encoder window of {self.max_length}")
-        results: list[np.ndarray | None] = [None] * len(sequences)
         for batch in self.plan_batches(lengths, token_budget):
             outputs = run_with_oom_split(batch, lambda items: self.forward_batch([sequences[i] for i in items]))
-            for index, output in zip(batch, outputs, strict=True):
-                results[index] = output
-        return results
+            yield from zip(batch, outputs, strict=True)
 
     def plan_batches(self, lengths: Sequence[int], token_budget: int) -> list[list[int]]:
         """Sequence indices grouped into forward passes; by default padded batches of similar lengths."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -11,12 +12,17 @@ from latechunk import staging
 from latechunk.documents import Document, EmbeddedChunk, QuarantineEntry
 from latechunk.pipeline.models import describe_model, load_tokenizer
 from latechunk.pipeline.progress import Progress
+from latechunk.prefetch import prefetched
 from latechunk.spans import AnnotatedDocument, ChunkingConfig, ChunkSpan, annotate_spans
+from latechunk.staging_stream import TOKENS_KEY, StagedReader, StagedWriter
 
 log = logging.getLogger(__name__)
 
-# Documents per encoder call: small enough for a progress line between calls, large enough to batch well.
-DOCS_PER_ENCODE = 16
+# Documents per Parquet read and row group when annotating.
+ANNOTATE_ROWS = 512
+# Embed pieces: this many forward passes' token budget, so that length sorting inside a piece leaves little padding
+# while a piece (texts, token ids, window outputs in flight) stays small.
+PIECES_PER_BUDGET = 8
 _BATCH_INDEX = re.compile(r"batch-(\d+)\.parquet$")
 
 
@@ -38,24 +44,31 @@ def stage_uri(batch_uri: str, stage: str) -> str:
 def annotate(*, s3, area: staging.StagingArea, batch_path: str, model: str, chunking: dict[str, Any]) -> dict[str, Any]:
     """Tokenize each staged document whole and stage its chunk spans; documents with no chunk are quarantined.
 
-    Sentence chunks are capped at ``max_chunk_tokens`` and never at more tokens than the model's window.
+    Sentence chunks are capped at ``max_chunk_tokens`` and never at more tokens than the model's window. The batch
+    is read and written ``ANNOTATE_ROWS`` documents at a time.
     """
     config = ChunkingConfig(**chunking)
     config = replace(config, max_chunk_tokens=min(config.max_chunk_tokens, describe_model(model).window))
     tokenizer = load_tokenizer(model)
-    documents = staging.read_documents(s3, batch_path)
-    annotated: list[tuple[Document, list[ChunkSpan]]] = []
     quarantine: list[QuarantineEntry] = []
-    with Progress("annotate", total_docs=len(documents)) as progress:
-        for document in documents:
-            spans = annotate_spans(document.text, tokenizer, config).spans
-            if spans:
-                annotated.append((document, spans))
-            else:
-                quarantine.append(QuarantineEntry(document.ref, document.etag, "no_chunks", "no token to chunk"))
-            progress.advance(docs=1, tokens=spans[-1].token_end if spans else 0, chunks=len(spans))
-    spans_path = staging.write_annotated(s3, area, batch_index(batch_path), annotated)
-    return {"spans_path": spans_path, "quarantine": [entry.to_dict() for entry in quarantine], **progress.summary()}
+    tokens = 0
+    writer = StagedWriter(s3, area, staging.STAGE_SPANS, batch_index(batch_path), staging.ANNOTATED_SCHEMA)
+    with StagedReader(s3, batch_path, staging.STAGE_DOCUMENTS) as staged, writer:
+        with Progress("annotate", total_docs=staged.rows) as progress:
+            for rows in batched(staged.iter_rows(ANNOTATE_ROWS), ANNOTATE_ROWS):
+                annotated: list[tuple[Document, list[ChunkSpan]]] = []
+                for document in map(staging.document_from_row, rows):
+                    spans = annotate_spans(document.text, tokenizer, config).spans
+                    if spans:
+                        annotated.append((document, spans))
+                        tokens += spans[-1].token_end
+                    else:
+                        entry = QuarantineEntry(document.ref, document.etag, "no_chunks", "no token to chunk")
+                        quarantine.append(entry)
+                    progress.advance(docs=1, tokens=spans[-1].token_end if spans else 0, chunks=len(spans))
+                writer.write(staging.annotated_table(annotated))
+        writer.add_metadata({TOKENS_KEY: str(tokens).encode()})
+    return {"spans_path": writer.uri, "quarantine": [entry.to_dict() for entry in quarantine], **progress.summary()}
 
 
 def embed(
@@ -69,52 +82,94 @@ def embed(
     token_budget: int = 16384,
     device: str | None = None,
     late_chunking: dict[str, Any] | None = None,
+    piece_tokens: int | None = None,
 ) -> dict[str, Any]:
     """Late-chunk embedding of one staged batch: every document is encoded whole (in overlapping windows when
     longer than ``window``) and each chunk vector is the mean of its span's token embeddings.
     ``late_chunking``: the fields of `latechunk.late_chunking.LateChunkingConfig` (window layout, framing, naive
-    mix for documents longer than the window); empty for plain late chunking."""
+    mix for documents longer than the window); empty for plain late chunking.
+
+    The batch streams through in pieces of about ``piece_tokens`` tokens (default ``PIECES_PER_BUDGET`` forward
+    passes' worth): the next piece is read and tokenized while this one is encoded, documents are length-sorted
+    within a piece, each document is pooled as soon as its last window is encoded, and each piece's vectors are
+    written as one row group. Memory is bounded by a piece, whatever the batch size.
+    """
     from latechunk.encoders import load_encoder
     from latechunk.late_chunking import LateChunkingConfig, embed_documents
 
     config = LateChunkingConfig(**(late_chunking or {}))
     config.validate()
-
-    index = batch_index(batch_path)
-    annotated = staging.read_annotated(s3, stage_uri(batch_path, staging.STAGE_SPANS))
     encoder = load_encoder(model, device=device)
-    log.info(
-        "embedding %d documents with %s (%s, %s, window %s)",
-        len(annotated), model, encoder.device, encoder.dtype, window or encoder.max_length,
+    piece_tokens = piece_tokens or PIECES_PER_BUDGET * token_budget
+    writer = StagedWriter(
+        s3, area, staging.STAGE_CHUNKS, batch_index(batch_path), staging.chunk_schema(encoder.dim)
     )
-    total_tokens = sum(spans[-1].token_end for _, spans in annotated if spans)
-    chunks: list[EmbeddedChunk] = []
-    with Progress("embed", total_docs=len(annotated), total_tokens=total_tokens) as progress:
-        for start in range(0, len(annotated), DOCS_PER_ENCODE):
-            group = annotated[start : start + DOCS_PER_ENCODE]
-            docs = [_retokenize(encoder.tokenizer, document, spans) for document, spans in group]
-            vectors = embed_documents(
-                encoder, docs, window=window, overlap=window_overlap, config=config, token_budget=token_budget
-            )
-            for (document, spans), doc, matrix in zip(group, docs, vectors, strict=True):
-                chunks.extend(embedded_chunks(document, spans, matrix, model))
-                progress.advance(docs=1, tokens=len(doc.input_ids), chunks=len(spans))
-    chunks_path = staging.write_chunks(s3, area, index, chunks, dims=encoder.dim)
-    summary = {"chunks_path": chunks_path, "device": str(encoder.device), **progress.summary()}
+    with StagedReader(s3, stage_uri(batch_path, staging.STAGE_SPANS), staging.STAGE_SPANS) as staged, writer:
+        total_tokens = int(staged.metadata.get(TOKENS_KEY, b"0")) or None
+        log.info(
+            "embedding %d documents (%s tokens) with %s (%s, %s, window %s)",
+            staged.rows, total_tokens or "?", model, encoder.device, encoder.dtype, window or encoder.max_length,
+        )
+        with Progress("embed", total_docs=staged.rows, total_tokens=total_tokens) as progress:
+            for piece in prefetched(tokenized_pieces(staged, encoder.tokenizer, piece_tokens)):
+                vectors = embed_documents(
+                    encoder, [doc for _, doc in piece], window=window, overlap=window_overlap, config=config,
+                    token_budget=token_budget,
+                )
+                chunks: list[EmbeddedChunk] = []
+                for (document, doc), matrix in zip(piece, vectors, strict=True):
+                    chunks.extend(embedded_chunks(document, doc.spans, matrix, model))
+                    progress.advance(docs=1, tokens=len(doc.input_ids), chunks=len(doc.spans))
+                writer.write(staging.chunk_table(chunks, encoder.dim))
+    summary = {"chunks_path": writer.uri, "device": str(encoder.device), **progress.summary()}
     log.info("embed summary: %s", summary)
     return summary
 
 
-def _retokenize(tokenizer: Any, document: Document, spans: list[ChunkSpan]) -> AnnotatedDocument:
-    """The document's token ids again (tokenizing is cheap next to encoding, and keeps staged spans small);
-    a tokenizer that disagrees with the one that annotated the spans is an error, never silent misalignment."""
-    input_ids = tokenizer(document.text, add_special_tokens=True, truncation=False)["input_ids"]
-    if spans and spans[-1].token_end != len(input_ids):
-        raise ValueError(
-            f"{document.ref}: the spans were annotated on {spans[-1].token_end} tokens but the tokenizer now gives "
-            f"{len(input_ids)}; annotate and embed must use the same model"
-        )
-    return AnnotatedDocument(input_ids=input_ids, spans=spans)
+def tokenized_pieces(
+    staged: StagedReader, tokenizer: Any, piece_tokens: int
+) -> Iterator[list[tuple[Document, AnnotatedDocument]]]:
+    """The staged documents with their token ids again, in pieces of about ``piece_tokens`` tokens (tokenizing is
+    cheap next to encoding, and keeps staged spans small)."""
+    piece: list[tuple[Document, list[ChunkSpan]]] = []
+    tokens = 0
+    for row in staged.iter_rows():
+        document, spans = staging.annotated_from_row(row)
+        piece.append((document, spans))
+        tokens += spans[-1].token_end if spans else 0
+        if tokens >= piece_tokens:
+            yield _retokenize(tokenizer, piece)
+            piece, tokens = [], 0
+    if piece:
+        yield _retokenize(tokenizer, piece)
+
+
+def _retokenize(
+    tokenizer: Any, piece: list[tuple[Document, list[ChunkSpan]]]
+) -> list[tuple[Document, AnnotatedDocument]]:
+    """A tokenizer that disagrees with the one that annotated the spans is an error, never silent misalignment."""
+    texts = [document.text for document, _ in piece]
+    all_ids = tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"] if texts else []
+    retokenized = []
+    for (document, spans), input_ids in zip(piece, all_ids, strict=True):
+        if spans and spans[-1].token_end != len(input_ids):
+            raise ValueError(
+                f"{document.ref}: the spans were annotated on {spans[-1].token_end} tokens but the tokenizer now "
+                f"gives {len(input_ids)}; annotate and embed must use the same model"
+            )
+        retokenized.append((document, AnnotatedDocument(input_ids=input_ids, spans=spans)))
+    return retokenized
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    piece: list[Any] = []
+    for item in items:
+        piece.append(item)
+        if len(piece) == size:
+            yield piece
+            piece = []
+    if piece:
+        yield piece
 
 
 def embedded_chunks(document: Document, spans: list[ChunkSpan], vectors, model: str) -> list[EmbeddedChunk]:
