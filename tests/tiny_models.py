@@ -82,17 +82,20 @@ def jina_checkpoint_tensors(vocab_size: int, hidden: int, layers: int, intermedi
     return tensors
 
 
-def save_tiny_jina(directory: Path, seed: int = 7) -> None:
+def save_tiny_jina(
+    directory: Path, seed: int = 7, *, hidden: int = 32, layers: int = 2, heads: int = 4, intermediate: int = 48
+) -> None:
+    """A random jina-v2 checkpoint (tiny by default; bench/pipeline_throughput.py asks for other sizes)."""
     from safetensors.torch import save_file
 
     save_tiny_tokenizer(directory)
     config = {
         "architectures": ["JinaBertForMaskedLM"],
         "model_type": "bert",
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "intermediate_size": 48,
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "intermediate_size": intermediate,
         "max_position_embeddings": 8192,
         "position_embedding_type": "alibi",
         "feed_forward_type": "geglu",
@@ -102,4 +105,5 @@ def save_tiny_jina(directory: Path, seed: int = 7) -> None:
         "pad_token_id": 0,
     }
     (directory / "config.json").write_text(json.dumps(config))
-    save_file(jina_checkpoint_tensors(len(tiny_vocab()), 32, 2, 48, seed=seed), str(directory / "model.safetensors"))
+    tensors = jina_checkpoint_tensors(len(tiny_vocab()), hidden, layers, intermediate, seed=seed)
+    save_file(tensors, str(directory / "model.safetensors"))

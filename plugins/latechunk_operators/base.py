@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -56,10 +57,12 @@ class LateChunkBaseOperator(BaseOperator):
             os.environ.setdefault(name, value)
 
     def summarised(self, summary: dict[str, Any]) -> dict[str, Any]:
-        """End the task log with one human sentence about the task's structured summary (which goes to XCom)."""
+        """End the task log with one human sentence about the task's structured summary (which goes to XCom),
+        and add the task process's peak resident memory to it."""
         from latechunk.pipeline.progress import summary_line
 
-        self.log.info("%s", summary_line(self.task_id, summary))
+        summary = {**summary, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+        self.log.info("%s (peak memory %.0f MB)", summary_line(self.task_id, summary), summary["peak_rss_mb"])
         return summary
 
     def staging_area(self, context: Any) -> StagingArea:
