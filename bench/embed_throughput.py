@@ -87,9 +87,14 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def tokens_per_second(model: nn.Module, batch: int, seq_len: int, device: torch.device, iters: int, warmup: int):
+def tokens_per_second(
+    model: nn.Module, batch: int, seq_len: int, device: torch.device, iters: int, warmup: int
+) -> tuple[float, int | None]:
+    """Tokens/s of full (batch, seq_len) forward passes, and on CUDA the most memory they allocated (bytes)."""
     ids = torch.randint(5, model.config.vocab_size, (batch, seq_len), device=device)
     mask = torch.ones_like(ids)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     with torch.inference_mode():
         for _ in range(warmup):
             model(ids, mask)
@@ -98,7 +103,9 @@ def tokens_per_second(model: nn.Module, batch: int, seq_len: int, device: torch.
         for _ in range(iters):
             model(ids, mask)
         synchronize(device)
-    return batch * seq_len * iters / (time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+    return batch * seq_len * iters / seconds, peak
 
 
 def measured_matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
@@ -177,8 +184,8 @@ def main() -> None:
     results = []
     for seq_len in (int(s) for s in args.seq_lens.split(",")):
         batch = max(1, budget // seq_len)
-        mine = tokens_per_second(project, batch, seq_len, device, iters, warmup)
-        base = tokens_per_second(baseline, batch, seq_len, device, iters, warmup)
+        mine, mine_peak = tokens_per_second(project, batch, seq_len, device, iters, warmup)
+        base, base_peak = tokens_per_second(baseline, batch, seq_len, device, iters, warmup)
         flops = flops_per_token(config, seq_len)
         results.append({
             "seq_len": seq_len, "batch": batch,
@@ -186,6 +193,8 @@ def main() -> None:
             "ratio": round(mine / base, 3),
             "project_mfu": round(mine * flops / peak, 4), "baseline_mfu": round(base * flops / peak, 4),
             "gflop_per_token": round(flops / 1e9, 4),
+            "project_peak_gib": round(mine_peak / 2**30, 2) if mine_peak else None,
+            "baseline_peak_gib": round(base_peak / 2**30, 2) if base_peak else None,
         })
         print(json.dumps(results[-1]), flush=True)
 

@@ -13,7 +13,8 @@ and prints the ratio of end-to-end tokens/s to the bare encoder's tokens/s.
 
 The encoder is a random jina-v2 checkpoint built on the fly (by default the tests' tiny 2-layer one, hidden 32):
 on CPU it stands in for a fast model, so the ratio shows what the pipeline costs around the encoder, as a GPU
-would make it. ``--model`` runs a real checkpoint instead (e.g. on a GPU worker).
+would make it. ``--hidden 768 --layers 12 --heads 12`` gives jina-embeddings-v2-base's shape (random weights, for
+a GPU worker with no hub access); ``--model`` runs a real checkpoint.
 """
 
 from __future__ import annotations
@@ -126,7 +127,9 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", help="checkpoint (hub id or path) instead of the tiny random jina-v2")
-    parser.add_argument("--hidden", type=int, default=32, help="width of the random jina-v2 (2 layers)")
+    parser.add_argument("--hidden", type=int, default=32, help="width of the random jina-v2")
+    parser.add_argument("--layers", type=int, default=2, help="layers of the random jina-v2")
+    parser.add_argument("--heads", type=int, default=4, help="attention heads of the random jina-v2")
     parser.add_argument("--token-budget", type=int, default=16384)
     parser.add_argument("--device", default=None, help="for the bare encoder; the DAG's embed uses its own")
     parser.add_argument("--timeout", type=float, default=7200)
@@ -155,8 +158,9 @@ def main() -> None:
     if not model:
         from tiny_models import save_tiny_jina
 
-        directory = REPO / "var" / "bench" / f"tiny-jina-h{args.hidden}"
-        save_tiny_jina(directory, hidden=args.hidden, heads=4, intermediate=max(48, 3 * args.hidden // 2))
+        directory = REPO / "var" / "bench" / f"random-jina-h{args.hidden}-l{args.layers}"
+        intermediate = 48 if args.hidden == 32 else 4 * args.hidden  # the tests' tiny one, else jina-v2's ratio
+        save_tiny_jina(directory, hidden=args.hidden, layers=args.layers, heads=args.heads, intermediate=intermediate)
         model = str(directory)
 
     tag = f"bench-{uuid.uuid4().hex[:8]}"

@@ -1,14 +1,18 @@
-"""Run a producer one step ahead in a background thread: the next piece is read and tokenized while the current one
-is encoded (tokenizers and Parquet release the GIL, torch too while it computes)."""
+"""Work ahead of the consumer in background threads: the embed stage reads and tokenizes the next piece while it
+encodes the current one (tokenizers and Parquet release the GIL, torch too while it computes); extract fetches the
+next objects while it parses the current one."""
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 _DONE = object()
 
 
@@ -50,3 +54,20 @@ def _put(ready: queue.Queue, entry: tuple, stop: threading.Event) -> bool:
         except queue.Full:
             continue
     return False
+
+
+def map_ahead(function: Callable[[T], R], items: Iterable[T], *, workers: int = 8, ahead: int = 32) -> Iterator[R]:
+    """``function(item)`` for every item, yielded in order, computed by ``workers`` threads at most ``ahead`` items
+    ahead of the consumer (so that results never pile up). An exception is raised where its result would come."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="latechunk-reader") as pool:
+        pending: deque[Future[R]] = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(function, item))
+                if len(pending) >= ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()

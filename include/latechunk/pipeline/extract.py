@@ -25,6 +25,7 @@ from latechunk.index_mapping import IndexMismatchError
 from latechunk.late_chunking_config import LateChunkingConfig
 from latechunk.pipeline.models import describe_model, index_spec
 from latechunk.pipeline.progress import Progress
+from latechunk.prefetch import map_ahead
 from latechunk.spans import ChunkingConfig
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ MANIFEST = "manifest.json"
 # Objects that vanished or changed between listing and reading: not bad input, just a race with the writer.
 RACE_DELETED = "deleted_before_read"
 RACE_CHANGED = "changed_before_read"
+# Objects fetched concurrently (GETs are round trips; a bucket of small objects is bound by their latency).
+READER_THREADS = 8
 
 
 class TooManyBadDocuments(Exception):
@@ -168,8 +171,9 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
     staged_new = staged_modified = 0
     deferred: set[str] = set()
     with Progress("extract", total_docs=len(changed)) as progress:
-        for obj in changed:
-            documents, skipped = _read_object(s3, obj, settings)
+        bodies = map_ahead(lambda obj: _fetch_object(s3, obj, settings), changed, workers=READER_THREADS)
+        for obj, body in zip(changed, bodies, strict=True):
+            documents, skipped = _parse_object(obj, body, settings)
             quarantine.extend(skipped)
             if any(entry.reason == RACE_CHANGED for entry in skipped):
                 deferred.add(obj.key)  # keep the indexed version; the next run reads the new one
@@ -265,22 +269,32 @@ def is_folder_marker(obj: SourceObject) -> bool:
     return obj.key.endswith("/") and obj.size == 0
 
 
-def _read_object(s3, obj: SourceObject, settings: ExtractSettings) -> tuple[list[Document], list[QuarantineEntry]]:
-    """The documents of one object and its quarantine records. Only S3 errors other than the races with a writer
-    raise (for Airflow to retry); whatever the object holds, `load_documents` turns a failure into a record."""
+def _fetch_object(s3, obj: SourceObject, settings: ExtractSettings) -> bytes | list[QuarantineEntry]:
+    """The object's bytes, or its quarantine record. Only S3 errors other than the races with a writer raise (for
+    Airflow to retry). Runs in reader threads: fetching is I/O, parsing stays on the task's thread (its time
+    budget is measured there)."""
     try:
         check_key(obj.key)
         check_size(obj.size, settings.max_object_bytes)
     except SkipDocument as skip:
-        return [], [QuarantineEntry(obj.key, obj.etag, skip.reason.value, skip.detail)]
+        return [QuarantineEntry(obj.key, obj.etag, skip.reason.value, skip.detail)]
     try:
-        body = s3.get_object(Bucket=obj.bucket, Key=obj.key, IfMatch=f'"{obj.etag}"')["Body"].read()
+        return s3.get_object(Bucket=obj.bucket, Key=obj.key, IfMatch=f'"{obj.etag}"')["Body"].read()
     except s3.exceptions.NoSuchKey:
-        return [], [QuarantineEntry(obj.key, obj.etag, RACE_DELETED, "object deleted between list and get")]
+        return [QuarantineEntry(obj.key, obj.etag, RACE_DELETED, "object deleted between list and get")]
     except s3.exceptions.ClientError as error:
         if error.response.get("Error", {}).get("Code") == "PreconditionFailed":
-            return [], [QuarantineEntry(obj.key, obj.etag, RACE_CHANGED, "object changed between list and get")]
+            return [QuarantineEntry(obj.key, obj.etag, RACE_CHANGED, "object changed between list and get")]
         raise
+
+
+def _parse_object(
+    obj: SourceObject, body: bytes | list[QuarantineEntry], settings: ExtractSettings
+) -> tuple[list[Document], list[QuarantineEntry]]:
+    """The documents of one fetched object and its quarantine records: whatever the object holds,
+    `load_documents` turns a failure into a record."""
+    if isinstance(body, list):
+        return [], body
     limits = Limits(
         max_depth=settings.max_nesting_depth,
         max_parts=settings.max_parts_per_object,
