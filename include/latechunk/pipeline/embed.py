@@ -20,9 +20,11 @@ log = logging.getLogger(__name__)
 
 # Documents per Parquet read and row group when annotating.
 ANNOTATE_ROWS = 512
-# Embed pieces: this many forward passes' token budget, so that length sorting inside a piece leaves little padding
-# while a piece (texts, token ids, window outputs in flight) stays small.
-PIECES_PER_BUDGET = 8
+# Embed pieces: this many forward passes' token budget (1,048,576 tokens by default). Length sorting inside a piece
+# must see enough documents to pair long ones with long ones: with 8 budgets per piece the padding of a log-normal
+# length mix made encoding 35% slower than one sorted pass (bench/pipeline_throughput.py corpus, tiny encoder, CPU).
+# A piece holds texts, token ids and pooled vectors, never the token matrices of more than one forward pass.
+PIECES_PER_BUDGET = 64
 _BATCH_INDEX = re.compile(r"batch-(\d+)\.parquet$")
 
 
