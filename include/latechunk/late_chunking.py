@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -98,23 +99,11 @@ def encoded_tokens(
     return sum(w.end - w.start + frame[0] * (w.start > 0) + frame[1] * (w.end < n_tokens) for w in plan)
 
 
-def embed_tokens(
-    encoder: Encoder,
-    documents: Sequence[Sequence[int]],
-    *,
-    window: int | None = None,
-    overlap: int | None = None,
-    layout: str = "stitched",
-    frame_windows: bool = False,
-    token_budget: int = DEFAULT_TOKEN_BUDGET,
-) -> list[np.ndarray]:
-    """Per-token embeddings of whole documents: one (n_tokens, dim) float32 matrix per document, in input order
-    (see `iter_token_matrices`)."""
+def embed_tokens(encoder: Encoder, documents: Sequence[Sequence[int]], **options: Any) -> list[np.ndarray]:
+    """Per-token embeddings of whole documents: one (n_tokens, dim) float32 matrix per document, in input order.
+    ``options``: the keyword arguments of `iter_token_matrices`."""
     matrices: list[np.ndarray | None] = [None] * len(documents)
-    for position, matrix in iter_token_matrices(
-        encoder, documents, window=window, overlap=overlap, layout=layout, frame_windows=frame_windows,
-        token_budget=token_budget,
-    ):
+    for position, matrix in iter_token_matrices(encoder, documents, **options):
         matrices[position] = matrix
     return matrices
 

@@ -45,9 +45,14 @@ class StagedReader:
     def metadata(self) -> dict[bytes, bytes]:
         return self._file.metadata.metadata or {}
 
-    def iter_rows(self, rows_per_read: int = 256) -> Iterator[dict[str, Any]]:
+    def iter_batches(self, rows_per_read: int = 256) -> Iterator[list[dict[str, Any]]]:
+        """The rows, ``rows_per_read`` at a time."""
         for batch in self._file.iter_batches(batch_size=rows_per_read):
-            yield from batch.to_pylist()
+            yield batch.to_pylist()
+
+    def iter_rows(self, rows_per_read: int = 256) -> Iterator[dict[str, Any]]:
+        for rows in self.iter_batches(rows_per_read):
+            yield from rows
 
     def close(self) -> None:
         self._file.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -54,10 +54,12 @@ def annotate(*, s3, area: staging.StagingArea, batch_path: str, model: str, chun
     tokenizer = load_tokenizer(model)
     quarantine: list[QuarantineEntry] = []
     tokens = 0
-    writer = StagedWriter(s3, area, staging.STAGE_SPANS, batch_index(batch_path), staging.ANNOTATED_SCHEMA)
-    with StagedReader(s3, batch_path, staging.STAGE_DOCUMENTS) as staged, writer:
+    with (
+        StagedReader(s3, batch_path, staging.STAGE_DOCUMENTS) as staged,
+        StagedWriter(s3, area, staging.STAGE_SPANS, batch_index(batch_path), staging.ANNOTATED_SCHEMA) as writer,
+    ):
         with Progress("annotate", total_docs=staged.rows) as progress:
-            for rows in batched(staged.iter_rows(ANNOTATE_ROWS), ANNOTATE_ROWS):
+            for rows in staged.iter_batches(ANNOTATE_ROWS):
                 annotated: list[tuple[Document, list[ChunkSpan]]] = []
                 for document in map(staging.document_from_row, rows):
                     spans = annotate_spans(document.text, tokenizer, config).spans
@@ -103,10 +105,11 @@ def embed(
     config.validate()
     encoder = load_encoder(model, device=device)
     piece_tokens = piece_tokens or PIECES_PER_BUDGET * token_budget
-    writer = StagedWriter(
-        s3, area, staging.STAGE_CHUNKS, batch_index(batch_path), staging.chunk_schema(encoder.dim)
-    )
-    with StagedReader(s3, stage_uri(batch_path, staging.STAGE_SPANS), staging.STAGE_SPANS) as staged, writer:
+    chunk_schema = staging.chunk_schema(encoder.dim)
+    with (
+        StagedReader(s3, stage_uri(batch_path, staging.STAGE_SPANS), staging.STAGE_SPANS) as staged,
+        StagedWriter(s3, area, staging.STAGE_CHUNKS, batch_index(batch_path), chunk_schema) as writer,
+    ):
         total_tokens = int(staged.metadata.get(TOKENS_KEY, b"0")) or None
         log.info(
             "embedding %d documents (%s tokens) with %s (%s, %s, window %s)",
@@ -161,17 +164,6 @@ def _retokenize(
             )
         retokenized.append((document, AnnotatedDocument(input_ids=input_ids, spans=spans)))
     return retokenized
-
-
-def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    piece: list[Any] = []
-    for item in items:
-        piece.append(item)
-        if len(piece) == size:
-            yield piece
-            piece = []
-    if piece:
-        yield piece
 
 
 def embedded_chunks(document: Document, spans: list[ChunkSpan], vectors, model: str) -> list[EmbeddedChunk]:
