@@ -153,14 +153,15 @@ class BatchPlanner(Generic[T]):
         cut: list[Batch[T]] = []
         while self._pending:
             budget, docs_limit = self.limits()
+            fits = self._pending_tokens <= budget and (docs_limit is None or len(self._pending) <= docs_limit)
+            if fits and not final:
+                break  # not full yet: more items may join it (checked in O(1): `add` runs once per object)
             take = tokens = 0
             for _, cost in self._pending:
                 if take and ((docs_limit is not None and take >= docs_limit) or tokens + cost > budget):
                     break
                 take += 1
                 tokens += cost
-            if take == len(self._pending) and not final:
-                break  # not full yet: more items may join it
             cut.append(Batch([item for item, _ in self._pending[:take]], tokens, budget, docs_limit))
             self.cut.append(cut[-1].describe())
             del self._pending[:take]

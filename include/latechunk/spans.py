@@ -38,9 +38,12 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from itertools import accumulate
-from typing import Any, NamedTuple
+from typing import Any
 
-from latechunk.segmentation import INSIDE_WORD, PARAGRAPH, SEGMENT, cut_strengths
+import numpy as np
+
+from latechunk.segmentation import PARAGRAPH, SEGMENT
+from latechunk.token_words import gap_strengths, group_words
 
 STRATEGIES = ("sentences", "fixed", "spans")
 DEFAULT_MAX_CHUNK_TOKENS = 512
@@ -100,80 +103,24 @@ class AnnotatedDocument:
 class _Tokenization:
     input_ids: list[int]
     content_start: int  # index of the first content (non-special) token
-    offsets: list[tuple[int, int]]  # character offsets of the content tokens, in order
+    offsets: np.ndarray  # (content tokens, 2): character offsets of the content tokens, in order
 
 
-class _Word(NamedTuple):
-    """Units from one that covers text up to (excluding) the next one that does; [token_start, token_end) are
-    content-token indices, [char_start, char_end) the non-whitespace characters of its own tokens."""
-
-    token_start: int
-    token_end: int
-    char_start: int
-    char_end: int
-
-
-def _tokenize(text: str, tokenizer: Any) -> _Tokenization:
-    encoding = tokenizer(
-        text,
-        add_special_tokens=True,
-        return_offsets_mapping=True,
-        return_special_tokens_mask=True,
-        truncation=False,
-        verbose=False,
-    )
-    input_ids = list(encoding["input_ids"])
-    special = encoding["special_tokens_mask"]
-    content = [i for i, flag in enumerate(special) if not flag]
-    if content and content != list(range(content[0], content[-1] + 1)):
-        raise ValueError("special tokens inside the content are not supported: content tokens must be contiguous")
-    offsets = [tuple(encoding["offset_mapping"][i]) for i in content]
-    return _Tokenization(input_ids, content[0] if content else 0, offsets)
-
-
-def _words(text: str, offsets: Sequence[tuple[int, int]]) -> list[_Word]:
-    """Group content tokens into units (overlapping character spans), then attach whitespace-only units to the
-    unit before them (leading ones to the first)."""
-    units: list[list[int]] = []  # [token_start, token_end, char_start, char_end]
-    for index, (start, end) in enumerate(offsets):
-        if units and (start < units[-1][3] or start == end):
-            units[-1][1] = index + 1
-            units[-1][3] = max(units[-1][3], end)
-        else:
-            units.append([index, index + 1, start, end])
-    words: list[_Word] = []
-    leading = 0
-    for token_start, token_end, char_start, char_end in units:
-        piece = text[char_start:char_end]
-        if not piece or piece.isspace():
-            if words:
-                words[-1] = words[-1]._replace(token_end=token_end)
-            else:
-                leading = token_end
-            continue
-        if piece[0].isspace() or piece[-1].isspace():
-            stripped = piece.lstrip()
-            char_start, char_end = char_start + len(piece) - len(stripped), char_start + len(stripped.rstrip())
-        words.append(_Word(token_start, token_end, char_start, char_end))
-    if words and leading:
-        words[0] = words[0]._replace(token_start=0)
-    return words
-
-
-def _gap_strengths(text: str, words: Sequence[_Word]) -> list[int]:
-    """Strength of the cut before each word (index 0 unused): the strongest cut at a position after the previous
-    word's first character and up to this word's first character, so a cut inside a unit moves to its end."""
-    cuts = cut_strengths(text)
-    positions = sorted(cuts)
-    strengths = [INSIDE_WORD]
-    at = bisect.bisect_right(positions, words[0].char_start) if words else 0
-    for word in words[1:]:
-        strongest = INSIDE_WORD
-        while at < len(positions) and positions[at] <= word.char_start:
-            strongest = max(strongest, cuts[positions[at]])
-            at += 1
-        strengths.append(strongest)
-    return strengths
+def _tokenize(texts: Sequence[str], tokenizer: Any) -> list[_Tokenization]:
+    """Whole tokenizations (never truncated) of several texts in one call of the fast tokenizer, which spreads
+    them over its threads."""
+    batch = tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)
+    if batch.encodings is None:
+        raise TypeError(f"{type(tokenizer).__name__} is not a fast tokenizer: character offsets are needed")
+    tokenizations = []
+    for encoding in batch.encodings:
+        special = np.asarray(encoding.special_tokens_mask, dtype=bool)
+        content = np.flatnonzero(~special)
+        if len(content) and content[-1] - content[0] + 1 != len(content):
+            raise ValueError("special tokens inside the content are not supported: content tokens must be contiguous")
+        offsets = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)[content]
+        tokenizations.append(_Tokenization(encoding.ids, int(content[0]) if len(content) else 0, offsets))
+    return tokenizations
 
 
 def _sentence_ranges(
@@ -245,10 +192,10 @@ def _validate_char_spans(text: str, char_spans: Sequence[tuple[int, int]]) -> No
 
 def _caller_chunks(text: str, tokens: _Tokenization, char_spans: Sequence[tuple[int, int]]) -> list[ChunkSpan]:
     """Each content token belongs to the caller span that contains its first character."""
-    starts = [start for start, _ in tokens.offsets]
+    starts = tokens.offsets[:, 0]
     chunks = []
     for chunk_id, (char_start, char_end) in enumerate(char_spans):
-        start, end = bisect.bisect_left(starts, char_start), bisect.bisect_left(starts, char_end)
+        start, end = np.searchsorted(starts, [char_start, char_end]).tolist()
         if end > start:
             chunks.append(_chunk(chunk_id, tokens, start, end, text, char_start, char_end))
     return chunks
@@ -279,25 +226,37 @@ def annotate_spans(
     config.validate()
     if (config.strategy == "spans") != (char_spans is not None):
         raise ValueError('char_spans must be given exactly when strategy == "spans"')
-    tokens = _tokenize(text, tokenizer)
+    (tokens,) = _tokenize([text], tokenizer)
     if config.strategy == "spans":
         _validate_char_spans(text, char_spans)
         return AnnotatedDocument(tokens.input_ids, _caller_chunks(text, tokens, char_spans))
-    words = _words(text, tokens.offsets)
-    sizes = [word.token_end - word.token_start for word in words]
+    return _cut(text, tokens, config)
+
+
+def annotate_documents(texts: Sequence[str], tokenizer: Any, config: ChunkingConfig) -> list[AnnotatedDocument]:
+    """`annotate_spans` of several texts ("sentences" or "fixed" chunking), tokenized in one call."""
+    config.validate()
+    if config.strategy == "spans":
+        raise ValueError('the "spans" strategy takes char_spans for each text: use annotate_spans')
+    return [_cut(text, tokens, config) for text, tokens in zip(texts, _tokenize(texts, tokenizer), strict=True)]
+
+
+def _cut(text: str, tokens: _Tokenization, config: ChunkingConfig) -> AnnotatedDocument:
+    words = group_words(text, tokens.offsets)
+    sizes = words.sizes()
     if config.strategy == "fixed":
         ranges = _fixed_ranges(sizes, config.chunk_size, config.overlap)
-        bounds = [(words[a].char_start, words[b - 1].char_end) for a, b in ranges]
+        bounds = [(words.char_start[a], words.char_end[b - 1]) for a, b in ranges]
     else:
-        strengths = _gap_strengths(text, words)
+        strengths = gap_strengths(text, words)
         ranges = _sentence_ranges(strengths, sizes, config.sentences_per_chunk, config.max_chunk_tokens)
-        starts = [words[a].char_start for a, _ in ranges]
+        starts = [words.char_start[a] for a, _ in ranges]
         if starts:  # the first chunk also covers whatever the tokenizer dropped before its first token
             starts[0] = len(text) - len(text.lstrip())
         followers = [*starts[1:], len(text)] if starts else []
         bounds = [(start, _end_before_whitespace(text, end)) for start, end in zip(starts, followers, strict=True)]
     chunks = [
-        _chunk(chunk_id, tokens, words[a].token_start, words[b - 1].token_end, text, char_start, char_end)
+        _chunk(chunk_id, tokens, words.token_start[a], words.token_end[b - 1], text, char_start, char_end)
         for chunk_id, ((a, b), (char_start, char_end)) in enumerate(zip(ranges, bounds, strict=True))
     ]
     return AnnotatedDocument(tokens.input_ids, chunks)

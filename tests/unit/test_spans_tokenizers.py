@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from latechunk.documents import extract_text
-from latechunk.spans import ChunkingConfig, annotate_spans
+from latechunk.spans import ChunkingConfig, annotate_documents, annotate_spans
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
@@ -138,3 +138,20 @@ def test_no_chunk_exceeds_the_cap(tokenizer, name):
     assert_well_formed(text, tokenizer, doc, cap=CAP)
     if name == "long_prose":
         assert len(doc.spans) > 1 and all(chunk.text[-1].isalpha() for chunk in doc.spans), "cuts between words"
+
+
+@pytest.mark.parametrize("name", [*TEXTS, "long_prose"])
+def test_fixed_chunks_cover_every_character_of_their_tokens(tokenizer, name):
+    """Fixed chunks end at their last token's last character: a token that carries the space before its word
+    (Metaspace, byte-level BPE) once lost that word's last character from the chunk and from every chunk."""
+    text = LONG_PROSE if name == "long_prose" else TEXTS[name][0]
+    doc = annotate_spans(text, tokenizer, ChunkingConfig(strategy="fixed", chunk_size=5))
+    assert_well_formed(text, tokenizer, doc, cap=5)
+    assert all(chunk.text == chunk.text.strip() for chunk in doc.spans)
+
+
+def test_annotating_many_documents_at_once_equals_one_at_a_time(tokenizer):
+    texts = [text for text, _ in TEXTS.values()] + [LONG_LIST, "", "   "]
+    for config in (ChunkingConfig(max_chunk_tokens=CAP), ChunkingConfig(strategy="fixed", chunk_size=7, overlap=3)):
+        one_by_one = [annotate_spans(text, tokenizer, config) for text in texts]
+        assert annotate_documents(texts, tokenizer, config) == one_by_one

@@ -13,7 +13,7 @@ from latechunk.documents import Document, EmbeddedChunk, QuarantineEntry
 from latechunk.pipeline.models import describe_model, load_tokenizer
 from latechunk.pipeline.progress import Progress
 from latechunk.prefetch import prefetched
-from latechunk.spans import AnnotatedDocument, ChunkingConfig, ChunkSpan, annotate_spans
+from latechunk.spans import AnnotatedDocument, ChunkingConfig, ChunkSpan, annotate_documents
 from latechunk.staging_stream import TOKENS_KEY, StagedReader, StagedWriter
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,10 @@ def annotate(*, s3, area: staging.StagingArea, batch_path: str, model: str, chun
     ):
         with Progress("annotate", total_docs=staged.rows) as progress:
             for rows in staged.iter_batches(ANNOTATE_ROWS):
+                documents = [staging.document_from_row(row) for row in rows]
                 annotated: list[tuple[Document, list[ChunkSpan]]] = []
-                for document in map(staging.document_from_row, rows):
-                    spans = annotate_spans(document.text, tokenizer, config).spans
+                done = annotate_documents([document.text for document in documents], tokenizer, config)
+                for document, spans in zip(documents, (doc.spans for doc in done), strict=True):
                     if spans:
                         annotated.append((document, spans))
                         tokens += spans[-1].token_end
