@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from latechunk.documents import Document, EmbeddedChunk
-from latechunk.spans import ChunkSpan
+from latechunk.spans import AnnotatedDocument, ChunkSpan
 
 STAGE_DOCUMENTS = "documents"
 STAGE_SPANS = "spans"
@@ -69,7 +70,14 @@ _CHUNK_FIELDS = [
     pa.field("metadata", pa.string(), nullable=False),
 ]
 _SPAN_NAMES = [field.name for field in _SPAN_TYPE]
-ANNOTATED_SCHEMA = pa.schema([*_DOCUMENT_FIELDS, pa.field("spans", pa.list_(_SPAN_TYPE), nullable=False)])
+# The annotated documents keep their token ids: the embed stage encodes them as they are, never tokenizing again.
+ANNOTATED_SCHEMA = pa.schema(
+    [
+        *_DOCUMENT_FIELDS,
+        pa.field("spans", pa.list_(_SPAN_TYPE), nullable=False),
+        pa.field("input_ids", pa.list_(pa.int32()), nullable=False),
+    ]
+)
 _CHUNK_SCALARS = [field.name for field in _CHUNK_FIELDS]
 
 
@@ -115,28 +123,37 @@ def read_documents(client, uri: str) -> list[Document]:
 
 
 def write_annotated(
-    client, area: StagingArea, batch_index: int, annotated: Iterable[tuple[Document, Sequence[ChunkSpan]]]
+    client, area: StagingArea, batch_index: int, annotated: Iterable[tuple[Document, AnnotatedDocument]]
 ) -> str:
-    """Stage documents with the chunk spans annotated on them: one row per document, its spans as a list."""
+    """Stage documents with their token ids and the chunk spans annotated on them: one row per document."""
     return _put_table(client, area, STAGE_SPANS, batch_index, annotated_table(list(annotated)))
 
 
-def annotated_table(annotated: Sequence[tuple[Document, Sequence[ChunkSpan]]]) -> pa.Table:
+def annotated_table(annotated: Sequence[tuple[Document, AnnotatedDocument]]) -> pa.Table:
     columns = _document_columns([document for document, _ in annotated])
     columns["spans"] = [
-        [{name: getattr(span, name) for name in _SPAN_NAMES} for span in spans] for _, spans in annotated
+        [{name: getattr(span, name) for name in _SPAN_NAMES} for span in doc.spans] for _, doc in annotated
     ]
+    columns["input_ids"] = [doc.input_ids for _, doc in annotated]
     return pa.table(columns, schema=ANNOTATED_SCHEMA)
 
 
-def read_annotated(client, uri: str) -> list[tuple[Document, list[ChunkSpan]]]:
-    """Documents with their spans, as `latechunk.spans.ChunkSpan` objects."""
+def read_annotated(client, uri: str) -> list[tuple[Document, AnnotatedDocument]]:
+    """Documents with their token ids and spans (`latechunk.spans.AnnotatedDocument`)."""
     return [annotated_from_row(row) for row in _get_table(client, uri, STAGE_SPANS).to_pylist()]
 
 
-def annotated_from_row(row: dict[str, Any]) -> tuple[Document, list[ChunkSpan]]:
+def annotated_from_row(row: dict[str, Any]) -> tuple[Document, AnnotatedDocument]:
     spans = [ChunkSpan(**span) for span in row.pop("spans")]
-    return document_from_row(row), spans
+    input_ids = row.pop("input_ids")
+    return document_from_row(row), AnnotatedDocument(input_ids, spans)
+
+
+def chunk_counts(client, uri: str) -> dict[str, int]:
+    """doc_id -> number of chunk spans of an annotated batch, read without its texts and token ids."""
+    table = _get_table(client, uri, STAGE_SPANS, columns=["doc_id", "spans"])
+    counts = pc.list_value_length(table.column("spans")).to_pylist()
+    return dict(zip(table.column("doc_id").to_pylist(), counts, strict=True))
 
 
 def write_chunks(
@@ -239,10 +256,10 @@ def _put_table(client, area: StagingArea, stage: str, batch_index: int, table: p
     return area.uri(key)
 
 
-def _get_table(client, uri: str, stage: str) -> pa.Table:
+def _get_table(client, uri: str, stage: str, columns: list[str] | None = None) -> pa.Table:
     bucket, key = parse_s3_uri(uri)
     body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    table = pq.read_table(pa.BufferReader(body))
+    table = pq.read_table(pa.BufferReader(body), columns=columns)
     check_stage(table.schema, uri, stage)
     return table
 

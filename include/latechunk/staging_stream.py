@@ -20,6 +20,8 @@ from latechunk.staging import StagingArea, check_stage, parse_s3_uri, with_stage
 
 # Key of the Parquet footer entry in which a spans batch records its documents' token count (for the embed ETA).
 TOKENS_KEY = b"latechunk.tokens"
+# ... and the model whose tokenizer gave its token ids (`latechunk.pipeline.embed.tokenizer_identity`).
+TOKENIZER_KEY = b"latechunk.tokenizer"
 
 
 class StagedReader:

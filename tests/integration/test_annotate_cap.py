@@ -21,5 +21,6 @@ def test_sentence_chunks_never_exceed_the_model_window(s3_client, staging_bucket
     batch = staging.write_documents(s3_client, area, 0, [document])
     chunking = {"strategy": "sentences", "max_chunk_tokens": 10_000}
     annotate(s3=s3_client, area=area, batch_path=batch, model=str(tmp_path), chunking=chunking)
-    ((_, spans),) = staging.read_annotated(s3_client, stage_uri(batch, staging.STAGE_SPANS))
+    ((_, doc),) = staging.read_annotated(s3_client, stage_uri(batch, staging.STAGE_SPANS))
+    spans = doc.spans
     assert len(spans) > 4 and max(span.token_end - span.token_start for span in spans) <= 128 + 2

@@ -7,12 +7,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from latechunk.documents import Document, document_id
-from latechunk.spans import ChunkSpan
+from latechunk.spans import AnnotatedDocument, ChunkSpan
 from latechunk.staging import (
     STAGE_CHUNKS,
     STAGE_DOCUMENTS,
     STAGE_SPANS,
     StagingArea,
+    chunk_counts,
     delete_run,
     list_batches,
     parse_s3_uri,
@@ -75,12 +76,14 @@ def test_annotated_spans_round_trip(area, s3_client):
         [ChunkSpan(0, 0, 9, 0, 33, text[0:33]), ChunkSpan(1, 9, 15, 34, len(text), text[34:])],
         [],
     ]
-    uri = write_annotated(s3_client, area, 3, zip(documents, spans, strict=True))
+    docs = [AnnotatedDocument([101, *range(7, 20), 102], spans[0]), AnnotatedDocument([], spans[1])]
+    uri = write_annotated(s3_client, area, 3, zip(documents, docs, strict=True))
     assert uri.endswith("/spans/batch-00003.parquet")
     annotated = read_annotated(s3_client, uri)
     assert [document for document, _ in annotated] == documents
-    assert [found for _, found in annotated] == spans
-    assert all(isinstance(span, ChunkSpan) for span in annotated[0][1])
+    assert [found for _, found in annotated] == docs
+    assert all(isinstance(span, ChunkSpan) for span in annotated[0][1].spans)
+    assert chunk_counts(s3_client, uri) == {documents[0].doc_id: 2, documents[1].doc_id: 0}
 
 
 def test_embedded_chunks_round_trip_with_exact_float32_vectors(area, s3_client, make_chunks):

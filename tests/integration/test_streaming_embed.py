@@ -5,6 +5,7 @@ staged vectors must be the very bytes that one-shot processing of the whole batc
 from __future__ import annotations
 
 import random
+import shutil
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -48,15 +49,16 @@ def one_shot(s3_client, spans_uri: str, model: str, token_budget: int) -> tuple[
     encoder = load_encoder(model, device="cpu")
     annotated = staging.read_annotated(s3_client, spans_uri)
     docs = [
-        AnnotatedDocument(encoder.tokenizer(document.text)["input_ids"], spans) for document, spans in annotated
+        AnnotatedDocument(encoder.tokenizer(document.text)["input_ids"], doc.spans) for document, doc in annotated
     ]
+    assert [doc.input_ids for doc in docs] == [doc.input_ids for _, doc in annotated], "staged token ids"
     vectors = embed_documents(
         encoder, docs, window=WINDOW, overlap=16, config=LateChunkingConfig(**LATE), token_budget=token_budget
     )
     chunks = [
         chunk
-        for (document, spans), matrix in zip(annotated, vectors, strict=True)
-        for chunk in embed_stage.embedded_chunks(document, spans, matrix, model)
+        for (document, doc), matrix in zip(annotated, vectors, strict=True)
+        for chunk in embed_stage.embedded_chunks(document, doc.spans, matrix, model)
     ]
     return chunks, np.stack([chunk.vector for chunk in chunks])
 
@@ -94,7 +96,7 @@ def test_streamed_vectors_are_byte_identical_to_one_shot_processing(
     ]
     assert np.stack([chunk.vector for chunk in staged]).tobytes() == matrix.tobytes()
     spans = staging.read_annotated(s3_client, annotated["spans_path"])
-    assert summary["tokens"] == sum(document_spans[-1].token_end for _, document_spans in spans)
+    assert summary["tokens"] == sum(doc.spans[-1].token_end for _, doc in spans)
 
 
 def test_streamed_vectors_match_one_shot_with_batched_forward_passes(s3_client, staged_batch, tiny_jina_model):
@@ -112,17 +114,17 @@ def test_a_failing_read_ahead_fails_the_task_and_stages_nothing(s3_client, stage
     annotated = embed_stage.annotate(
         s3=s3_client, area=area, batch_path=batch_uri, model=tiny_jina_model, chunking=CHUNKING
     )
-    real = embed_stage._retokenize
+    real = staging.annotated_from_row
     calls = []
 
-    def breaks_on_the_second_piece(tokenizer, piece):
-        calls.append(len(piece))
-        if len(calls) == 2:
-            raise RuntimeError("tokenizer crashed")
-        return real(tokenizer, piece)
+    def breaks_on_the_tenth_row(row):
+        calls.append(row["doc_id"])
+        if len(calls) == 10:
+            raise RuntimeError("staged batch unreadable")
+        return real(row)
 
-    monkeypatch.setattr(embed_stage, "_retokenize", breaks_on_the_second_piece)
-    with pytest.raises(RuntimeError, match="tokenizer crashed"):
+    monkeypatch.setattr(staging, "annotated_from_row", breaks_on_the_tenth_row)
+    with pytest.raises(RuntimeError, match="staged batch unreadable"):
         embed_stage.embed(
             s3=s3_client, area=area, batch_path=batch_uri, model=tiny_jina_model, window=WINDOW, window_overlap=16,
             device="cpu", piece_tokens=100,
@@ -131,3 +133,11 @@ def test_a_failing_read_ahead_fails_the_task_and_stages_nothing(s3_client, stage
     listed = s3_client.list_objects_v2(Bucket=area.bucket, Prefix=chunks_key).get("KeyCount", 0)
     assert listed == 0, "a failed embed must not leave a partial chunks batch"
     assert annotated["documents"] == 16
+
+
+def test_token_ids_of_another_tokenizer_are_refused(s3_client, staged_batch, tiny_jina_model, tmp_path):
+    area, batch_uri = staged_batch
+    embed_stage.annotate(s3=s3_client, area=area, batch_path=batch_uri, model=tiny_jina_model, chunking=CHUNKING)
+    other = shutil.copytree(tiny_jina_model, tmp_path / "another-model")
+    with pytest.raises(ValueError, match="annotate and embed must use the same model"):
+        embed_stage.embed(s3=s3_client, area=area, batch_path=batch_uri, model=str(other), device="cpu")

@@ -111,11 +111,12 @@ def test_annotate_stages_spans_with_exact_offsets(stages, s3_client):
     paths = [result["spans_path"] for result in results["annotate"]]
     annotated = [item for path in paths for item in staging.read_annotated(s3_client, path)]
     assert len(annotated) == 3
-    for document, spans in annotated:
-        assert spans, document.key
-        for span in spans:
+    for document, doc in annotated:
+        assert doc.spans, document.key
+        assert doc.spans[-1].token_end == len(doc.input_ids)
+        for span in doc.spans:
             assert document.text[span.char_start : span.char_end] == span.text
-    assert sum(result["chunks"] for result in results["annotate"]) == sum(len(spans) for _, spans in annotated)
+    assert sum(result["chunks"] for result in results["annotate"]) == sum(len(doc.spans) for _, doc in annotated)
 
 
 def test_embed_stages_unit_vectors_for_every_span(stages, s3_client):

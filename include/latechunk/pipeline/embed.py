@@ -14,7 +14,7 @@ from latechunk.pipeline.models import describe_model, load_tokenizer
 from latechunk.pipeline.progress import Progress
 from latechunk.prefetch import prefetched
 from latechunk.spans import AnnotatedDocument, ChunkingConfig, ChunkSpan, annotate_documents
-from latechunk.staging_stream import TOKENS_KEY, StagedReader, StagedWriter
+from latechunk.staging_stream import TOKENIZER_KEY, TOKENS_KEY, StagedReader, StagedWriter
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +61,25 @@ def annotate(*, s3, area: staging.StagingArea, batch_path: str, model: str, chun
         with Progress("annotate", total_docs=staged.rows) as progress:
             for rows in staged.iter_batches(ANNOTATE_ROWS):
                 documents = [staging.document_from_row(row) for row in rows]
-                annotated: list[tuple[Document, list[ChunkSpan]]] = []
-                done = annotate_documents([document.text for document in documents], tokenizer, config)
-                for document, spans in zip(documents, (doc.spans for doc in done), strict=True):
-                    if spans:
-                        annotated.append((document, spans))
-                        tokens += spans[-1].token_end
+                annotated: list[tuple[Document, AnnotatedDocument]] = []
+                for document, doc in zip(
+                    documents, annotate_documents([d.text for d in documents], tokenizer, config), strict=True
+                ):
+                    if doc.spans:
+                        annotated.append((document, doc))
+                        tokens += len(doc.input_ids)
                     else:
                         entry = QuarantineEntry(document.ref, document.etag, "no_chunks", "no token to chunk")
                         quarantine.append(entry)
-                    progress.advance(docs=1, tokens=spans[-1].token_end if spans else 0, chunks=len(spans))
+                    progress.advance(docs=1, tokens=len(doc.input_ids) if doc.spans else 0, chunks=len(doc.spans))
                 writer.write(staging.annotated_table(annotated))
-        writer.add_metadata({TOKENS_KEY: str(tokens).encode()})
+        writer.add_metadata({TOKENS_KEY: str(tokens).encode(), TOKENIZER_KEY: tokenizer_identity(model).encode()})
     return {"spans_path": writer.uri, "quarantine": [entry.to_dict() for entry in quarantine], **progress.summary()}
+
+
+def tokenizer_identity(model: str) -> str:
+    """The model (and its revision) whose tokenizer gave a batch's token ids."""
+    return f"{model}@{describe_model(model).revision}"
 
 
 def embed(
@@ -95,9 +101,9 @@ def embed(
     mix for documents longer than the window); empty for plain late chunking.
 
     The batch streams through in pieces of about ``piece_tokens`` tokens (default ``PIECES_PER_BUDGET`` forward
-    passes' worth): the next piece is read and tokenized while this one is encoded, documents are length-sorted
-    within a piece, each document is pooled as soon as its last window is encoded, and each piece's vectors are
-    written as one row group. Memory is bounded by a piece, whatever the batch size.
+    passes' worth): the next piece is read (with the token ids annotate staged) while this one is encoded,
+    documents are length-sorted within a piece, each document is pooled as soon as its last window is encoded,
+    and each piece's vectors are written as one row group. Memory is bounded by a piece, whatever the batch size.
     """
     from latechunk.encoders import load_encoder
     from latechunk.late_chunking import LateChunkingConfig, embed_documents
@@ -111,13 +117,14 @@ def embed(
         StagedReader(s3, stage_uri(batch_path, staging.STAGE_SPANS), staging.STAGE_SPANS) as staged,
         StagedWriter(s3, area, staging.STAGE_CHUNKS, batch_index(batch_path), chunk_schema) as writer,
     ):
+        check_tokenizer(staged, model, batch_path)
         total_tokens = int(staged.metadata.get(TOKENS_KEY, b"0")) or None
         log.info(
             "embedding %d documents (%s tokens) with %s (%s, %s, window %s)",
             staged.rows, total_tokens or "?", model, encoder.device, encoder.dtype, window or encoder.max_length,
         )
         with Progress("embed", total_docs=staged.rows, total_tokens=total_tokens) as progress:
-            for piece in prefetched(tokenized_pieces(staged, encoder.tokenizer, piece_tokens)):
+            for piece in prefetched(staged_pieces(staged, piece_tokens)):
                 vectors = embed_documents(
                     encoder, [doc for _, doc in piece], window=window, overlap=window_overlap, config=config,
                     token_budget=token_budget,
@@ -132,39 +139,30 @@ def embed(
     return summary
 
 
-def tokenized_pieces(
-    staged: StagedReader, tokenizer: Any, piece_tokens: int
-) -> Iterator[list[tuple[Document, AnnotatedDocument]]]:
-    """The staged documents with their token ids again, in pieces of about ``piece_tokens`` tokens (tokenizing is
-    cheap next to encoding, and keeps staged spans small)."""
-    piece: list[tuple[Document, list[ChunkSpan]]] = []
+def staged_pieces(staged: StagedReader, piece_tokens: int) -> Iterator[list[tuple[Document, AnnotatedDocument]]]:
+    """The annotated documents, with their token ids, in pieces of about ``piece_tokens`` tokens."""
+    piece: list[tuple[Document, AnnotatedDocument]] = []
     tokens = 0
     for row in staged.iter_rows():
-        document, spans = staging.annotated_from_row(row)
-        piece.append((document, spans))
-        tokens += spans[-1].token_end if spans else 0
+        document, doc = staging.annotated_from_row(row)
+        piece.append((document, doc))
+        tokens += len(doc.input_ids)
         if tokens >= piece_tokens:
-            yield _retokenize(tokenizer, piece)
+            yield piece
             piece, tokens = [], 0
     if piece:
-        yield _retokenize(tokenizer, piece)
+        yield piece
 
 
-def _retokenize(
-    tokenizer: Any, piece: list[tuple[Document, list[ChunkSpan]]]
-) -> list[tuple[Document, AnnotatedDocument]]:
-    """A tokenizer that disagrees with the one that annotated the spans is an error, never silent misalignment."""
-    texts = [document.text for document, _ in piece]
-    all_ids = tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"] if texts else []
-    retokenized = []
-    for (document, spans), input_ids in zip(piece, all_ids, strict=True):
-        if spans and spans[-1].token_end != len(input_ids):
-            raise ValueError(
-                f"{document.ref}: the spans were annotated on {spans[-1].token_end} tokens but the tokenizer now "
-                f"gives {len(input_ids)}; annotate and embed must use the same model"
-            )
-        retokenized.append((document, AnnotatedDocument(input_ids=input_ids, spans=spans)))
-    return retokenized
+def check_tokenizer(staged: StagedReader, model: str, batch_path: str) -> None:
+    """Token ids of another tokenizer would be encoded without an error, into wrong vectors: refuse them."""
+    annotated_with = staged.metadata.get(TOKENIZER_KEY, b"").decode()
+    if annotated_with != tokenizer_identity(model):
+        raise ValueError(
+            f"{batch_path}: its spans were annotated with the tokenizer of {annotated_with or 'an unknown model'!r} "
+            f"but embed loads {tokenizer_identity(model)!r}; annotate and embed must use the same model: clear the "
+            "batch's annotate task"
+        )
 
 
 def embedded_chunks(document: Document, spans: list[ChunkSpan], vectors, model: str) -> list[EmbeddedChunk]:

@@ -76,8 +76,7 @@ def read_plan(s3, manifest: dict[str, Any]) -> IndexPlan:
     chunks_by_doc: dict[str, int] = {}
     key_by_doc: dict[str, str] = {}
     for uri in manifest["batches"]:
-        annotated = staging.read_annotated(s3, stage_uri(uri, staging.STAGE_SPANS))
-        chunks_by_doc.update((document.doc_id, len(spans)) for document, spans in annotated)
+        chunks_by_doc.update(staging.chunk_counts(s3, stage_uri(uri, staging.STAGE_SPANS)))
         for document in staging.read_documents(s3, uri):
             key_by_doc[document.doc_id] = document.key
             if document.doc_id not in chunks_by_doc:
