@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -100,6 +101,26 @@ def stage_figures(stack, run_id: str) -> dict[str, dict[str, Any]]:
     return figures
 
 
+def busy_cpu_seconds() -> float | None:
+    """CPU time the whole host has spent busy (all cores, every process: the stack's servers too), from
+    /proc/stat; None where there is none."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(value) for value in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_use(busy_before: float | None, seconds: float) -> dict[str, float] | None:
+    """Busy CPU-seconds of the host since ``busy_before`` and the share of all cores they took over ``seconds``."""
+    busy_after = busy_cpu_seconds()
+    if busy_before is None or busy_after is None:
+        return None
+    busy = busy_after - busy_before
+    return {"busy_cpu_s": round(busy, 1), "utilisation": round(busy / (seconds * os.cpu_count()), 3)}
+
+
 def bare_encoder(model: str, documents: list[str], token_budget: int, device: str | None) -> dict[str, float]:
     """The encoder alone: every document's tokens (one window each, or its windows), longest first over the whole
     corpus, under the same token budget; outputs dropped as they come."""
@@ -113,6 +134,7 @@ def bare_encoder(model: str, documents: list[str], token_budget: int, device: st
         doc[w.start : w.end] for doc in ids for w in plan_windows(len(doc), window, default_overlap(window))
     ]
     sequences.sort(key=len, reverse=True)
+    busy_before = busy_cpu_seconds()
     started = time.perf_counter()
     group: list[list[int]] = []  # about 64 forward passes at a time, so that outputs never pile up
     group_tokens = 0
@@ -124,7 +146,10 @@ def bare_encoder(model: str, documents: list[str], token_budget: int, device: st
             group, group_tokens = [], 0
     seconds = time.perf_counter() - started
     tokens = sum(len(doc) for doc in ids)
-    return {"tokens": tokens, "seconds": round(seconds, 1), "tokens_per_s": round(tokens / seconds, 1)}
+    return {
+        "tokens": tokens, "seconds": round(seconds, 1), "tokens_per_s": round(tokens / seconds, 1),
+        "cpu": cpu_use(busy_before, seconds),
+    }
 
 
 def main() -> None:
@@ -188,10 +213,12 @@ def main() -> None:
             "staging_bucket": f"{tag}-staging", "token_budget": args.token_budget, **RANDOM_MODEL_VALIDATION,
             **{name: json.loads(value) for name, _, value in (item.partition("=") for item in args.param)},
         }
+        busy_before = busy_cpu_seconds()
         triggered = time.perf_counter()
         run_id = stack.trigger("latechunk_ingest", conf)
         run = stack.wait_for_run("latechunk_ingest", run_id, timeout=args.timeout, poll=5)
         trigger_to_end = time.perf_counter() - triggered
+        run_cpu = cpu_use(busy_before, trigger_to_end)
         if run["state"] != "success":
             raise SystemExit(f"run {run_id} ended {run['state']}")
         stages = stage_figures(stack, run_id)
@@ -218,6 +245,7 @@ def main() -> None:
         "trigger_to_end_seconds": round(trigger_to_end, 1),
         "end_to_end_tokens_per_s": round(end_to_end, 1),
         "bare_encoder": bare,
+        "run_cpu": run_cpu,
         "ratio": round(end_to_end / bare["tokens_per_s"], 3),
         "stages": stages,
     }
@@ -231,6 +259,11 @@ def main() -> None:
         )
     print(f"end to end (run start to end): {run_seconds:.1f}s, {end_to_end:,.0f} tokens/s")
     print(f"bare encoder: {bare['seconds']:.1f}s, {bare['tokens_per_s']:,.0f} tokens/s")
+    if run_cpu and bare["cpu"]:
+        print(
+            f"host CPU busy: bare encoder {bare['cpu']['busy_cpu_s']:.0f} CPU-s ({bare['cpu']['utilisation']:.0%} of "
+            f"{os.cpu_count()} cores), DAG run {run_cpu['busy_cpu_s']:.0f} CPU-s ({run_cpu['utilisation']:.0%})"
+        )
     print(f"ratio end-to-end / bare encoder: {figures['ratio']:.3f}")
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2) + "\n")

@@ -8,6 +8,7 @@ DAG params, the connections and the variables of .env.example.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import os
@@ -230,6 +231,19 @@ def test_gpu_worker_takes_only_the_gpu_queue_one_task_at_a_time_on_an_nvidia_gpu
     assert device["driver"] == "nvidia"
     assert int(device["count"]) == 1
     assert "gpu" in device["capabilities"]
+
+
+@pytest.mark.parametrize("worker", [GPU_WORKER, CPU_WORKER])
+def test_workers_import_the_encoder_before_forking_their_tasks(services, worker):
+    """Their Celery settings are Airflow's defaults plus the modules to import at start (all importable)."""
+    from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+    from airflow.sdk.module_loading import import_string
+
+    settings = import_string(services[worker]["environment"]["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"])
+    assert {name: settings[name] for name in DEFAULT_CELERY_CONFIG} == DEFAULT_CELERY_CONFIG
+    for module in settings["imports"]:
+        importlib.import_module(module)
+    assert "latechunk.encoders" in settings["imports"]
 
 
 def test_cpu_worker_takes_the_default_queue_and_no_gpu(services):
