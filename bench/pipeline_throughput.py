@@ -121,6 +121,60 @@ def cpu_use(busy_before: float | None, seconds: float) -> dict[str, float] | Non
     return {"busy_cpu_s": round(busy, 1), "utilisation": round(busy / (seconds * os.cpu_count()), 3)}
 
 
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, command name, CPU-seconds of the process and of its children it has reaped)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[int(entry.name)] = (int(fields[1]), name, sum(int(value) for value in fields[11:15]) / ticks)
+    return found
+
+
+def stack_roots() -> dict[str, list[int]]:
+    """The stack's processes by part: each part's top processes (their descendants count with them)."""
+    def pids(*files: Path) -> list[int]:
+        return [int(file.read_text().split()[0]) for file in files if file.exists()]
+
+    run = REPO / "var" / "airflow-stack" / "run"
+    processes = _processes()
+    postgres = [pid for pid, (parent, name, _) in processes.items()
+                if name == "postgres" and processes.get(parent, (0, ""))[1] != "postgres"]  # fmt: skip
+    return {
+        "elasticsearch": pids(REPO / "var" / "elasticsearch" / "logs" / "es.pid"),
+        "minio": pids(REPO / "var" / "minio" / "minio.pid"),
+        "airflow workers (the tasks)": pids(run / "worker-default.pid", run / "worker-gpu.pid"),
+        "airflow services": pids(*(run / f"{name}.pid" for name in ("api-server", "scheduler", "dag-processor",
+                                                                   "triggerer"))),  # fmt: skip
+        "postgres and redis": postgres + pids(run / "redis.pid"),
+    }
+
+
+def stack_cpu_seconds(roots: dict[str, list[int]]) -> dict[str, float]:
+    """CPU-seconds so far of each part's process trees (living processes plus the children they have reaped)."""
+    processes = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in processes.items():
+        children.setdefault(parent, []).append(pid)
+    totals = {}
+    for part, tops in roots.items():
+        seen, todo = set(), list(tops)
+        while todo:
+            pid = todo.pop()
+            if pid in processes and pid not in seen:
+                seen.add(pid)
+                todo.extend(children.get(pid, []))
+        totals[part] = sum(processes[pid][2] for pid in seen)
+    return totals
+
+
 def bare_encoder(model: str, documents: list[str], token_budget: int, device: str | None) -> dict[str, float]:
     """The encoder alone: every document's tokens (one window each, or its windows), longest first over the whole
     corpus, under the same token budget; outputs dropped as they come."""
@@ -213,12 +267,17 @@ def main() -> None:
             "staging_bucket": f"{tag}-staging", "token_budget": args.token_budget, **RANDOM_MODEL_VALIDATION,
             **{name: json.loads(value) for name, _, value in (item.partition("=") for item in args.param)},
         }
+        roots = stack_roots()
+        parts_before = stack_cpu_seconds(roots)
         busy_before = busy_cpu_seconds()
         triggered = time.perf_counter()
         run_id = stack.trigger("latechunk_ingest", conf)
         run = stack.wait_for_run("latechunk_ingest", run_id, timeout=args.timeout, poll=5)
         trigger_to_end = time.perf_counter() - triggered
         run_cpu = cpu_use(busy_before, trigger_to_end)
+        parts_after = stack_cpu_seconds(roots)
+        if run_cpu:
+            run_cpu["by_part"] = {part: round(parts_after[part] - parts_before[part], 1) for part in roots}
         if run["state"] != "success":
             raise SystemExit(f"run {run_id} ended {run['state']}")
         stages = stage_figures(stack, run_id)
@@ -264,6 +323,7 @@ def main() -> None:
             f"host CPU busy: bare encoder {bare['cpu']['busy_cpu_s']:.0f} CPU-s ({bare['cpu']['utilisation']:.0%} of "
             f"{os.cpu_count()} cores), DAG run {run_cpu['busy_cpu_s']:.0f} CPU-s ({run_cpu['utilisation']:.0%})"
         )
+        print("  of which " + ", ".join(f"{part} {seconds:.0f}" for part, seconds in run_cpu["by_part"].items()))
     print(f"ratio end-to-end / bare encoder: {figures['ratio']:.3f}")
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2) + "\n")
