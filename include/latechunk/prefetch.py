@@ -1,6 +1,6 @@
-"""Work ahead of the consumer in background threads: the embed stage reads and tokenizes the next piece while it
-encodes the current one (tokenizers and Parquet release the GIL, torch too while it computes); extract fetches the
-next objects while it parses the current one."""
+"""Work ahead of the consumer in background threads: the embed stage reads the next piece of its staged batch while
+it encodes the current one (Parquet releases the GIL, torch too while it computes); extract fetches the next objects
+while it parses the current one."""
 
 from __future__ import annotations
 
