@@ -40,7 +40,6 @@ _MAY_END_SENTENCE_CODES = np.array(sorted(map(ord, _MAY_END_SENTENCE)), dtype=np
 LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 PAGE_BREAKS = frozenset("\x0c\u2029")
 
-_WHITESPACE = re.compile(r"\s+")
 _CJK_END = re.compile("[" + "".join(sorted(CJK_TERMINATORS)) + "][" + re.escape("".join(sorted(CLOSERS))) + r"]*(?=\S)")
 # The start of a block line: a bullet, an ordered-list number or letter, a heading, a quote, a table row.
 _BLOCK_START = re.compile(r"(?:[-*+•‣◦▪–—>|#]|\d{1,3}[.)]|[A-Za-z][.)])(?:\s|$)")
@@ -54,11 +53,12 @@ def cut_strengths(text: str) -> dict[int, int]:
     return dict(zip(positions.tolist(), strengths.tolist(), strict=True))
 
 
-def cut_points(text: str) -> tuple[np.ndarray, np.ndarray]:
+def cut_points(text: str, space: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`cut_strengths` as two arrays, positions ascending. Computed on the text's code points: most cuts are a
-    single space after a word, decided without a Python step each."""
+    single space after a word, decided without a Python step each. ``space``: `whitespace_mask` of the text, when
+    the caller has it already."""
     code_points = code_points_of(text)
-    space = np.isin(code_points, whitespace_code_points())
+    space = whitespace_mask(text) if space is None else space
     run_start = np.flatnonzero(space & ~np.concatenate(([False], space[:-1])))
     run_end = np.flatnonzero(space & ~np.concatenate((space[1:], [False]))) + 1  # exclusive
     inside = (run_start > 0) & (run_end < len(text))  # no cut before the first or after the last character
@@ -79,6 +79,11 @@ def cut_points(text: str) -> tuple[np.ndarray, np.ndarray]:
         cuts[position] = max(cuts.get(position, INSIDE_WORD), SEGMENT)
     positions = np.array(sorted(cuts), dtype=np.int64)
     return positions, np.array([cuts[position] for position in positions.tolist()], dtype=np.int64)
+
+
+def whitespace_mask(text: str) -> np.ndarray:
+    """One bool per character of the text: whether it is whitespace (``str.isspace``)."""
+    return np.isin(code_points_of(text), whitespace_code_points())
 
 
 def code_points_of(text: str) -> np.ndarray:

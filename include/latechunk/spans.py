@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from latechunk.segmentation import PARAGRAPH, SEGMENT
+from latechunk.segmentation import PARAGRAPH, SEGMENT, whitespace_mask
 from latechunk.token_words import gap_strengths, group_words
 
 STRATEGIES = ("sentences", "fixed", "spans")
@@ -242,13 +242,14 @@ def annotate_documents(texts: Sequence[str], tokenizer: Any, config: ChunkingCon
 
 
 def _cut(text: str, tokens: _Tokenization, config: ChunkingConfig) -> AnnotatedDocument:
-    words = group_words(text, tokens.offsets)
+    space = whitespace_mask(text)
+    words = group_words(text, tokens.offsets, space)
     sizes = words.sizes()
     if config.strategy == "fixed":
         ranges = _fixed_ranges(sizes, config.chunk_size, config.overlap)
         bounds = [(words.char_start[a], words.char_end[b - 1]) for a, b in ranges]
     else:
-        strengths = gap_strengths(text, words)
+        strengths = gap_strengths(text, words, space)
         ranges = _sentence_ranges(strengths, sizes, config.sentences_per_chunk, config.max_chunk_tokens)
         starts = [words.char_start[a] for a, _ in ranges]
         if starts:  # the first chunk also covers whatever the tokenizer dropped before its first token

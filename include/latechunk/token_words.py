@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from latechunk.segmentation import INSIDE_WORD, code_points_of, cut_points, whitespace_code_points
+from latechunk.segmentation import INSIDE_WORD, cut_points
 
 
 @dataclass(frozen=True)
@@ -35,13 +35,9 @@ class Words:
         return [end - start for start, end in zip(self.token_start, self.token_end, strict=True)]
 
 
-def non_whitespace_positions(text: str) -> np.ndarray:
-    """Sorted indices of the characters of ``text`` that are not whitespace (``str.isspace``)."""
-    return np.flatnonzero(~np.isin(code_points_of(text), whitespace_code_points()))
-
-
-def group_words(text: str, offsets: np.ndarray) -> Words:
-    """The words of the content tokens whose character offsets are ``offsets`` ((tokens, 2) start/end)."""
+def group_words(text: str, offsets: np.ndarray, space: np.ndarray) -> Words:
+    """The words of the content tokens whose character offsets are ``offsets`` ((tokens, 2) start/end);
+    ``space``: the text's `latechunk.segmentation.whitespace_mask`."""
     count = len(offsets)
     if count == 0:
         return Words([], [], [], [])
@@ -55,7 +51,7 @@ def group_words(text: str, offsets: np.ndarray) -> Words:
     unit_start = starts[unit_first]
     unit_end = np.maximum.reduceat(ends, unit_first)
     # Trim each unit to its non-whitespace characters; a unit with none is whitespace only (or empty).
-    solid = non_whitespace_positions(text)
+    solid = np.flatnonzero(~space)  # the positions of the characters that are not whitespace
     first = np.searchsorted(solid, unit_start)  # the first non-whitespace character at or after the unit's start
     last = np.searchsorted(solid, unit_end) - 1  # the last one before its end
     padded = np.append(solid, len(text))
@@ -72,13 +68,13 @@ def group_words(text: str, offsets: np.ndarray) -> Words:
     return Words(token_start.tolist(), token_end.tolist(), char_start.tolist(), char_end.tolist())
 
 
-def gap_strengths(text: str, words: Words) -> list[int]:
+def gap_strengths(text: str, words: Words, space: np.ndarray) -> list[int]:
     """Strength of the cut before each word (index 0 unused: ``INSIDE_WORD``): the strongest cut at a position
     after the previous word's first character and up to this word's first character, so that a cut inside a unit
     moves to the unit's end."""
     if len(words) == 0:
         return []
-    positions, strengths = cut_points(text)
+    positions, strengths = cut_points(text, space)
     if len(positions) == 0:
         return [INSIDE_WORD] * len(words)
     # Cuts at positions up to each word's first character; word k takes those in (start[k-1], start[k]].

@@ -49,8 +49,9 @@ def annotate(*, s3, area: staging.StagingArea, batch_path: str, model: str, chun
     Sentence chunks are capped at ``max_chunk_tokens`` and never at more tokens than the model's window. The batch
     is read and written ``ANNOTATE_ROWS`` documents at a time.
     """
+    info = describe_model(model)
     config = ChunkingConfig(**chunking)
-    config = replace(config, max_chunk_tokens=min(config.max_chunk_tokens, describe_model(model).window))
+    config = replace(config, max_chunk_tokens=min(config.max_chunk_tokens, info.window))
     tokenizer = load_tokenizer(model)
     quarantine: list[QuarantineEntry] = []
     tokens = 0
@@ -73,13 +74,14 @@ def annotate(*, s3, area: staging.StagingArea, batch_path: str, model: str, chun
                         quarantine.append(entry)
                     progress.advance(docs=1, tokens=len(doc.input_ids) if doc.spans else 0, chunks=len(doc.spans))
                 writer.write(staging.annotated_table(annotated))
-        writer.add_metadata({TOKENS_KEY: str(tokens).encode(), TOKENIZER_KEY: tokenizer_identity(model).encode()})
+        identity = tokenizer_identity(model, info.revision)
+        writer.add_metadata({TOKENS_KEY: str(tokens).encode(), TOKENIZER_KEY: identity.encode()})
     return {"spans_path": writer.uri, "quarantine": [entry.to_dict() for entry in quarantine], **progress.summary()}
 
 
-def tokenizer_identity(model: str) -> str:
-    """The model (and its revision) whose tokenizer gave a batch's token ids."""
-    return f"{model}@{describe_model(model).revision}"
+def tokenizer_identity(model: str, revision: str) -> str:
+    """The model and revision whose tokenizer gave a batch's token ids."""
+    return f"{model}@{revision}"
 
 
 def embed(
@@ -117,7 +119,7 @@ def embed(
         StagedReader(s3, stage_uri(batch_path, staging.STAGE_SPANS), staging.STAGE_SPANS) as staged,
         StagedWriter(s3, area, staging.STAGE_CHUNKS, batch_index(batch_path), chunk_schema) as writer,
     ):
-        check_tokenizer(staged, model, batch_path)
+        check_tokenizer(staged, tokenizer_identity(model, encoder.revision), batch_path)
         total_tokens = int(staged.metadata.get(TOKENS_KEY, b"0")) or None
         log.info(
             "embedding %d documents (%s tokens) with %s (%s, %s, window %s)",
@@ -154,14 +156,14 @@ def staged_pieces(staged: StagedReader, piece_tokens: int) -> Iterator[list[tupl
         yield piece
 
 
-def check_tokenizer(staged: StagedReader, model: str, batch_path: str) -> None:
+def check_tokenizer(staged: StagedReader, identity: str, batch_path: str) -> None:
     """Token ids of another tokenizer would be encoded without an error, into wrong vectors: refuse them."""
     annotated_with = staged.metadata.get(TOKENIZER_KEY, b"").decode()
-    if annotated_with != tokenizer_identity(model):
+    if annotated_with != identity:
         raise ValueError(
             f"{batch_path}: its spans were annotated with the tokenizer of {annotated_with or 'an unknown model'!r} "
-            f"but embed loads {tokenizer_identity(model)!r}; annotate and embed must use the same model: clear the "
-            "batch's annotate task"
+            f"but embed loads {identity!r}; annotate and embed must use the same model: clear the batch's annotate "
+            "task"
         )
 
 
