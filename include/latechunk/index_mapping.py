@@ -183,6 +183,10 @@ class SearchBackend(ABC):
     def iter_vectors(self, index: str) -> Iterator[tuple[list[str], np.ndarray]]: ...
 
     @abstractmethod
+    def get_chunks(self, index: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored source (vector included) of each chunk id the index holds; absent ids are left out."""
+
+    @abstractmethod
     def swap_alias(self, alias: str, new_index: str) -> list[str]: ...
 
 

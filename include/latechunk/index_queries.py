@@ -135,6 +135,13 @@ class IndexQueries:
         response = self.client.search(index=index, knn=knn, size=k, source={"excludes": [VECTOR_FIELD]})
         return [SearchHit(hit["_id"], hit["_score"], hit["_source"]) for hit in response["hits"]["hits"]]
 
+    def get_chunks(self, index: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for batch in _batches(ids):
+            response = self.client.mget(index=index, ids=batch, realtime=True)
+            found.update({doc["_id"]: doc["_source"] for doc in response["docs"] if doc.get("found")})
+        return found
+
     def iter_vectors(self, index: str) -> Iterator[tuple[list[str], np.ndarray]]:
         """Every chunk id and vector of the index, page by page, from one point-in-time view."""
         pit_id = self.client.open_point_in_time(index=index, keep_alive="2m")["id"]

@@ -22,6 +22,8 @@ from latechunk.staging import StagingArea, check_stage, parse_s3_uri, with_stage
 TOKENS_KEY = b"latechunk.tokens"
 # ... and the model whose tokenizer gave its token ids (`latechunk.pipeline.embed.tokenizer_identity`).
 TOKENIZER_KEY = b"latechunk.tokenizer"
+# Key of the entry in which a chunks batch records the dtype its vectors were encoded in (for the exact check).
+ENCODER_DTYPE_KEY = b"latechunk.encoder_dtype"
 
 
 class StagedReader:

@@ -1,4 +1,11 @@
-"""Validation of an indexed run: counts, configuration, geometry of the vectors, and queries by the run's model.
+"""Validation of an indexed run: counts, configuration, the exact check, geometry of the vectors, and queries by
+the run's model.
+
+The exact check (`latechunk.validate_exact`) re-encodes a sample of the run's documents and compares every chunk
+the index serves for them: it fails wrong vectors of any kind and never fails a correct index, whatever its text.
+The run fails on it, on the counts, the mapping, self-retrieval, recall and the user's probes. The checks below
+depend on the corpus as well as on the index, and are warnings unless ``Thresholds.semantic_severity`` says
+"error" (see `latechunk.validate_report`).
 
 Checks that only compare the index with itself (self-retrieval, approximate-vs-exact recall) cannot tell
 meaningful vectors from garbage: an index of random vectors passes them. The model-grounded checks can: sampled
@@ -20,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from latechunk.documents import EmbeddedChunk
+from latechunk.documents import Document, EmbeddedChunk
 from latechunk.index import SearchBackend
 from latechunk.index_mapping import IndexSpec
+from latechunk.validate_exact import Reencoder, check_exact_vectors
 from latechunk.validate_geometry import (
     check_duplicate_vectors,
     check_recall,
@@ -34,13 +42,16 @@ from latechunk.validate_queries import Probe, check_document_queries, check_prob
 from latechunk.validate_report import (
     CHECKS,
     MAX_LISTED,
+    SEMANTIC_CHECKS,
     Check,
     Thresholds,
     ValidationError,
     ValidationReport,
 )
 
-__all__ = ["CHECKS", "Check", "Probe", "ValidationError", "ValidationReport", "Thresholds", "validate_index"]
+__all__ = [
+    "CHECKS", "Check", "Probe", "Reencoder", "ValidationError", "ValidationReport", "Thresholds", "validate_index",
+]  # fmt: skip
 
 
 def validate_index(
@@ -58,6 +69,8 @@ def validate_index(
     max_exact_vectors: int = 200_000,
     seed: int = 0,
     sample_pool: Sequence[EmbeddedChunk] | None = None,
+    exact_documents: Sequence[Document] = (),
+    reencoder: Reencoder | None = None,
 ) -> ValidationReport:
     """Check the index against the chunks staged (and indexed) by this run; see the module docstring.
 
@@ -65,6 +78,7 @@ def validate_index(
     model-grounded checks fail, since nothing else can tell whether the vectors mean anything. The kNN checks
     sample from ``sample_pool`` when given (e.g. chunks read back from the index when this run staged nothing),
     else from the staged chunks; the count and mapping checks always use the staged chunks.
+    ``exact_documents`` (a sample of the run's documents) are re-encoded by ``reencoder`` for the exact check.
     """
     thresholds = thresholds or Thresholds()
     pool = staged_chunks if sample_pool is None else sample_pool
@@ -76,6 +90,7 @@ def validate_index(
     checks = [
         _check_counts(backend, index, staged_chunks),
         _check_mapping(backend, index, staged_chunks, spec),
+        check_exact_vectors(backend, index, exact_documents, reencoder, thresholds.exact_min_cosine),
         check_self_retrieval(sample, hits, vectors, thresholds.self_retrieval),
         check_recall(sample, hits, vectors, k, thresholds.recall, max_exact_vectors),
         check_query_retrieval(backend, index, sample, query_encoder, vectors, thresholds, num_candidates),
@@ -83,6 +98,9 @@ def validate_index(
         check_spread(sample, vectors, thresholds.max_mean_cosine),
         check_duplicate_vectors(sample, hits, vectors),
     ]
+    for check in checks:
+        if check.name in SEMANTIC_CHECKS:
+            check.severity = thresholds.semantic_severity
     if probes is not None:
         checks.append(check_probes(backend, index, list(probes), query_encoder, k, num_candidates, thresholds.probes))
     return ValidationReport(index, checks)

@@ -1,4 +1,10 @@
-"""The validation report: what each check means, its thresholds, and the pass/fail verdict."""
+"""The validation report: what each check means, its thresholds, and the pass/fail verdict.
+
+A check is an ``error`` (the run fails when it does not pass) or a ``warning`` (reported in the log and the run
+report, never failing the run). The model-grounded checks are warnings by default: whether a chunk's text, asked
+as a question, finds its own document depends on the corpus (boilerplate, templates, numbers, text the model does
+not know) as much as on the index, while the exact check proves the vectors are the model's.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 CHECKS = {
+    "exact_vectors": "a sample of the run's documents, annotated and late-chunked again by the run's model with "
+    "the run's settings, gives exactly the chunks the index serves: the same texts and offsets, and vectors within "
+    "the cosine bound of the embed stage's dtype",
     "chunk_counts": "every document of the run has exactly its staged number of chunks in the index",
     "mapping": "the index's vector field and its recorded model, revision, chunking and window settings are the "
     "run's, and the staged chunks come from that model",
@@ -23,6 +32,9 @@ CHECKS = {
     "probes": "each user probe query finds one of its expected objects in the top k",
 }
 MAX_LISTED = 20
+SEVERITIES = ("warning", "error")
+# The checks whose outcome depends on what the corpus says, not only on whether the index is right.
+SEMANTIC_CHECKS = ("query_retrieval", "document_query", "vector_spread", "duplicate_vectors")
 # Scores closer than this count as ties: identical chunks (same text in two documents) score the same.
 SCORE_TIE = 1e-5
 
@@ -35,6 +47,20 @@ class Check:
     passed: bool
     details: dict[str, Any] = field(default_factory=dict)
     skipped: bool = False
+    severity: str = "error"  # or "warning": reported, never failing the run
+
+    @property
+    def blocking(self) -> bool:
+        """Failed, and fails the run."""
+        return not self.passed and self.severity == "error"
+
+    @property
+    def status(self) -> str:
+        if self.skipped:
+            return "skipped"
+        if self.passed:
+            return "ok"
+        return "FAILED" if self.severity == "error" else "WARNING"
 
     @property
     def description(self) -> str:
@@ -52,6 +78,13 @@ class Thresholds:
     max_mean_cosine: float = 0.95
     probes: float = 1.0
     query_k: int = 3  # hits a query may look at; small, so that a small index does not pass by chance
+    # How the checks that depend on the corpus report a miss: "warning" (default) or "error" (fails the run).
+    semantic_severity: str = "warning"
+    exact_min_cosine: float = 0.9999  # `latechunk.validate_exact.MIN_COSINE` of the embed stage's dtype
+
+    def __post_init__(self) -> None:
+        if self.semantic_severity not in SEVERITIES:
+            raise ValueError(f"semantic checks must be one of {SEVERITIES}, got {self.semantic_severity!r}")
 
 
 @dataclass
@@ -61,20 +94,26 @@ class ValidationReport:
 
     @property
     def passed(self) -> bool:
-        return all(check.passed for check in self.checks)
+        return not any(check.blocking for check in self.checks)
+
+    @property
+    def warnings(self) -> list[Check]:
+        return [check for check in self.checks if not check.passed and check.severity == "warning"]
 
     def check(self, name: str) -> Check:
         return next(check for check in self.checks if check.name == name)
 
     def to_dict(self) -> dict[str, Any]:
         checks = [{**asdict(check), "description": check.description} for check in self.checks]
-        return {"index": self.index, "passed": self.passed, "checks": checks}
+        warnings = [check.name for check in self.warnings]
+        return {"index": self.index, "passed": self.passed, "warnings": warnings, "checks": checks}
 
     def summary(self) -> str:
-        lines = [f"validation of {self.index!r}: {'passed' if self.passed else 'FAILED'}"]
+        verdict = "FAILED" if not self.passed else f"passed with {len(self.warnings)} warning(s)"
+        lines = [f"validation of {self.index!r}: {verdict if not self.passed or self.warnings else 'passed'}"]
         for check in self.checks:
-            status = "skipped" if check.skipped else ("ok" if check.passed else "FAILED")
-            lines.append(f"  {check.name}: {status} (value={check.value}, threshold={check.threshold})")
+            value, threshold = _number(check.value), _number(check.threshold)
+            lines.append(f"  {check.name}: {check.status} (value={value}, threshold={threshold})")
             if not check.passed:
                 lines.append(f"    means: {check.description}; details: {_brief(check.details)}")
         return "\n".join(lines)
@@ -88,6 +127,10 @@ class ValidationError(Exception):
     def __init__(self, report: ValidationReport):
         super().__init__(report.summary())
         self.report = report
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
 
 
 def _brief(details: dict[str, Any], limit: int = 400) -> str:

@@ -75,8 +75,9 @@ SECTIONS = {
     "Model and embedding": ("model", "window", "window_overlap", "window_layout", "frame_windows", "naive_weight",
                             "token_budget", "device", "docs_per_batch", "batch_token_budget"),
     "Index": ("index", "delete_old_index"),
-    "Validation": ("validation_sample_size", "self_retrieval_threshold", "recall_threshold",
-                   "query_retrieval_threshold", "document_query_threshold", "max_mean_cosine", "query_k", "probes"),
+    "Validation": ("validation_sample_size", "exact_sample_tokens", "self_retrieval_threshold", "recall_threshold",
+                   "semantic_checks", "query_retrieval_threshold", "document_query_threshold", "max_mean_cosine",
+                   "query_k", "probes"),
     "Staging": ("staging_bucket", "staging_prefix"),
 }
 
@@ -200,6 +201,16 @@ def _params() -> dict[str, Param]:
             description="An object whose text extraction takes longer is quarantined.",
         ),
         "validation_sample_size": Param(50, type="integer", minimum=1, description="Chunks sampled by validate."),
+        "exact_sample_tokens": Param(
+            16_384, type="integer", minimum=1, maximum=1_000_000,
+            description="Tokens of the run's documents that validate re-encodes and compares with the index (the "
+            "exact check); at least one document is always re-encoded.",
+        ),
+        "semantic_checks": Param(
+            "warning", type="string", enum=["warning", "error"],
+            description="What the corpus-dependent checks (query and title retrieval, spread, shared vectors) do "
+            "below their thresholds: warn in the report, or fail the run.",
+        ),
         "self_retrieval_threshold": Param(
             0.95, type="number", minimum=0, maximum=1, description="Share of sampled chunks found at rank 1."
         ),

@@ -11,6 +11,7 @@ h1 { font-size: 1.3rem; } h2 { font-size: 1.05rem; margin-top: 1.6rem; }
 table { border-collapse: collapse; margin: .4rem 0; } td, th { border: 1px solid #cbd5e0; padding: .25rem .6rem; }
 th { background: #edf2f7; text-align: left; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .ok { color: #276749; font-weight: 600; } .failed { color: #c53030; font-weight: 600; } .skipped { color: #718096; }
+.warning { color: #b7791f; font-weight: 600; }
 .muted { color: #718096; font-size: .9rem; } input[type=text] { width: 32rem; padding: .3rem; }
 """
 OBJECT_LABELS = {
@@ -51,11 +52,15 @@ def _validation(report: dict[str, Any]) -> str:
     validation = report.get("validation")
     if not validation:
         return "<p class=muted>No validation report yet (the run has not validated).</p>"
-    verdict = "passed" if validation.get("passed") else "FAILED"
+    warnings = validation.get("warnings") or []
+    verdict = "passed" + (f", {len(warnings)} warning(s)" if warnings else "")
+    verdict = verdict if validation.get("passed") else "FAILED"
     head = "<tr><th>check</th><th>result</th><th>value</th><th>threshold</th><th>what it means</th></tr>"
     rows = ""
     for check in validation.get("checks", []):
         status = "skipped" if check.get("skipped") else ("ok" if check.get("passed") else "failed")
+        if status == "failed" and check.get("severity") == "warning":
+            status = "warning"
         rows += (
             f"<tr data-check={escape(check['name'])}><th>{escape(check['name'])}</th>"
             f"<td class={status}>{status}</td>{_cell(check.get('value'), True, value=check.get('value'))}"

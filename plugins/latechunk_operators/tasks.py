@@ -71,6 +71,8 @@ def late_chunking_tasks(
         max_mean_cosine=param_ref("max_mean_cosine"),
         query_k=param_ref("query_k"),
         probes=param_ref("probes"),
+        semantic_checks=param_ref("semantic_checks"),
+        exact_sample_tokens=param_ref("exact_sample_tokens"),
         retries=0,  # a failed check is a finding about the data, not a transient fault
         **STAGING,
     )

@@ -9,13 +9,16 @@ from latechunk_operators.links import RunReportLink
 
 
 class LateChunkValidateOperator(LateChunkBaseOperator):
-    """Run the index checks of the run and fail the task when any is below its threshold.
+    """Run the index checks of the run and fail the task when a blocking one is below its threshold.
 
     Checks (``latechunk.validate``): chunk counts per document equal the staged chunks; the mapping and the recorded
-    model, chunking and window are the run's; sampled chunks find themselves at rank 1; approximate kNN agrees with
-    exact search (recall@10); sampled chunks' texts and documents' titles, encoded by the run's model, find their
-    documents; the vectors are spread and no vector is shared by different texts; optional probe queries find their
-    expected documents. The report goes to the run's staging folder; a summary goes to the log and XCom.
+    model, chunking and window are the run's; a sample of the run's documents re-encoded by the run's model gives
+    exactly the chunks the index serves (the exact check); sampled chunks find themselves at rank 1; approximate
+    kNN agrees with exact search (recall@10); sampled chunks' texts and documents' titles, encoded by the run's
+    model, find their documents; the vectors are spread and no vector is shared by different texts; optional probe
+    queries find their expected documents. The query, spread and shared-vector checks depend on the corpus and
+    warn by default (``semantic_checks``). The report goes to the run's staging folder; a summary goes to the log
+    and XCom.
 
     :param manifest_path: the run manifest written by the extract task. (templated)
     :param index_name: index or alias to check. (templated)
@@ -30,6 +33,9 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
     :param query_k: hits the model-grounded queries look at. (templated)
     :param probes: probe queries, one per line as ``question => expected key[, key]`` (or a list of
         ``{"query": ..., "expected_keys": [...]}``); each must find one of its keys in the top 10. (templated)
+    :param semantic_checks: ``warning`` (default) or ``error``: whether the corpus-dependent checks (query and
+        title retrieval, spread, shared vectors) fail the run or only warn. (templated)
+    :param exact_sample_tokens: tokens of the run's documents re-encoded for the exact check. (templated)
     :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``).
     """
 
@@ -46,6 +52,8 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
         "max_mean_cosine",
         "query_k",
         "probes",
+        "semantic_checks",
+        "exact_sample_tokens",
     )
     ui_color = "#fde8e8"
     operator_extra_links = (RunReportLink(),)
@@ -64,6 +72,8 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
         max_mean_cosine: float = 0.95,
         query_k: int = 3,
         probes: str | list[Any] | None = None,
+        semantic_checks: str = "warning",
+        exact_sample_tokens: int = 16384,
         elasticsearch_conn_id: str = "latechunk_es",
         **kwargs: Any,
     ) -> None:
@@ -79,6 +89,8 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
         self.max_mean_cosine = max_mean_cosine
         self.query_k = query_k
         self.probes = probes
+        self.semantic_checks = semantic_checks
+        self.exact_sample_tokens = exact_sample_tokens
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -102,6 +114,8 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
                 max_mean_cosine=float(self.max_mean_cosine),
                 query_k=int(self.query_k),
                 probes=parse_probes(self.probes),
+                semantic_checks=str(self.semantic_checks),
+                exact_sample_tokens=int(self.exact_sample_tokens),
             ),
         )
         return self.summarised(summary)

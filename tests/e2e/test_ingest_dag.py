@@ -146,6 +146,7 @@ def test_validation_fails_on_vectors_from_another_model(ingest, s3_client, s3_bu
     with pytest.raises(ValidationError) as failure:
         operator.execute({"run_id": run.run_id})
     assert not failure.value.report.check("self_retrieval").passed
+    assert failure.value.report.check("exact_vectors").blocking
 
 
 def test_reindex_swaps_the_alias_only_after_validation(ingest, s3_client, s3_bucket, es_client, es_index):

@@ -45,16 +45,17 @@ def test_a_correct_index_passes_every_check(backend, spec, corpus_chunks):
     )
     assert report.passed, report.summary()
     assert [check.name for check in report.checks] == [
-        "chunk_counts", "mapping", "self_retrieval", "knn_recall@10", "query_retrieval", "document_query",
-        "vector_spread", "duplicate_vectors",
+        "chunk_counts", "mapping", "exact_vectors", "self_retrieval", "knn_recall@10", "query_retrieval",
+        "document_query", "vector_spread", "duplicate_vectors",
     ]  # fmt: skip
+    assert report.check("exact_vectors").skipped, "no documents to re-encode were given"
     assert report.check("chunk_counts").details == {"documents": 20, "chunks": 82, "mismatches": []}
     assert report.check("self_retrieval").value == 1.0
     recall = report.check("knn_recall@10")
     assert recall.value >= 0.9 and recall.details["vectors"] == 82 and recall.details["queries"] == 30
     report.raise_for_failure()
     as_dict = report.to_dict()
-    assert as_dict["passed"] is True and len(as_dict["checks"]) == 8
+    assert as_dict["passed"] is True and len(as_dict["checks"]) == 9 and as_dict["warnings"] == []
     assert all(check["description"] for check in as_dict["checks"])
 
 

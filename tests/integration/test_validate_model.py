@@ -19,7 +19,7 @@ from latechunk.index_mapping import IndexSpec
 from latechunk.late_chunking import embed_documents
 from latechunk.pipeline.embed import embedded_chunks
 from latechunk.spans import ChunkingConfig, annotate_spans
-from latechunk.validate import ValidationError, validate_index
+from latechunk.validate import Reencoder, Thresholds, ValidationError, validate_index
 
 pytestmark = pytest.mark.integration
 
@@ -36,14 +36,22 @@ def minilm():
     return load_encoder(MODEL, device="cpu")
 
 
-def late_chunked(encoder, objects: dict[str, bytes], config: ChunkingConfig) -> list:
+class Chunks(list):
+    """Chunks as the pipeline makes them, with the documents they came from and how they were chunked."""
+
+    documents: list = []
+    config: ChunkingConfig = ChunkingConfig()
+
+
+def late_chunked(encoder, objects: dict[str, bytes], config: ChunkingConfig) -> Chunks:
     """Chunks of these objects as the pipeline makes them: extracted, annotated, late-chunked by the encoder."""
     documents = []
     for key, data in objects.items():
         documents += load_documents(SourceObject("corpus", key, f"etag-{key}", len(data)), data)[0]
     annotated = [(doc, annotate_spans(doc.text, encoder.tokenizer, config)) for doc in documents]
     vectors = embed_documents(encoder, [spans for _, spans in annotated], token_budget=8192)
-    chunks = []
+    chunks = Chunks()
+    chunks.documents, chunks.config = documents, config
     for (document, spans), matrix in zip(annotated, vectors, strict=True):
         chunks += embedded_chunks(document, spans.spans, matrix, MODEL)
     return chunks
@@ -63,12 +71,18 @@ def index_chunks(es_client, name: str, chunks, dims: int = 384) -> Elasticsearch
 
 
 def run_validation(es_client, name, chunks, encoder, **options):
+    """Validate the index of ``chunks`` as the validate stage does: the exact check re-encodes their documents."""
     backend = index_chunks(es_client, name, chunks)
-    return validate_index(backend, name, chunks, query_encoder=encoder.encode_queries, **options)
+    return validate_index(
+        backend, name, chunks, query_encoder=encoder.encode_queries, exact_documents=chunks.documents,
+        reencoder=Reencoder(encoder=encoder, chunking=chunks.config), **options,
+    )  # fmt: skip
 
 
 def with_vectors(chunks, vectors):
-    return [dataclasses.replace(chunk, vector=vector) for chunk, vector in zip(chunks, vectors, strict=True)]
+    replaced = Chunks(dataclasses.replace(chunk, vector=vector) for chunk, vector in zip(chunks, vectors, strict=True))
+    replaced.documents, replaced.config = chunks.documents, chunks.config
+    return replaced
 
 
 def unit(vectors: np.ndarray) -> np.ndarray:
@@ -85,13 +99,15 @@ def test_the_demo_corpus_with_its_model_passes(es_client, es_index, sample_chunk
     assert all(check["description"] for check in report.to_dict()["checks"])
 
 
-def test_random_vectors_fail_the_model_checks(es_client, es_index, sample_chunks, minilm):
+def test_random_vectors_fail_the_exact_and_the_model_checks(es_client, es_index, sample_chunks, minilm):
     random = unit(np.random.default_rng(1).standard_normal((len(sample_chunks), 384)))
     report = run_validation(es_client, es_index, with_vectors(sample_chunks, random), minilm)
     assert report.check("self_retrieval").passed and report.check("knn_recall@10").passed, "index-only checks pass"
-    assert not report.check("query_retrieval").passed
-    with pytest.raises(ValidationError, match="query_retrieval: FAILED"):
+    assert not report.check("query_retrieval").passed and report.check("query_retrieval").severity == "warning"
+    assert report.check("exact_vectors").details["wrong"] == len(sample_chunks)
+    with pytest.raises(ValidationError, match="exact_vectors: FAILED") as failure:
         report.raise_for_failure()
+    assert "query_retrieval: WARNING" in str(failure.value)
 
 
 def test_a_constant_vector_plus_noise_fails_the_spread_check(es_client, es_index, sample_chunks, minilm):
@@ -102,8 +118,9 @@ def test_a_constant_vector_plus_noise_fails_the_spread_check(es_client, es_index
     assert report.check("self_retrieval").passed, "each noisy vector still finds itself"
     spread = report.check("vector_spread")
     assert not spread.passed and spread.value > 0.99
-    with pytest.raises(ValidationError, match="vector_spread: FAILED"):
+    with pytest.raises(ValidationError, match="exact_vectors: FAILED") as failure:
         report.raise_for_failure()
+    assert "vector_spread: WARNING" in str(failure.value)
 
 
 def test_a_collapsed_encoder_fails_the_duplicate_check(es_client, es_index, sample_chunks, minilm):
@@ -111,26 +128,40 @@ def test_a_collapsed_encoder_fails_the_duplicate_check(es_client, es_index, samp
     report = run_validation(es_client, es_index, with_vectors(sample_chunks, collapsed), minilm)
     assert not report.check("duplicate_vectors").passed and not report.check("vector_spread").passed
     assert report.check("duplicate_vectors").details["examples"]
+    assert not report.passed and report.check("exact_vectors").blocking
 
 
-def test_vectors_of_another_model_fail_the_model_checks(es_client, es_index, sample_chunks, minilm):
+def test_vectors_of_another_model_fail_the_exact_and_the_model_checks(es_client, es_index, sample_chunks, minilm):
     """Another model with MiniLM's geometry in another basis (a random rotation): every index-only check and
-    the spread pass, only queries by the run's own model can tell."""
+    the spread pass, only the run's own model can tell: its queries miss, and its re-encoding differs."""
     rotation, _ = np.linalg.qr(np.random.default_rng(3).standard_normal((384, 384)))
     rotated = unit(np.stack([chunk.vector for chunk in sample_chunks]) @ rotation)
     report = run_validation(es_client, es_index, with_vectors(sample_chunks, rotated), minilm)
     for name in ("self_retrieval", "knn_recall@10", "vector_spread", "duplicate_vectors"):
         assert report.check(name).passed, report.summary()
     assert not report.check("query_retrieval").passed
-    with pytest.raises(ValidationError, match="query_retrieval: FAILED"):
+    with pytest.raises(ValidationError, match="exact_vectors: FAILED"):
         report.raise_for_failure()
 
 
-def test_without_a_query_encoder_the_model_checks_fail(es_client, es_index, sample_chunks):
+def test_without_an_encoder_the_model_checks_and_the_exact_check_fail(es_client, es_index, sample_chunks):
     backend = index_chunks(es_client, es_index, sample_chunks)
-    report = validate_index(backend, es_index, sample_chunks, query_encoder=None)
+    report = validate_index(
+        backend, es_index, sample_chunks, query_encoder=None, exact_documents=sample_chunks.documents
+    )
     assert not report.passed
     assert "no query encoder" in report.check("query_retrieval").details["reason"]
+    assert "no encoder" in report.check("exact_vectors").details["reason"]
+
+
+def test_the_model_checks_fail_the_run_when_asked(es_client, es_index, sample_chunks, minilm):
+    rotation, _ = np.linalg.qr(np.random.default_rng(3).standard_normal((384, 384)))
+    rotated = unit(np.stack([chunk.vector for chunk in sample_chunks]) @ rotation)
+    report = run_validation(
+        es_client, es_index, with_vectors(sample_chunks, rotated), minilm,
+        thresholds=Thresholds(semantic_severity="error"),
+    )  # fmt: skip
+    assert report.check("query_retrieval").blocking
 
 
 @pytest.mark.parametrize("copies", [2, 12])

@@ -11,13 +11,17 @@ from typing import Any
 import numpy as np
 
 from latechunk import staging
-from latechunk.documents import EmbeddedChunk
+from latechunk.documents import Document, EmbeddedChunk
 from latechunk.index import ElasticsearchBackend
 from latechunk.index_mapping import VECTOR_FIELD
+from latechunk.late_chunking_config import LateChunkingConfig
 from latechunk.pipeline.index_plan import read_index_quarantine
 from latechunk.pipeline.load import DEFAULT_INDEX_OPTIONS, chunk_batch_uris, unchunked_documents
-from latechunk.pipeline.models import manifest_index_spec
-from latechunk.validate import Thresholds, validate_index
+from latechunk.pipeline.models import load_tokenizer, manifest_index_spec
+from latechunk.spans import ChunkingConfig
+from latechunk.staging_stream import ENCODER_DTYPE_KEY, StagedReader
+from latechunk.validate import Reencoder, Thresholds, validate_index
+from latechunk.validate_exact import MIN_COSINE, sample_by_tokens
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,8 @@ class ValidationSettings:
     max_mean_cosine: float = 0.95
     query_k: int = 3
     probes: list[dict[str, Any]] = field(default_factory=list)
+    semantic_checks: str = "warning"  # or "error": the model-grounded queries and the geometry fail the run
+    exact_sample_tokens: int = 16384  # tokens of the run's documents the exact check re-encodes
 
     def thresholds(self) -> Thresholds:
         return Thresholds(
@@ -44,6 +50,7 @@ class ValidationSettings:
             document_query=self.document_query_threshold,
             max_mean_cosine=self.max_mean_cosine,
             query_k=self.query_k,
+            semantic_severity=self.semantic_checks,
         )
 
 
@@ -69,7 +76,8 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
     """Run the index checks on this run's chunks; raises `ValidationError` (after writing the report) on failure.
 
     The run's model encodes the model-grounded checks' queries (on CPU unless a GPU is at hand: a few dozen short
-    texts). The quarantine in the report holds what extract skipped, the documents that gave no chunk and the
+    texts) and re-encodes a sample of the run's documents, about ``exact_sample_tokens`` tokens, for the exact
+    check; the bound of that check follows the dtype the embed stage recorded for the sampled batches. The quarantine in the report holds what extract skipped, the documents that gave no chunk and the
     objects the index refused (whose staged chunks are not checked against the index).
     """
     from latechunk.encoders import load_encoder
@@ -78,24 +86,37 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
     # The objects the index task quarantined (refused by the engine) are not in the index: not checked there.
     refused = read_index_quarantine(s3, manifest_path)
     refused_keys = {entry["key"] for entry in refused}
-    staged = [chunk for uri in chunk_batch_uris(manifest) for chunk in staging.read_chunks(s3, uri)
-              if chunk.key not in refused_keys]  # fmt: skip
+    staged: list[EmbeddedChunk] = []
+    batch_of: dict[str, int] = {}
+    for number, uri in enumerate(chunk_batch_uris(manifest)):
+        for chunk in staging.read_chunks(s3, uri):
+            if chunk.key not in refused_keys:
+                staged.append(chunk)
+                batch_of[chunk.doc_id] = number
     # A run that changed nothing still checks what the index serves: its kNN checks sample the index itself.
     pool = staged or sample_indexed_chunks(es, index_name, settings.sample_size)
     backend = ElasticsearchBackend(es)
     found = backend.describe_index(index_name)
     spec = manifest_index_spec(index_name, manifest, found.index_options if found else DEFAULT_INDEX_OPTIONS)
     encoder = load_encoder(settings.model)
+    tokens = {chunk.doc_id: chunk.token_end for chunk in staged if chunk.chunk_id == chunk.n_chunks - 1}
+    exact_sample = sample_by_tokens(tokens, settings.exact_sample_tokens)
+    dtypes = {embed_dtype(s3, chunk_batch_uris(manifest)[number]) for number in {batch_of[d] for d in exact_sample}}
+    thresholds = dataclasses.replace(
+        settings.thresholds(), exact_min_cosine=min((MIN_COSINE[dtype] for dtype in dtypes), default=1.0)
+    )
     report = validate_index(
         backend,
         index_name,
         staged,
         query_encoder=encoder.encode_queries,
-        thresholds=settings.thresholds(),
+        thresholds=thresholds,
         sample_size=settings.sample_size,
         probes=settings.probes or None,
         spec=spec,
         sample_pool=pool,
+        exact_documents=staged_documents(s3, manifest, exact_sample, batch_of),
+        reencoder=run_reencoder(manifest, encoder),
     )
     quarantine = manifest["quarantine"] + unchunked_documents(s3, manifest).quarantine() + refused
     report_uri = f"{manifest_path.rpartition('/')[0]}/{REPORT}"
@@ -103,10 +124,47 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
     body = json.dumps({**report.to_dict(), "quarantine": quarantine}, indent=2, default=str)
     s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/json")
     log.info("%s\nquarantined: %d\nreport: %s", report.summary(), len(quarantine), report_uri)
+    for check in report.warnings:
+        log.warning("validation warning: %s below its threshold (%s < %s): %s", check.name, check.value,
+                    check.threshold, check.description)  # fmt: skip
     report.raise_for_failure()
     return {
         "passed": report.passed,
         "report": report_uri,
         "checks": {check.name: check.value for check in report.checks},
+        "warnings": [check.name for check in report.warnings],
         "quarantined": len(quarantine),
     }
+
+
+def run_reencoder(manifest: dict[str, Any], encoder) -> Reencoder:
+    """The annotate and embed path of the run, with the settings extract checked and recorded in its manifest."""
+    chunking = ChunkingConfig(**manifest["chunking"])
+    window = manifest["window"]
+    return Reencoder(
+        encoder=encoder,
+        tokenizer=load_tokenizer(manifest["model"]),
+        chunking=dataclasses.replace(chunking, max_chunk_tokens=min(chunking.max_chunk_tokens, window)),
+        window=window,
+        overlap=manifest["window_overlap"],
+        late_chunking=LateChunkingConfig(**manifest.get("late_chunking", {})),
+    )
+
+
+def staged_documents(s3, manifest: dict[str, Any], doc_ids: list[str], batch_of: dict[str, int]) -> list[Document]:
+    """The staged documents ``doc_ids``, in that order, streamed from the batches that hold them."""
+    wanted = set(doc_ids)
+    found: dict[str, Document] = {}
+    for number in sorted({batch_of[doc_id] for doc_id in doc_ids}):
+        with StagedReader(s3, manifest["batches"][number], staging.STAGE_DOCUMENTS) as reader:
+            for row in reader.iter_rows():
+                if row["doc_id"] in wanted:
+                    found[row["doc_id"]] = staging.document_from_row(row)
+    return [found[doc_id] for doc_id in doc_ids if doc_id in found]
+
+
+def embed_dtype(s3, chunks_uri: str) -> str:
+    """The dtype the embed stage encoded a batch in; batches staged before it was recorded count as bfloat16 (the
+    loosest bound)."""
+    with StagedReader(s3, chunks_uri, staging.STAGE_CHUNKS) as reader:
+        return reader.metadata.get(ENCODER_DTYPE_KEY, b"bfloat16").decode()

@@ -14,7 +14,7 @@ from latechunk.pipeline.models import describe_model, load_tokenizer
 from latechunk.pipeline.progress import Progress
 from latechunk.prefetch import prefetched
 from latechunk.spans import AnnotatedDocument, ChunkingConfig, ChunkSpan, annotate_documents
-from latechunk.staging_stream import TOKENIZER_KEY, TOKENS_KEY, StagedReader, StagedWriter
+from latechunk.staging_stream import ENCODER_DTYPE_KEY, TOKENIZER_KEY, TOKENS_KEY, StagedReader, StagedWriter
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,7 @@ def embed(
                     chunks.extend(embedded_chunks(document, doc.spans, matrix, model))
                     progress.advance(docs=1, tokens=len(doc.input_ids), chunks=len(doc.spans))
                 writer.write(staging.chunk_table(chunks, encoder.dim))
+        writer.add_metadata({ENCODER_DTYPE_KEY: str(encoder.dtype).removeprefix("torch.").encode()})
     summary = {"chunks_path": writer.uri, "device": str(encoder.device), **progress.summary()}
     log.info("embed summary: %s", summary)
     return summary
