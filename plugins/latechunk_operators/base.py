@@ -58,11 +58,15 @@ class LateChunkBaseOperator(BaseOperator):
 
     def summarised(self, summary: dict[str, Any]) -> dict[str, Any]:
         """End the task log with one human sentence about the task's structured summary (which goes to XCom),
-        and add the task process's peak resident memory to it."""
+        add the task process's peak resident memory to it, and send its figures as metrics (``run_metrics``)."""
         from latechunk.pipeline.progress import summary_line
+        from latechunk.run_metrics import stage_metrics
+
+        from latechunk_operators.metrics import emit
 
         summary = {**summary, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
         self.log.info("%s (peak memory %.0f MB)", summary_line(self.task_id, summary), summary["peak_rss_mb"])
+        emit(stage_metrics(self.dag_id, self.task_id, summary))
         return summary
 
     def staging_area(self, context: Any) -> StagingArea:
