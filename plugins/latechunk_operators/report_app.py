@@ -99,8 +99,8 @@ def read_staged(uri: str | None) -> dict[str, Any] | None:
 
     try:
         return read_json(s3_client(AWS_CONN_ID), uri)
-    except ClientError as error:  # a failed or running run may not have it: the page says so
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+    except ClientError as error:  # a failed or running run may not have it, an old run's may be gone: pages say so
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchBucket", "404"):
             return None
         raise
 

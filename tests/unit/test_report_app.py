@@ -1,6 +1,7 @@
-"""Ask the index, in-process through the report app (ASGI, no server): an over-long question is refused before any
-model loads, a burst of questions beyond the workers and queue is refused with 429 while the admitted ones are
-answered, the app keeps answering afterwards, and the model and the Elasticsearch client are made once."""
+"""The report app in-process (ASGI, no server, no Airflow stack). Ask the index: an over-long question is refused
+before any model loads, a burst of questions beyond the workers and queue is refused with 429 while the admitted ones
+are answered, the app keeps answering afterwards, and the model and the Elasticsearch client are made once. Trends:
+the page and its JSON from the runs' reports, a run without tasks left out."""
 
 from __future__ import annotations
 
@@ -109,3 +110,40 @@ def test_a_burst_beyond_the_workers_and_queue_is_refused_and_the_app_keeps_answe
     after = asyncio.run(ask_all(app, ["and now?"], gate, 0))
     assert after[0].status_code == 200 and 'class=hit' in after[0].text
     assert len(loads) == 1 and len(clients) == 1, "one model load and one Elasticsearch client per process"
+
+
+def test_trends_page_and_json_from_the_runs_reports(app, monkeypatch):
+    from fastapi import HTTPException
+    from latechunk_operators import report_app
+
+    app = app[0]
+    runs = [("r1", "2026-03-01T00:10:00+00:00", "success"), ("queued", "2026-03-02T00:10:00+00:00", "queued"),
+            ("r+2", "2026-03-03T00:10:00+00:00", "failed")]
+    asked: list[int] = []
+
+    def recent_runs(dag_id: str, limit: int):
+        asked.append(limit)
+        return runs
+
+    def build_report(dag_id: str, run_id: str) -> dict:
+        if run_id == "queued":
+            raise HTTPException(404, "no tasks yet")
+        objects = {**REPORT["objects"], "new": 1234 if run_id == "r1" else 5}
+        return {**REPORT, "run_id": run_id, "objects": objects}
+
+    monkeypatch.setattr(report_app, "recent_runs", recent_runs)
+    monkeypatch.setattr(report_app, "build_report", build_report)
+
+    async def get(path: str) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://airflow") as client:
+            return await client.get(path)
+
+    page = asyncio.run(get("/dags/latechunk_ingest/trends?runs=100000"))
+    assert page.status_code == 200 and asked == [report_app.MAX_TREND_RUNS]
+    assert 'data-series="new" data-run="r1" data-value="1234"' in page.text and "r1: new 1,234</title>" in page.text
+    assert 'data-run="queued"' not in page.text
+    assert 'href="/latechunk/runs/latechunk_ingest/r%2B2"' in page.text
+    assert "minilm @ sha256:0123456789abcdef" in page.text
+    points = asyncio.run(get("/dags/latechunk_ingest/trends.json")).json()
+    assert [(point["run_id"], point["documents"]["new"], point["state"]) for point in points] == [
+        ("r1", 1234, "success"), ("r+2", 5, "failed")]
