@@ -93,9 +93,10 @@ def line_chart(
             f'<text x="{frame.left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" class="tick">'
             f"{escape(human_number(tick))}</text>"
         )
-    every = max(1, math.ceil(len(runs) / 8))  # at most about eight run labels fit under the axis
+    # About six run labels ("03-01 00:10") fit under the axis; counted from the latest run, which always has one.
+    every = max(1, math.ceil(len(runs) / 6))
     for position, label in enumerate(run_labels):
-        if position % every == 0 or position == len(runs) - 1:
+        if (len(runs) - 1 - position) % every == 0:
             parts.append(f'<text x="{x(position):.1f}" y="{bottom + 16}" text-anchor="middle" class="tick">'
                          f"{escape(label)}</text>")
     parts.append(
