@@ -71,7 +71,7 @@ def line_chart(
     values = [value for _, points in series for value in points if value is not None]
     if threshold is not None:
         values.append(threshold)
-    ticks = nice_ticks(min([0.0, *values]), max([0.0, *values]) * 1.05 if values else 1.0)
+    ticks = nice_ticks(min([0.0, *values]), max([0.0, *values]))  # a rate of 0.98 gets an axis up to 1
     low, high = ticks[0], ticks[-1]
 
     def x(position: int) -> float:
