@@ -98,3 +98,25 @@ def test_each_stage_sends_its_figures_to_statsd(statsd_listener):
     assert lines["airflow.latechunk.latechunk_ingest.chunks_indexed"] == (30.0, "g")
     assert lines["airflow.latechunk.latechunk_ingest.chunks_deleted"] == (5.0, "g")
     assert lines["airflow.latechunk.latechunk_ingest.documents_quarantined"] == (2.0, "g")
+
+
+def test_a_failed_validation_sends_the_values_that_failed_it(monkeypatch):
+    from airflow.sdk import DAG
+    from latechunk.validate_report import Check, ValidationError, ValidationReport
+    from latechunk_operators import metrics
+    from latechunk_operators.validate import LateChunkValidateOperator
+
+    report = ValidationReport("docs", [Check("query_retrieval", 0.25, 0.8, False), Check("probes", None, 1.0, True,
+                                                                                         skipped=True)])
+    sent = []
+    monkeypatch.setattr(metrics, "emit", lambda batch: sent.extend(batch))
+    monkeypatch.setattr(LateChunkValidateOperator, "run_checks", lambda self: report.raise_for_failure())
+    with DAG("latechunk_reindex", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=UTC)):
+        validate = LateChunkValidateOperator(task_id="validate", manifest_path="s3://b/m.json", index_name="docs",
+                                             model="m", staging_bucket="staging")
+    with pytest.raises(ValidationError):
+        validate.execute({})
+    assert {(metric.name, metric.value) for metric in sent} == {
+        ("latechunk.latechunk_reindex.validation.query_retrieval", 0.25),
+        ("latechunk.latechunk_reindex.validation.passed", 0.0),
+    }
