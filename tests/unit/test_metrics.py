@@ -1,5 +1,6 @@
 """The pipeline's metrics reach a StatsD listener through Airflow's own metrics settings (``[metrics]``), as a task
-process sends them: a UDP socket stands in for the StatsD server and the datagrams are read back."""
+process sends them: a UDP socket stands in for the StatsD server and the datagrams are read back. Every name is in
+docs/deployment.md's table, and a failed validation still sends the values that failed it."""
 
 from __future__ import annotations
 
