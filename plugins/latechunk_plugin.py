@@ -1,5 +1,6 @@
-"""Airflow plugin: the run report (a FastAPI app served by the api-server, shown as a tab of every DAG run) and the
-operator extra links that lead to it."""
+"""Airflow plugin: the run report (a FastAPI app served by the api-server, shown as a tab of every DAG run), the
+trends page of each pipeline DAG (a tab of the DAG, and entries of the Plugins menu), and the operator extra links
+that lead to the report."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 from latechunk_operators.links import QuarantineLink, RunReportLink
+
+PIPELINE_DAGS = ("latechunk_ingest", "latechunk_reindex")
 
 
 class _ReportApp:
@@ -28,6 +31,22 @@ class LateChunkPlugin(AirflowPlugin):
             "href": "/latechunk/runs/{DAG_ID}/{RUN_ID}",
             "destination": "dag_run",
             "url_route": "latechunk-report",
-        }
+        },
+        {
+            "name": "Trends",
+            "href": "/latechunk/dags/{DAG_ID}/trends",
+            "destination": "dag",
+            "url_route": "latechunk-trends",
+        },
+        *(
+            {
+                "name": f"Trends of {dag_id}",
+                "href": f"/latechunk/dags/{dag_id}/trends",
+                "destination": "nav",
+                "category": "Late chunking",
+                "url_route": f"latechunk-trends-{dag_id}",
+            }
+            for dag_id in PIPELINE_DAGS
+        ),
     ]
     operator_extra_links = [RunReportLink(), QuarantineLink()]

@@ -41,6 +41,7 @@ class RunReport:
     stages: list[StageFigures]
     validation: dict[str, Any] | None
     links: dict[str, str] = field(default_factory=dict)
+    model_revision: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         stages = [{**asdict(stage), "tokens_per_s": stage.tokens_per_s} for stage in self.stages]
@@ -94,6 +95,7 @@ def build_run_report(
         stages=stages,
         validation=validation,
         links=dict(links or {}),
+        model_revision=(manifest or {}).get("model_revision"),
     )
 
 

@@ -15,6 +15,11 @@ from __future__ import annotations
 
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
 
+from latechunk.quiet_logs import quiet_libraries
+
+# Before the preloaded modules are imported: transformers reads whether to draw progress bars at its import.
+quiet_libraries()
+
 # Celery imports these in the worker's main process, before it starts (forks) its pool.
 PRELOADED_MODULES = (
     "latechunk.encoders",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import resource
 from typing import TYPE_CHECKING, Any
 
@@ -14,12 +13,6 @@ if TYPE_CHECKING:
 
 # One INFO line per HTTP request would bury the pipeline's own progress lines in the task log.
 QUIET_LOGGERS = ("elastic_transport", "botocore", "urllib3", "httpx", "s3transfer")
-# Progress bars and advisories that libraries write to stderr, which the task log shows as errors.
-QUIET_ENVIRONMENT = {
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    "TRANSFORMERS_VERBOSITY": "error",
-    "TOKENIZERS_PARALLELISM": "false",
-}
 
 
 class LateChunkBaseOperator(BaseOperator):
@@ -49,20 +42,26 @@ class LateChunkBaseOperator(BaseOperator):
         self.aws_conn_id = aws_conn_id
 
     def pre_execute(self, context: Any) -> None:
-        """Keep the task log readable: third-party request logs at WARNING, no harmless stderr chatter."""
+        """Keep the task log readable: third-party request logs at WARNING, no progress bars or warnings on stderr
+        (which the task log shows as errors; see ``latechunk.quiet_logs``)."""
+        from latechunk.quiet_logs import quiet_libraries
+
         super().pre_execute(context)
         for name in QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
-        for name, value in QUIET_ENVIRONMENT.items():
-            os.environ.setdefault(name, value)
+        quiet_libraries()
 
     def summarised(self, summary: dict[str, Any]) -> dict[str, Any]:
         """End the task log with one human sentence about the task's structured summary (which goes to XCom),
-        and add the task process's peak resident memory to it."""
+        add the task process's peak resident memory to it, and send its figures as metrics (``run_metrics``)."""
         from latechunk.pipeline.progress import summary_line
+        from latechunk.run_metrics import stage_metrics
+
+        from latechunk_operators.metrics import emit
 
         summary = {**summary, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
         self.log.info("%s (peak memory %.0f MB)", summary_line(self.task_id, summary), summary["peak_rss_mb"])
+        emit(stage_metrics(self.dag_id, self.task_id, summary))
         return summary
 
     def staging_area(self, context: Any) -> StagingArea:

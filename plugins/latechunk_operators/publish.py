@@ -48,8 +48,10 @@ class LateChunkPublishOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
+        from latechunk.run_metrics import Metric, metric_name
 
         from latechunk_operators.hooks import elasticsearch_client
+        from latechunk_operators.metrics import emit
 
         ti = context["ti"]
         written = ti.xcom_pull(task_ids=self.index_task_id) or {}
@@ -70,4 +72,5 @@ class LateChunkPublishOperator(BaseOperator):
         }
         context["outlet_events"][self.asset].extra = extra
         self.log.info("index %s changed: asset event with %s", self.index_name, extra)
+        emit([Metric(metric_name(self.dag_id, "asset_events"), "counter", 1)])
         return extra

@@ -5,6 +5,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from latechunk.display import human_number, model_label
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.2rem; color: #1a202c; }
 h1 { font-size: 1.3rem; } h2 { font-size: 1.05rem; margin-top: 1.6rem; }
@@ -22,8 +24,10 @@ OBJECT_LABELS = {
 
 
 def _cell(content: Any, number: bool = False, **data: Any) -> str:
+    """A table cell; numbers are shown for people (``human_number``), their exact values stay in ``data-``."""
     attributes = "".join(f' data-{name}="{escape(str(val))}"' for name, val in data.items())
-    return f'<td{" class=n" if number else ""}{attributes}>{escape("" if content is None else str(content))}</td>'
+    text = human_number(content) if number else ("" if content is None else str(content))
+    return f'<td{" class=n" if number else ""}{attributes}>{escape(text)}</td>'
 
 
 def _objects(report: dict[str, Any]) -> str:
@@ -101,7 +105,7 @@ def _hit_row(rank: int, hit: dict[str, Any]) -> str:
     span = f"[{hit['char_start']}, {hit['char_end']})"
     text = " ".join(str(hit["text"]).split())[:240]
     return (
-        f"<tr class=hit>{_cell(rank, True)}{_cell(format(hit['score'], '.3f'), True)}{_cell(where, key=hit['key'])}"
+        f"<tr class=hit>{_cell(rank, True)}{_cell(hit['score'], True)}{_cell(where, key=hit['key'])}"
         f"{_cell(hit['chunk_id'], True)}{_cell(span)}{_cell(text)}</tr>"
     )
 
@@ -119,7 +123,8 @@ def render_page(report: dict[str, Any], *, question: str = "", hits=None, error:
 <h1>Late chunking run report</h1>
 <p><b>{escape(report['dag_id'])}</b> run <code>{escape(report['run_id'])}</code><br>
 index <code id=index>{escape(str(report.get('index')))}</code>,
-model <code>{escape(str(report.get('model')))}</code></p>
+model <code id=model>{escape(model_label(report.get('model'), report.get('model_revision')))}</code><br>
+<a href="{escape(report.get('trends_url', ''))}" id=link-trends>Trends: this DAG's runs over time</a></p>
 <h2>Objects, chunks and tokens</h2>{_objects(report)}
 <h2>Stages</h2>{_stages(report)}
 <h2>Validation</h2>{_validation(report)}

@@ -94,6 +94,19 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from latechunk.run_metrics import validation_metrics
+        from latechunk.validate_report import ValidationError
+
+        from latechunk_operators.metrics import emit
+
+        try:
+            return self.run_checks()
+        except ValidationError as failure:  # a failed run's values are what a dashboard most needs to show
+            checks = {check.name: check.value for check in failure.report.checks if not check.skipped}
+            emit(validation_metrics(self.dag_id, checks, passed=False))
+            raise
+
+    def run_checks(self) -> dict[str, Any]:
         from latechunk.pipeline.check import ValidationSettings, validate
         from latechunk.probes import parse_probes
 

@@ -1,6 +1,6 @@
 """The Airflow UI in a real browser (Debian's chromium and chromedriver, driven by Selenium): log in, open a finished
 run's report tab, read its figures off the page and compare them with the staged manifest and validation report,
-ask the index a question, and check the trigger form's sections and bounds.
+ask the index a question, check the trigger form's sections and bounds, and read the trends page of several runs.
 
 Screenshots go to LATECHUNK_SCREENSHOTS (docs/img to refresh the README's) or a temporary folder.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from stack_support import TOPICS, new_corpus, run_and_wait
@@ -91,8 +92,8 @@ def test_run_report_in_the_ui_matches_the_staged_files(stack, browser, shots, fi
     browser.save_screenshot(str(shots / "ui-report-tab.png"))
     browser.switch_to.frame(frame)
 
-    def count(name: str) -> int:
-        return int(browser.find_element(By.CSS_SELECTOR, f"#objects td[data-count={name}]").text)
+    def count(name: str) -> int:  # shown for people: 1,234
+        return int(browser.find_element(By.CSS_SELECTOR, f"#objects td[data-count={name}]").text.replace(",", ""))
 
     manifest = read_json(corpus.s3, stack.xcom("latechunk_ingest", run_id, "extract", key="manifest"))
     report = read_json(corpus.s3, stack.xcom("latechunk_ingest", run_id, "validate")["report"])
@@ -161,3 +162,90 @@ def test_trigger_form_has_sections_and_refuses_out_of_range_values(stack, browse
     # What the form clamps, the API refuses outright: the same schema guards automation.
     with pytest.raises(AirflowError, match="chunk_size"):
         stack.trigger("latechunk_ingest", {"chunk_size": 0})
+
+
+@pytest.fixture(scope="module")
+def several_runs(stack, s3_client, es_client, minilm):
+    """Three runs of one corpus, each changing it differently: new objects; a changed and a new one; a deleted one
+    and an empty one (quarantined)."""
+    with new_corpus(s3_client, es_client, minilm, "trends") as corpus:
+        conf = corpus.run_conf(partition_by_date=False, max_bad_fraction=0.5, delete_missing=True)
+        runs = []
+        for name in ("reef.txt", "bread.txt", "comet.txt"):
+            corpus.put(f"incoming/{name}", TOPICS[name])
+        runs.append(run_and_wait(stack, "latechunk_ingest", conf))
+        corpus.put("incoming/bread.txt", TOPICS["bread.txt"] + " It is baked in a hot oven.")
+        corpus.put("incoming/engine.txt", TOPICS["engine.txt"])
+        runs.append(run_and_wait(stack, "latechunk_ingest", conf))
+        corpus.delete("incoming/comet.txt")
+        corpus.put("incoming/empty.txt", "")
+        runs.append(run_and_wait(stack, "latechunk_ingest", conf))
+        yield corpus, [run["dag_run_id"] for run in runs]
+
+
+def test_trends_page_plots_every_run_and_links_to_its_report(stack, browser, shots, several_runs, minilm):
+    from latechunk.display import model_label
+    from latechunk.staging import read_json
+
+    corpus, run_ids = several_runs
+    log_in(browser, stack)
+    browser.get(f"{stack.url}/dags/latechunk_ingest")
+    tab = "//button[normalize-space(.)='Trends'] | //a[normalize-space(.)='Trends']"
+    wait_for(browser, By.XPATH, tab).click()
+    frame = wait_for(browser, By.CSS_SELECTOR, "iframe[src*='/latechunk/dags/latechunk_ingest/trends']")
+    browser.switch_to.frame(frame)
+    wait_for(browser, By.ID, "chart-documents")
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(shots / "ui-trends.png"))
+
+    # The page itself, with every run of the DAG on this stack (other tests' runs too): ours are among the last.
+    browser.get(f"{stack.url}/latechunk/dags/latechunk_ingest/trends?runs=200")
+    wait_for(browser, By.ID, "chart-documents")
+
+    def plotted(chart: str, series: str, run_id: str) -> float:
+        dot = browser.find_element(
+            By.CSS_SELECTOR, f"#chart-{chart} circle[data-series='{series}'][data-run='{run_id}']"
+        )
+        return float(dot.get_attribute("data-value"))
+
+    expected = [(3, 0, 0, 0), (1, 1, 0, 0), (0, 0, 1, 1)]  # new, changed, deleted, quarantined
+    for run_id, (new, changed, deleted, quarantined) in zip(run_ids, expected, strict=True):
+        summary = stack.xcom("latechunk_ingest", run_id, "extract", key="summary")
+        manifest = read_json(corpus.s3, stack.xcom("latechunk_ingest", run_id, "extract", key="manifest"))
+        index = stack.xcom("latechunk_ingest", run_id, "index")
+        assert (summary["objects_new"], summary["objects_modified"]) == (new, changed), run_id
+        assert plotted("documents", "new", run_id) == new
+        assert plotted("documents", "changed", run_id) == changed
+        assert plotted("documents", "deleted", run_id) == deleted == len(manifest["deleted_keys"])
+        assert plotted("documents", "quarantined", run_id) == quarantined
+        assert plotted("chunks", "chunks written", run_id) == index["chunks_indexed"]
+        report = read_json(corpus.s3, stack.xcom("latechunk_ingest", run_id, "validate")["report"])
+        for check in report["checks"]:
+            if not check["skipped"]:
+                assert plotted(f"check-{check['name']}", check["name"], run_id) == pytest.approx(check["value"])
+        row = browser.find_element(By.CSS_SELECTOR, f"#runs tr[data-run='{run_id}']")
+        link = row.find_element(By.TAG_NAME, "a").get_attribute("href")
+        assert link.endswith(f"/latechunk/runs/latechunk_ingest/{quote(run_id, safe='')}")
+    last = read_json(corpus.s3, stack.xcom("latechunk_ingest", run_ids[-1], "validate")["report"])
+    drawn = browser.find_element(By.CSS_SELECTOR, "#chart-check-self_retrieval line.threshold")
+    assert float(drawn.get_attribute("data-threshold")) == next(
+        check["threshold"] for check in last["checks"] if check["name"] == "self_retrieval"
+    )
+    assert model_label(minilm) in browser.find_element(By.ID, "models").text
+    if minilm.startswith("/"):
+        assert minilm not in browser.page_source, "a local checkpoint is named, not located"
+
+    # From a run's report to the trends page, and from the trends page back to the report.
+    browser.find_element(By.CSS_SELECTOR, f"#runs tr[data-run='{run_ids[-1]}'] a").click()
+    wait_for(browser, By.ID, "objects")
+    browser.find_element(By.ID, "link-trends").click()
+    wait_for(browser, By.ID, "chart-documents")
+    assert browser.current_url.endswith("/latechunk/dags/latechunk_ingest/trends")
+
+
+def test_trends_pages_are_in_the_plugins_menu(stack):
+    views = [view for plugin in stack.request("GET", "/plugins")["plugins"] for view in plugin["external_views"]]
+    hrefs = {view["href"]: view["destination"] for view in views}
+    assert hrefs["/latechunk/dags/{DAG_ID}/trends"] == "dag"
+    for dag_id in ("latechunk_ingest", "latechunk_reindex"):
+        assert hrefs[f"/latechunk/dags/{dag_id}/trends"] == "nav"
