@@ -66,6 +66,7 @@ def main() -> None:
         batched = embed_documents(encoder, annotated, token_budget=16384)  # the embed stage's view
         cosines = np.concatenate([np.sum(a * b, axis=1) for a, b in zip(alone, batched, strict=True)])
         results[dtype] = {"min_cosine": float(cosines.min()), "p001_cosine": float(np.quantile(cosines, 0.001))}
+        print(dtype, results[dtype], flush=True)
     neighbour, shifted = [], []
     for vectors in alone:
         if len(vectors) > 1:

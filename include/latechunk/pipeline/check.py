@@ -17,7 +17,7 @@ from latechunk.index_mapping import VECTOR_FIELD
 from latechunk.late_chunking_config import LateChunkingConfig
 from latechunk.pipeline.index_plan import read_index_quarantine
 from latechunk.pipeline.load import DEFAULT_INDEX_OPTIONS, chunk_batch_uris, unchunked_documents
-from latechunk.pipeline.models import load_tokenizer, manifest_index_spec
+from latechunk.pipeline.models import describe_model, load_tokenizer, manifest_index_spec
 from latechunk.spans import ChunkingConfig
 from latechunk.staging_stream import ENCODER_DTYPE_KEY, StagedReader
 from latechunk.validate import Reencoder, Thresholds, validate_index
@@ -77,8 +77,9 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
 
     The run's model encodes the model-grounded checks' queries (on CPU unless a GPU is at hand: a few dozen short
     texts) and re-encodes a sample of the run's documents, about ``exact_sample_tokens`` tokens, for the exact
-    check; the bound of that check follows the dtype the embed stage recorded for the sampled batches. The quarantine in the report holds what extract skipped, the documents that gave no chunk and the
-    objects the index refused (whose staged chunks are not checked against the index).
+    check; the bound of that check follows the dtype the embed stage recorded for the sampled batches. The
+    quarantine in the report holds what extract skipped, the documents that gave no chunk and the objects the
+    index refused (whose staged chunks are not checked against the index).
     """
     from latechunk.encoders import load_encoder
 
@@ -140,12 +141,12 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
 def run_reencoder(manifest: dict[str, Any], encoder) -> Reencoder:
     """The annotate and embed path of the run, with the settings extract checked and recorded in its manifest."""
     chunking = ChunkingConfig(**manifest["chunking"])
-    window = manifest["window"]
+    model_window = describe_model(manifest["model"]).window  # annotate's cap on chunk sizes
     return Reencoder(
         encoder=encoder,
         tokenizer=load_tokenizer(manifest["model"]),
-        chunking=dataclasses.replace(chunking, max_chunk_tokens=min(chunking.max_chunk_tokens, window)),
-        window=window,
+        chunking=dataclasses.replace(chunking, max_chunk_tokens=min(chunking.max_chunk_tokens, model_window)),
+        window=manifest["window"],
         overlap=manifest["window_overlap"],
         late_chunking=LateChunkingConfig(**manifest.get("late_chunking", {})),
     )
