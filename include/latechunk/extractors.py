@@ -1,10 +1,13 @@
 """Text out of bytes, one format at a time, within limits that a hostile object cannot get round.
 
-Every extractor is linear in the size of its input, whatever its nesting: JSON is checked for depth by a flat
-scan before the (recursive) parser sees it, and HTML goes through the streaming tokenizer of `latechunk.html_text`,
-which keeps no tree. On top of that each object has a time budget, checked between steps (JSON records, HTML tags,
-PDF pages): a step is never interrupted, so an object may overrun its budget by one step before it is quarantined.
-HTML needs no depth limit: nothing in its extraction depends on the nesting.
+Every extractor of text, JSON and HTML is linear in the size of its input, whatever its nesting or its quotes: JSON
+is checked for depth by a flat scan before the (recursive) parser sees it, and HTML goes through the streaming
+tokenizer of `latechunk.html_text`, which keeps no tree. On top of that each object has a time budget, checked
+between steps (JSON records, HTML tags): a step is never interrupted, but no step is more than linear in the
+object's size (one `json.loads`, one depth scan), which `max_object_bytes` bounds. PDFs are read by pypdf, whose
+work can grow far beyond the file's size: `latechunk.pdf_text` meters their content and `latechunk.pdf_process`
+reads them in a child process that is killed at the deadline. HTML needs no depth limit: nothing in its extraction
+depends on the nesting.
 
 Lone surrogates (a JSON string may spell one, e.g. "\\ud800") cannot be written as UTF-8. `clean_part` replaces
 each with U+FFFD in the text and the metadata: one code point for one, so every offset into the text stays valid,
@@ -15,9 +18,7 @@ encoding (UTF-8, or UTF-16/32 with a byte order mark) are not repaired: the obje
 from __future__ import annotations
 
 import codecs
-import io
 import json
-import logging
 import re
 import time
 from collections.abc import Iterator
@@ -72,6 +73,10 @@ class Limits:
     max_depth: int = 500
     max_parts: int = 10_000
     time_budget_s: float = 300.0
+    # Decoded PDF content pypdf may parse for one page and for the whole object, repeats counted each time (see
+    # latechunk.pdf_text): ordinary pages hold tens of KB; pypdf parses a few MB a second.
+    max_pdf_page_bytes: int = 16 * 1024 * 1024
+    max_pdf_bytes: int = 256 * 1024 * 1024
 
 
 class Deadline:
@@ -96,7 +101,11 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 _SURROGATES = re.compile("[\ud800-\udfff]")
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A JSON string, or what is left of the text after a quote that no unescaped quote closes: the pattern matches at
+# every quote it tries, so a search never fails at one quote and starts over at the next (which made an unterminated
+# string of escaped quotes quadratic: 32 KB took 3 s). A parser stops at an unterminated string, so the brackets
+# after it are never nested into.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
 _NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
 _DEPTH_BLOCK = 1 << 20
 
@@ -197,37 +206,6 @@ def jsonl_parts(text: str, text_field: str, limits: Limits, deadline: Deadline) 
             yield str(number), skip
             continue
         yield _record_part(str(number), record, text_field)
-
-
-def pdf_text(data: bytes, deadline: Deadline) -> tuple[str, dict[str, Any]]:
-    from pypdf import PdfReader
-
-    if not data.lstrip()[:5] == b"%PDF-":
-        raise SkipDocument(SkipReason.CORRUPT_PDF, "no %PDF- header")
-    # pypdf signals a damaged file with many exception types (and logs warnings for recoverable damage).
-    pdf_logger = logging.getLogger("pypdf")
-    previous_level = pdf_logger.level
-    pdf_logger.setLevel(logging.ERROR)
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise SkipDocument(SkipReason.CORRUPT_PDF, "encrypted with a password")
-        pages = []
-        for number, page in enumerate(reader.pages, start=1):
-            deadline.check(f"PDF page {number}")
-            pages.append(page.extract_text() or "")
-        title = (reader.metadata or {}).get("/Title")
-    except SkipDocument:
-        raise
-    except Exception as error:
-        raise SkipDocument(SkipReason.CORRUPT_PDF, f"{type(error).__name__}: {error}") from None
-    finally:
-        pdf_logger.setLevel(previous_level)
-    text = "\n\n".join(page.strip() for page in pages if page.strip())
-    metadata: dict[str, Any] = {"pages": len(pages)}
-    if isinstance(title, str) and title.strip():
-        metadata["title"] = str(title).strip()
-    return require_text(text), metadata
 
 
 def _check_depth(text: str, max_depth: int) -> None:
