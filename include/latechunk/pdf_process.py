@@ -94,9 +94,13 @@ class PdfProcess:
             self._receive = Connection(os.dup(self._child.stdout.fileno()), writable=False)
             self._child.stdin.close()
             self._child.stdout.close()
-            if not self._receive.poll(_START_TIMEOUT_S) or self._receive.recv_bytes() != _READY:
-                self._stop()
-                raise RuntimeError("the PDF parser process did not start")
+            try:
+                ready = self._receive.poll(_START_TIMEOUT_S) and self._receive.recv_bytes() == _READY
+            except (EOFError, OSError):
+                ready = False
+            if not ready:
+                code = self._stop()
+                raise RuntimeError(f"the PDF parser process did not start (exit code {code}; see its errors above)")
         return self._send, self._receive
 
     def _stop(self) -> int | None:

@@ -144,12 +144,14 @@ def _form_sizes(resources: Any) -> dict[str, int]:
     pending = [(resources, 0)]
     while pending:
         current, depth = pending.pop()
-        xobjects = current.get_object().get("/XObject") if current is not None else None
-        if xobjects is None or depth > _MAX_FORM_NESTING:
+        current = current.get_object() if current is not None else None
+        xobjects = current.get("/XObject") if isinstance(current, dict) else None
+        xobjects = xobjects.get_object() if xobjects is not None else None
+        if not isinstance(xobjects, dict) or depth > _MAX_FORM_NESTING:
             continue
-        for name, reference in xobjects.get_object().items():
+        for name, reference in xobjects.items():
             form = reference.get_object()
-            if id(form) in seen or form.get("/Subtype") != "/Form":
+            if not isinstance(form, dict) or id(form) in seen or form.get("/Subtype") != "/Form":
                 continue
             seen.add(id(form))
             sizes[str(name)] = max(sizes.get(str(name), 0), _decoded_size(form))

@@ -5,7 +5,10 @@ the parser can count it)."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import threading
 import time
 
 import pytest
@@ -166,3 +169,20 @@ def test_a_parser_stuck_past_its_deadline_is_killed_and_the_next_pdf_gets_a_new_
     assert child.poll() is not None, "the stuck child was killed"
     assert outcome("fine.pdf", pdf_text_pages(1)) == ("extracted", "A page of ordinary text.")
     assert PDF_PROCESS._child is not child
+
+
+def test_a_parser_process_that_dies_quarantines_its_object_and_the_next_pdf_gets_a_new_one():
+    # As if the kernel's OOM killer took the child in the middle of a long parse.
+    data = pdf_repeated_stream(24_000_000, repeats=1)
+    outcome("warm.pdf", pdf_text_pages(1))
+    child = PDF_PROCESS._child
+    killer = threading.Timer(0.5, os.kill, (child.pid, signal.SIGKILL))
+    killer.start()
+    try:
+        assert outcome("killed.pdf", data, time_budget_s=60, max_pdf_page_bytes=10**9) == (
+            "extraction_error",
+            f"the PDF parser process died (exit code {-signal.SIGKILL})",
+        )
+    finally:
+        killer.cancel()
+    assert outcome("fine.pdf", pdf_text_pages(1)) == ("extracted", "A page of ordinary text.")
