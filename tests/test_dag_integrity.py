@@ -134,3 +134,10 @@ def test_an_execution_timeout_comes_from_its_environment_variable(monkeypatch):
     assert execution_timeout("embed") == timedelta(minutes=90)
     assert execution_timeout("swap_alias") == timedelta(seconds=30)
     assert execution_timeout("index") == timedelta(minutes=180)
+
+
+def test_a_task_timeout_is_not_an_exception_that_extraction_would_quarantine():
+    """load_documents quarantines an object on any Exception; Airflow's execution_timeout must get through it."""
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+
+    assert issubclass(AirflowTaskTimeout, BaseException) and not issubclass(AirflowTaskTimeout, Exception)

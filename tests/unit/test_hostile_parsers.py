@@ -186,3 +186,29 @@ def test_a_parser_process_that_dies_quarantines_its_object_and_the_next_pdf_gets
     finally:
         killer.cancel()
     assert outcome("fine.pdf", pdf_text_pages(1)) == ("extracted", "A page of ordinary text.")
+
+
+def test_the_tasks_execution_timeout_goes_through_and_kills_the_pdf_parser():
+    """Airflow 3.3's execution_timeout raises AirflowTaskTimeout (a BaseException, not an Exception: checked in
+    tests/test_dag_integrity.py) from a SIGALRM handler in the task process: it must fail the task, not be
+    quarantined, and leave no answer behind for the next object. (Importing Airflow here would cost seconds.)"""
+
+    class AirflowTaskTimeout(BaseException):
+        pass
+
+    def timeout(signum, frame):
+        raise AirflowTaskTimeout("Timeout")
+
+    data = pdf_repeated_stream(24_000_000, repeats=1)
+    outcome("warm.pdf", pdf_text_pages(1))
+    child = PDF_PROCESS._child
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(AirflowTaskTimeout):
+            outcome("slow.pdf", data, time_budget_s=60, max_pdf_page_bytes=10**9)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert child.poll() is not None, "the child was killed with the task's try"
+    assert outcome("fine.pdf", pdf_text_pages(1)) == ("extracted", "A page of ordinary text.")
