@@ -102,8 +102,8 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 _SURROGATES = re.compile("[\ud800-\udfff]")
-# What the depth scan keeps of JSON text: brackets and the quotes that delimit strings.
-_NOT_SYNTAX = bytes(byte for byte in range(256) if byte not in b'[]{}"')
+# What the depth scan keeps of JSON text: brackets, the quotes that delimit strings, line ends.
+_NOT_SYNTAX = bytes(byte for byte in range(256) if byte not in b'[]{}"\n')
 _DEPTH_BLOCK = 1 << 20
 
 
@@ -153,27 +153,37 @@ def without_surrogates(text: str) -> str:
     return _SURROGATES.sub("\ufffd", text)
 
 
-def json_depth(text: str) -> int:
+def json_depth(text: str, *, per_line: bool = False) -> int:
     """Deepest nesting of arrays and objects in JSON text, found by a flat scan that never recurses (a recursive
-    parser is exactly what a hostile file would exhaust). Brackets inside strings do not count.
+    parser is exactly what a hostile file would exhaust). Brackets inside strings do not count; with ``per_line``,
+    the deepest of the lines' own depths (JSON Lines: each line parsed alone).
 
     Linear whatever the quotes: escaped backslashes, then escaped quotes, are removed (left to right, as a parser
-    reads them), so that every quote left delimits a string; then only brackets and quotes are kept, and a bracket
-    counts when an even number of quotes precede it. A string that never ends hides the brackets after it, which a
-    parser never reaches either. (A regular expression for strings was quadratic on an unterminated string of
-    escaped quotes: 32 KB took 3 s.)"""
+    reads them), so that every quote left delimits a string; then only brackets, quotes and line ends are kept, and
+    a bracket counts when an even number of quotes precede it on its line (a JSON string holds no raw line end). A
+    string that never ends hides the brackets after it on its line, which a parser never reaches either. (A regular
+    expression for strings was quadratic on an unterminated string of escaped quotes: 32 KB took 3 s.)"""
     unescaped = text.replace("\\\\", "").replace('\\"', "")
     syntax = np.frombuffer(unescaped.encode("utf-8", "replace").translate(None, _NOT_SYNTAX), np.uint8)
-    quoted = level = deepest = 0
+    # Carried from block to block: quotes and level so far, and both at the start of the current line.
+    quotes_seen = level = line_quotes = line_level = deepest = 0
     for start in range(0, len(syntax), _DEPTH_BLOCK):
         block = syntax[start : start + _DEPTH_BLOCK]
-        quotes = np.cumsum(block == ord('"'), dtype=np.int64) + quoted
-        outside = quotes % 2 == 0
+        line_end = block == ord("\n")
+        quotes = quotes_seen + np.cumsum(block == ord('"'), dtype=np.int64)
+        quotes_at_line = np.maximum.accumulate(np.where(line_end, quotes, line_quotes))
+        outside = (quotes - quotes_at_line) % 2 == 0
         opening = ((block == ord("[")) | (block == ord("{"))) & outside
         closing = ((block == ord("]")) | (block == ord("}"))) & outside
         levels = level + np.cumsum(opening.astype(np.int64) - closing, dtype=np.int64)
-        deepest = max(deepest, int(levels.max()))
-        level, quoted = int(levels[-1]), int(quotes[-1])
+        if per_line:
+            last_end = np.maximum.accumulate(np.where(line_end, np.arange(len(block)), -1))
+            levels_at_line = np.where(last_end >= 0, levels[last_end], line_level)
+            deepest = max(deepest, int((levels - levels_at_line).max()))
+            line_level = int(levels_at_line[-1])
+        else:
+            deepest = max(deepest, int(levels.max()))
+        quotes_seen, level, line_quotes = int(quotes[-1]), int(levels[-1]), int(quotes_at_line[-1])
     return deepest
 
 
@@ -202,7 +212,7 @@ def jsonl_parts(text: str, text_field: str, limits: Limits, deadline: Deadline) 
     # "\n" is JSON whitespace.
     lines = [(number, line) for number, line in enumerate(text.split("\n"), start=1) if line.strip()]
     _check_parts(len(lines), "records in the file", limits.max_parts)
-    check_lines = json_depth(text) > limits.max_depth  # the whole file bounds every line: usually one scan will do
+    check_lines = json_depth(text, per_line=True) > limits.max_depth  # usually one scan will do
     for number, line in lines:
         deadline.check(f"line {number}")
         try:

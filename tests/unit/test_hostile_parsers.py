@@ -212,3 +212,16 @@ def test_the_tasks_execution_timeout_goes_through_and_kills_the_pdf_parser():
         signal.signal(signal.SIGALRM, previous)
     assert child.poll() is not None, "the child was killed with the task's try"
     assert outcome("fine.pdf", pdf_text_pages(1)) == ("extracted", "A page of ordinary text.")
+
+
+def test_a_json_lines_file_checks_each_line_for_its_own_depth():
+    # An unterminated string, or closing brackets, on one line must not hide a deep line after it.
+    deep = b'{"text": "deep", "m": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    for before in (b'{"text": "open ' + b'\\"' * 1_000, b"]" * 20_000):
+        data = b'{"text": "first"}\n' + before + b"\n" + deep + b'\n{"text": "last"}\n'
+        parts, skipped = extract_text("feed.jsonl", data)
+        assert [part.text for part in parts] == ["first", "last"]
+        assert [(part, skip.reason) for part, skip in skipped] == [("2", "invalid_json"), ("3", "too_deep")]
+    assert json_depth('[[\n"a\n[[[', per_line=True) == 3, "a string ends with its line"
+    assert json_depth("[[[\n]]]\n[[", per_line=True) == 3
+    assert json_depth("[[[\n]]]\n[[") == 3 and json_depth("[[[\n[[") == 5
