@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, TriggerRule
-from latechunk_operators.params import INDEX_ASSET, TASK_RETRIES, ingest_params, param_ref
+from latechunk_operators.params import INDEX_ASSET, TASK_RETRIES, execution_timeout, ingest_params, param_ref
 from latechunk_operators.publish import LateChunkPublishOperator
 from latechunk_operators.tasks import late_chunking_tasks
 
@@ -43,4 +43,9 @@ with DAG(
         delete_missing=param_ref("delete_missing"),
     )
     # The index asset's event, with what changed; none (the task skips) when the run changed nothing.
-    validate >> LateChunkPublishOperator(task_id="publish", asset=INDEX_ASSET, index_name=param_ref("index"))
+    validate >> LateChunkPublishOperator(
+        task_id="publish",
+        asset=INDEX_ASSET,
+        index_name=param_ref("index"),
+        execution_timeout=execution_timeout("publish"),
+    )

@@ -12,7 +12,15 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param
 from latechunk_operators import LateChunkSwapAliasOperator
-from latechunk_operators.params import INDEX_ASSET, TASK_RETRIES, in_sections, ingest_params, param_ref, param_value
+from latechunk_operators.params import (
+    INDEX_ASSET,
+    TASK_RETRIES,
+    execution_timeout,
+    in_sections,
+    ingest_params,
+    param_ref,
+    param_value,
+)
 from latechunk_operators.tasks import late_chunking_tasks
 
 RUN_SUFFIX = "{{ run_id | replace(':', '') | replace('+', '') | replace('.', '') | lower }}"
@@ -44,4 +52,5 @@ with DAG(
         new_index=NEW_INDEX,
         delete_old=param_ref("delete_old_index"),
         outlets=[INDEX_ASSET],
+        execution_timeout=execution_timeout("swap_alias"),
     )

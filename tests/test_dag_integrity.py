@@ -111,3 +111,33 @@ def test_only_params_without_a_default_are_required_and_a_cleared_field_gets_the
                     compiled = NativeEnvironment().from_string(template)
                     expected = compiled.render(params=defaults, dag=dag, run_id=run_id)
                     assert compiled.render(params=cleared, dag=dag, run_id=run_id) == expected, (task.task_id, field)
+
+
+def test_every_task_has_its_stage_execution_timeout(dag_bag):
+    from datetime import timedelta
+
+    from latechunk_operators.params import TASK_TIMEOUT_MINUTES
+
+    for dag_id in EXPECTED_DAG_IDS:
+        for task in dag_bag.dags[dag_id].tasks:
+            expected = timedelta(minutes=TASK_TIMEOUT_MINUTES[task.task_id])
+            assert task.execution_timeout == expected, (dag_id, task.task_id, task.execution_timeout)
+
+
+def test_an_execution_timeout_comes_from_its_environment_variable(monkeypatch):
+    from datetime import timedelta
+
+    from latechunk_operators.params import execution_timeout
+
+    monkeypatch.setenv("LATECHUNK_EMBED_TIMEOUT_MIN", "90")
+    monkeypatch.setenv("LATECHUNK_SWAP_ALIAS_TIMEOUT_MIN", "0.5")
+    assert execution_timeout("embed") == timedelta(minutes=90)
+    assert execution_timeout("swap_alias") == timedelta(seconds=30)
+    assert execution_timeout("index") == timedelta(minutes=180)
+
+
+def test_a_task_timeout_is_not_an_exception_that_extraction_would_quarantine():
+    """load_documents quarantines an object on any Exception; Airflow's execution_timeout must get through it."""
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+
+    assert issubclass(AirflowTaskTimeout, BaseException) and not issubclass(AirflowTaskTimeout, Exception)

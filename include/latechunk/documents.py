@@ -5,7 +5,8 @@ documents, such as `.jsonl`); its version is the object's ETag. A chunk is ident
 
 Extraction never crashes a run on bad input: anything that cannot become text raises `SkipDocument` with a reason
 code, any other failure of a parser on one object is caught for that object alone, and `load_documents` turns both
-into quarantine records for the run report. The formats themselves are read in `latechunk.extractors`.
+into quarantine records for the run report. The formats themselves are read in `latechunk.extractors`,
+`latechunk.html_text` and (in a child process killed at the object's deadline) `latechunk.pdf_text`.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from latechunk.extractors import (
     decode_text,
     json_parts,
     jsonl_parts,
-    pdf_text,
     require_text,
     without_surrogates,
 )
 from latechunk.html_text import html_text
+from latechunk.pdf_process import PDF_PROCESS
 
 log = logging.getLogger(__name__)
 
@@ -168,11 +169,11 @@ def extract_text(
     if content_type is None:
         raise SkipDocument(SkipReason.UNSUPPORTED_TYPE, f"no extractor for {key.rsplit('/', 1)[-1]!r}")
     check_size(len(data), max_bytes)
-    deadline = Deadline(limits.time_budget_s)
     if content_type == "application/pdf":
-        parts = [ExtractedText("", *pdf_text(data, deadline))]
+        parts = [ExtractedText("", *PDF_PROCESS.text(data, limits))]
         skipped = []
     else:
+        deadline = Deadline(limits.time_budget_s)
         text = decode_text(data)
         if content_type in ("application/json", "application/x-ndjson"):
             split = json_parts if content_type == "application/json" else jsonl_parts

@@ -1,10 +1,13 @@
 """Text out of bytes, one format at a time, within limits that a hostile object cannot get round.
 
-Every extractor is linear in the size of its input, whatever its nesting: JSON is checked for depth by a flat
-scan before the (recursive) parser sees it, and HTML goes through the streaming tokenizer of `latechunk.html_text`,
-which keeps no tree. On top of that each object has a time budget, checked between steps (JSON records, HTML tags,
-PDF pages): a step is never interrupted, so an object may overrun its budget by one step before it is quarantined.
-HTML needs no depth limit: nothing in its extraction depends on the nesting.
+Every extractor of text, JSON and HTML is linear in the size of its input, whatever its nesting or its quotes: JSON
+is checked for depth by a flat scan before the (recursive) parser sees it, and HTML goes through the streaming
+tokenizer of `latechunk.html_text`, which keeps no tree. On top of that each object has a time budget, checked
+between steps (JSON records, HTML tags): a step is never interrupted, but no step is more than linear in the
+object's size (one `json.loads`, one depth scan), which `max_object_bytes` bounds. PDFs are read by pypdf, whose
+work can grow far beyond the file's size: `latechunk.pdf_text` meters their content and `latechunk.pdf_process`
+reads them in a child process that is killed at the deadline. HTML needs no depth limit: nothing in its extraction
+depends on the nesting.
 
 Lone surrogates (a JSON string may spell one, e.g. "\\ud800") cannot be written as UTF-8. `clean_part` replaces
 each with U+FFFD in the text and the metadata: one code point for one, so every offset into the text stays valid,
@@ -15,9 +18,7 @@ encoding (UTF-8, or UTF-16/32 with a byte order mark) are not repaired: the obje
 from __future__ import annotations
 
 import codecs
-import io
 import json
-import logging
 import re
 import time
 from collections.abc import Iterator
@@ -72,6 +73,10 @@ class Limits:
     max_depth: int = 500
     max_parts: int = 10_000
     time_budget_s: float = 300.0
+    # Decoded PDF content pypdf may parse for one page and for the whole object, repeats counted each time (see
+    # latechunk.pdf_text): ordinary pages hold tens of KB; pypdf parses a few MB a second.
+    max_pdf_page_bytes: int = 16 * 1024 * 1024
+    max_pdf_bytes: int = 256 * 1024 * 1024
 
 
 class Deadline:
@@ -87,7 +92,8 @@ class Deadline:
 # Share of control characters (other than tab, newline, carriage return, form feed) above which a file that
 # decodes as text is still treated as binary.
 _MAX_CONTROL_SHARE = 0.05
-_TEXT_CONTROLS = frozenset("\t\n\r\f")
+# The control characters that count, as UTF-8 bytes (each is one byte there, never part of a longer sequence).
+_CONTROL_BYTES = bytes(byte for byte in range(32) if byte not in b"\t\n\r\f")
 # UTF-32 first: its little-endian mark starts with UTF-16's.
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -96,8 +102,8 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 _SURROGATES = re.compile("[\ud800-\udfff]")
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+# What the depth scan keeps of JSON text: brackets, the quotes that delimit strings, line ends.
+_NOT_SYNTAX = bytes(byte for byte in range(256) if byte not in b'[]{}"\n')
 _DEPTH_BLOCK = 1 << 20
 
 
@@ -121,7 +127,8 @@ def decode_text(data: bytes) -> str:
             raise SkipDocument(SkipReason.BINARY, "contains NUL characters")
     if not text.strip():
         raise SkipDocument(SkipReason.EMPTY, "empty or whitespace-only object")
-    controls = sum(1 for char in text if char < " " and char not in _TEXT_CONTROLS)
+    encoded = text.encode("utf-8", "surrogatepass")
+    controls = len(encoded) - len(encoded.translate(None, _CONTROL_BYTES))
     if controls > _MAX_CONTROL_SHARE * len(text):
         raise SkipDocument(SkipReason.BINARY, f"{controls} control characters in {len(text)}")
     return text
@@ -146,18 +153,37 @@ def without_surrogates(text: str) -> str:
     return _SURROGATES.sub("\ufffd", text)
 
 
-def json_depth(text: str) -> int:
+def json_depth(text: str, *, per_line: bool = False) -> int:
     """Deepest nesting of arrays and objects in JSON text, found by a flat scan that never recurses (a recursive
-    parser is exactly what a hostile file would exhaust). Brackets inside strings do not count."""
-    brackets = _JSON_STRING.sub("", text).encode("utf-8", "replace").translate(None, _NOT_BRACKETS)
-    codes = np.frombuffer(brackets, np.uint8)
-    level = deepest = 0
-    for start in range(0, len(codes), _DEPTH_BLOCK):
-        block = codes[start : start + _DEPTH_BLOCK]
-        steps = np.where((block == ord("[")) | (block == ord("{")), 1, -1)
-        levels = level + np.cumsum(steps, dtype=np.int64)
-        deepest = max(deepest, int(levels.max()))
-        level = int(levels[-1])
+    parser is exactly what a hostile file would exhaust). Brackets inside strings do not count; with ``per_line``,
+    the deepest of the lines' own depths (JSON Lines: each line parsed alone).
+
+    Linear whatever the quotes: escaped backslashes, then escaped quotes, are removed (left to right, as a parser
+    reads them), so that every quote left delimits a string; then only brackets, quotes and line ends are kept, and
+    a bracket counts when an even number of quotes precede it on its line (a JSON string holds no raw line end). A
+    string that never ends hides the brackets after it on its line, which a parser never reaches either. (A regular
+    expression for strings was quadratic on an unterminated string of escaped quotes: 32 KB took 3 s.)"""
+    unescaped = text.replace("\\\\", "").replace('\\"', "")
+    syntax = np.frombuffer(unescaped.encode("utf-8", "replace").translate(None, _NOT_SYNTAX), np.uint8)
+    # Carried from block to block: quotes and level so far, and both at the start of the current line.
+    quotes_seen = level = line_quotes = line_level = deepest = 0
+    for start in range(0, len(syntax), _DEPTH_BLOCK):
+        block = syntax[start : start + _DEPTH_BLOCK]
+        line_end = block == ord("\n")
+        quotes = quotes_seen + np.cumsum(block == ord('"'), dtype=np.int64)
+        quotes_at_line = np.maximum.accumulate(np.where(line_end, quotes, line_quotes))
+        outside = (quotes - quotes_at_line) % 2 == 0
+        opening = ((block == ord("[")) | (block == ord("{"))) & outside
+        closing = ((block == ord("]")) | (block == ord("}"))) & outside
+        levels = level + np.cumsum(opening.astype(np.int64) - closing, dtype=np.int64)
+        if per_line:
+            last_end = np.maximum.accumulate(np.where(line_end, np.arange(len(block)), -1))
+            levels_at_line = np.where(last_end >= 0, levels[last_end], line_level)
+            deepest = max(deepest, int((levels - levels_at_line).max()))
+            line_level = int(levels_at_line[-1])
+        else:
+            deepest = max(deepest, int(levels.max()))
+        quotes_seen, level, line_quotes = int(quotes[-1]), int(levels[-1]), int(quotes_at_line[-1])
     return deepest
 
 
@@ -186,7 +212,7 @@ def jsonl_parts(text: str, text_field: str, limits: Limits, deadline: Deadline) 
     # "\n" is JSON whitespace.
     lines = [(number, line) for number, line in enumerate(text.split("\n"), start=1) if line.strip()]
     _check_parts(len(lines), "records in the file", limits.max_parts)
-    check_lines = json_depth(text) > limits.max_depth  # the whole file bounds every line: usually one scan will do
+    check_lines = json_depth(text, per_line=True) > limits.max_depth  # usually one scan will do
     for number, line in lines:
         deadline.check(f"line {number}")
         try:
@@ -197,37 +223,6 @@ def jsonl_parts(text: str, text_field: str, limits: Limits, deadline: Deadline) 
             yield str(number), skip
             continue
         yield _record_part(str(number), record, text_field)
-
-
-def pdf_text(data: bytes, deadline: Deadline) -> tuple[str, dict[str, Any]]:
-    from pypdf import PdfReader
-
-    if not data.lstrip()[:5] == b"%PDF-":
-        raise SkipDocument(SkipReason.CORRUPT_PDF, "no %PDF- header")
-    # pypdf signals a damaged file with many exception types (and logs warnings for recoverable damage).
-    pdf_logger = logging.getLogger("pypdf")
-    previous_level = pdf_logger.level
-    pdf_logger.setLevel(logging.ERROR)
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise SkipDocument(SkipReason.CORRUPT_PDF, "encrypted with a password")
-        pages = []
-        for number, page in enumerate(reader.pages, start=1):
-            deadline.check(f"PDF page {number}")
-            pages.append(page.extract_text() or "")
-        title = (reader.metadata or {}).get("/Title")
-    except SkipDocument:
-        raise
-    except Exception as error:
-        raise SkipDocument(SkipReason.CORRUPT_PDF, f"{type(error).__name__}: {error}") from None
-    finally:
-        pdf_logger.setLevel(previous_level)
-    text = "\n\n".join(page.strip() for page in pages if page.strip())
-    metadata: dict[str, Any] = {"pages": len(pages)}
-    if isinstance(title, str) and title.strip():
-        metadata["title"] = str(title).strip()
-    return require_text(text), metadata
 
 
 def _check_depth(text: str, max_depth: int) -> None:

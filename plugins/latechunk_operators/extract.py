@@ -42,7 +42,9 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
     :param max_nesting_depth: a ``.json``/``.jsonl`` object (or line) nested deeper is quarantined.
     :param max_parts_per_object: a ``.json`` list or ``.jsonl`` file with more records is quarantined whole.
     :param max_extract_seconds: an object whose extraction takes longer is quarantined (checked between steps:
-        JSON records, HTML tags, PDF pages).
+        JSON records, HTML tags, PDF pages and operators; a PDF's parser process is killed at the deadline).
+    :param max_pdf_page_bytes: a PDF with a page that draws more decoded content is quarantined.
+    :param max_pdf_bytes: a PDF whose pages draw more decoded content in all is quarantined.
     :param window: the embed task's window, checked against the model and the chunking before anything is
         staged. (templated)
     :param window_overlap: the embed task's window overlap, likewise checked. (templated)
@@ -75,6 +77,8 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         "max_nesting_depth",
         "max_parts_per_object",
         "max_extract_seconds",
+        "max_pdf_page_bytes",
+        "max_pdf_bytes",
         "window",
         "window_overlap",
         "probes",
@@ -103,6 +107,8 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         max_nesting_depth: int = 500,
         max_parts_per_object: int = 10_000,
         max_extract_seconds: float = 300.0,
+        max_pdf_page_bytes: int = 16 * 1024 * 1024,
+        max_pdf_bytes: int = 256 * 1024 * 1024,
         window: int | None = None,
         window_overlap: int | None = None,
         probes: str | list[Any] | None = None,
@@ -128,6 +134,8 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         self.max_nesting_depth = max_nesting_depth
         self.max_parts_per_object = max_parts_per_object
         self.max_extract_seconds = max_extract_seconds
+        self.max_pdf_page_bytes = max_pdf_page_bytes
+        self.max_pdf_bytes = max_pdf_bytes
         self.window = window
         self.window_overlap = window_overlap
         self.probes = probes
@@ -186,6 +194,8 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
                 max_nesting_depth=int(self.max_nesting_depth),
                 max_parts_per_object=int(self.max_parts_per_object),
                 max_extract_seconds=float(self.max_extract_seconds),
+                max_pdf_page_bytes=int(self.max_pdf_page_bytes),
+                max_pdf_bytes=int(self.max_pdf_bytes),
                 window=int(self.window) if self.window else None,
                 window_overlap=int(self.window_overlap) if self.window_overlap is not None else None,
                 late_chunking=late_chunking_settings(self.late_chunking),

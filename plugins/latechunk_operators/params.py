@@ -50,6 +50,27 @@ TASK_RETRIES = {
     "retry_exponential_backoff": True,
 }
 
+# Airflow's execution_timeout of each task, in minutes. It is an operator argument fixed when the DAG file is parsed,
+# not a template, so it cannot be a run param: set LATECHUNK_<TASK>_TIMEOUT_MIN in the environment of the
+# dag-processor (and workers). Each try of a task gets this long; past it the task fails (and is retried, but for
+# validate). It is a SIGALRM in the task process, so it cannot cut one long C call short: the per-object limits
+# (max_extract_seconds, the PDF parser process) are what keep one object from stalling extract.
+TASK_TIMEOUT_MINUTES = {
+    "extract": 240,
+    "annotate": 120,
+    "embed": 360,
+    "index": 180,
+    "validate": 60,
+    "publish": 10,
+    "swap_alias": 30,
+}
+
+
+def execution_timeout(task: str) -> timedelta:
+    """The execution_timeout of a task: ``LATECHUNK_<TASK>_TIMEOUT_MIN`` minutes, else TASK_TIMEOUT_MINUTES."""
+    return timedelta(minutes=float(_env(f"{task.upper()}_TIMEOUT_MIN", str(TASK_TIMEOUT_MINUTES[task]))))
+
+
 # How vectors are computed beyond one window (latechunk.late_chunking_config.LateChunkingConfig).
 LATE_CHUNKING: dict[str, Any] = {
     "window_layout": param_ref("window_layout"),
@@ -70,7 +91,7 @@ CHUNKING: dict[str, Any] = {
 SECTIONS = {
     "Source": ("bucket", "prefix", "partition_by_date", "lookback_days", "select_by_last_modified", "delete_missing",
                "max_object_bytes", "json_text_field", "max_bad_fraction", "max_nesting_depth", "max_parts_per_object",
-               "max_extract_seconds"),
+               "max_extract_seconds", "max_pdf_page_bytes", "max_pdf_bytes"),
     "Chunking": ("chunking_strategy", "chunk_size", "chunk_overlap", "sentences_per_chunk", "max_chunk_tokens"),
     "Model and embedding": ("model", "window", "window_overlap", "window_layout", "frame_windows", "naive_weight",
                             "token_budget", "device", "docs_per_batch", "batch_token_budget"),
@@ -198,7 +219,17 @@ def _params() -> dict[str, Param]:
         ),
         "max_extract_seconds": Param(
             300, type="number", exclusiveMinimum=0,
-            description="An object whose text extraction takes longer is quarantined.",
+            description="An object whose text extraction takes longer is quarantined (a PDF's parser process is "
+            "stopped then).",
+        ),
+        "max_pdf_page_bytes": Param(
+            16 * 1024 * 1024, type="integer", minimum=1,
+            description="A PDF with a page that draws more decoded content (streams and forms counted each time "
+            "they are drawn) is quarantined.",
+        ),
+        "max_pdf_bytes": Param(
+            256 * 1024 * 1024, type="integer", minimum=1,
+            description="A PDF whose pages draw more decoded content in all is quarantined.",
         ),
         "validation_sample_size": Param(50, type="integer", minimum=1, description="Chunks sampled by validate."),
         "exact_sample_tokens": Param(

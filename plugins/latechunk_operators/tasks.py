@@ -10,7 +10,7 @@ from latechunk_operators.annotate import LateChunkAnnotateOperator
 from latechunk_operators.embed import LateChunkEmbedOperator
 from latechunk_operators.extract import LateChunkExtractOperator
 from latechunk_operators.index import LateChunkIndexOperator
-from latechunk_operators.params import CHUNKING, GPU_POOL, LATE_CHUNKING, STAGING, param_ref
+from latechunk_operators.params import CHUNKING, GPU_POOL, LATE_CHUNKING, STAGING, execution_timeout, param_ref
 from latechunk_operators.validate import LateChunkValidateOperator
 
 
@@ -43,9 +43,12 @@ def late_chunking_tasks(
         max_nesting_depth=param_ref("max_nesting_depth"),
         max_parts_per_object=param_ref("max_parts_per_object"),
         max_extract_seconds=param_ref("max_extract_seconds"),
+        max_pdf_page_bytes=param_ref("max_pdf_page_bytes"),
+        max_pdf_bytes=param_ref("max_pdf_bytes"),
         window=param_ref("window"),
         window_overlap=param_ref("window_overlap"),
         late_chunking=LATE_CHUNKING,
+        execution_timeout=execution_timeout("extract"),
         **extract_kwargs,
         **STAGING,
     )
@@ -56,6 +59,7 @@ def late_chunking_tasks(
         index_name=index_name,
         create_as_alias=create_as_alias,
         trigger_rule=index_trigger_rule,
+        execution_timeout=execution_timeout("index"),
         **STAGING,
     )
     validate = LateChunkValidateOperator(
@@ -74,6 +78,7 @@ def late_chunking_tasks(
         semantic_checks=param_ref("semantic_checks"),
         exact_sample_tokens=param_ref("exact_sample_tokens"),
         retries=0,  # a failed check is a finding about the data, not a transient fault
+        execution_timeout=execution_timeout("validate"),
         **STAGING,
     )
     batches >> index >> validate
@@ -85,7 +90,12 @@ def late_chunking_tasks(
 @task_group(group_id="batch", prefix_group_id=False)
 def _batch_tasks(batch_path: str) -> None:
     annotate = LateChunkAnnotateOperator(
-        task_id="annotate", batch_path=batch_path, model=param_ref("model"), chunking=CHUNKING, **STAGING
+        task_id="annotate",
+        batch_path=batch_path,
+        model=param_ref("model"),
+        chunking=CHUNKING,
+        execution_timeout=execution_timeout("annotate"),
+        **STAGING,
     )
     embed = LateChunkEmbedOperator(
         task_id="embed",
@@ -97,6 +107,7 @@ def _batch_tasks(batch_path: str) -> None:
         device=param_ref("device"),
         late_chunking=LATE_CHUNKING,
         pool=GPU_POOL,
+        execution_timeout=execution_timeout("embed"),
         **STAGING,
     )
     annotate >> embed

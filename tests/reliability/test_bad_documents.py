@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 from conftest import assert_exact, chunk_counts, put, run_state, task_states
+from hostile_inputs import html_quotes_across_tags, json_escaped_quotes, pdf_repeated_stream
 
 pytestmark = pytest.mark.integration
 
@@ -138,11 +139,17 @@ HOSTILE_GOOD = {
     "nested.html": "<html><body>" + "<div>" * 20_000 + "Deep inside twenty thousand elements." + "</div>" * 20_000
     + "</body></html>",
     "deep-line.jsonl": '{"text": "The first line is fine."}\n' + "[" * 10_000 + "]" * 10_000 + "\n",
+    # Quotes that pair across 5,000 tags: 33 s for 60 KB when every tag rescanned the markup.
+    "quotes.html": html_quotes_across_tags(5_000, "<a x='>'") + b"<p>Quotes paired across five thousand tags.</p>",
 }
 HOSTILE_BAD = {
     "deep.json": ("[" * 10_000 + "]" * 10_000, "too_deep", True),
     "many.json": (json.dumps([{"text": f"record {i}"} for i in range(100_000)]), "too_many_parts", True),
     "huge-int.json": ('{"text": "x", "n": ' + "9" * 5_000 + "}", "invalid_json", True),
+    # An unterminated string of escaped quotes (the depth scan was quadratic on it: 32 KB took 3 s).
+    "escaped.json": (json_escaped_quotes(64_000), "invalid_json", True),
+    # 6 KB whose one page draws a 4 MB stream five times: 20 MB of content > max_pdf_page_bytes (16 MiB).
+    "repeated.pdf": (pdf_repeated_stream(4_000_000, 5), "too_large", True),
     "notes.txt/": ("content under a folder-like key", "folder_like_key", True),
     "2026-03-02/": (b"", "folder_like_key", False),  # an empty folder marker: reported, not counted as bad
 }
@@ -164,12 +171,18 @@ def test_hostile_objects_are_quarantined_with_reasons_or_indexed_exactly(
     assert found["incoming/deep.json"][1] == "JSON nested 10000 levels deep > max_nesting_depth=500"
     assert found["incoming/many.json"][1] == "100000 items in the JSON list > max_parts_per_object=10000"
     assert "4300 digits" in found["incoming/huge-int.json"][1]
+    assert found["incoming/escaped.json"][1].startswith("Unterminated string")
+    assert found["incoming/repeated.pdf"][1] == (
+        "page 1 draws more than 16777216 bytes of decoded content > max_pdf_page_bytes (streams and forms counted "
+        "each time they are drawn)"
+    )
     assert manifest["objects_quarantined"] == sum(counted for _, _, counted in HOSTILE_BAD.values())
 
     chunks = assert_exact(es_client, es_index, s3_client, s3_bucket, expect_missing=set(expected))
     assert set(chunk_counts(chunks)) == {f"incoming/{name}" for name in HOSTILE_GOOD}
     texts = {chunk["text"] for chunk in chunks}
     assert "Deep inside twenty thousand elements." in texts
+    assert any("Quotes paired across five thousand tags." in text for text in texts)
     assert any("\ufffd" in text for text in texts), "the lone surrogate is indexed as U+FFFD"
     assert any("北京。" in text for text in texts)
 

@@ -9,7 +9,7 @@ import math
 import time
 
 import pytest
-from latechunk import extractors
+from latechunk import documents, extractors
 from latechunk.documents import Limits, SkipDocument, SkipReason, SourceObject, extract_text, load_documents
 from latechunk.extractors import json_depth
 
@@ -151,10 +151,10 @@ def test_an_object_over_its_time_budget_is_quarantined():
 
 
 def test_any_parser_failure_quarantines_the_object_with_its_class_and_message(monkeypatch):
-    def explode(data, deadline):
+    def explode(data, limits):
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr("latechunk.documents.pdf_text", explode)
+    monkeypatch.setattr(documents.PDF_PROCESS, "text", explode)
     assert quarantined("paper.pdf", b"%PDF-1.7 whatever") == (
         "extraction_error",
         "RecursionError: maximum recursion depth exceeded",

@@ -68,6 +68,8 @@ class ExtractSettings:
     max_nesting_depth: int = 500
     max_parts_per_object: int = 10_000
     max_extract_seconds: float = 300.0
+    max_pdf_page_bytes: int = 16 * 1024 * 1024
+    max_pdf_bytes: int = 256 * 1024 * 1024
     # The embed stage's window settings, checked here so that a bad combination fails before anything is staged.
     window: int | None = None
     window_overlap: int | None = None
@@ -299,6 +301,8 @@ def _parse_object(
         max_depth=settings.max_nesting_depth,
         max_parts=settings.max_parts_per_object,
         time_budget_s=settings.max_extract_seconds,
+        max_pdf_page_bytes=settings.max_pdf_page_bytes,
+        max_pdf_bytes=settings.max_pdf_bytes,
     )
     return load_documents(
         obj, body, json_text_field=settings.json_text_field, max_bytes=settings.max_object_bytes, limits=limits
