@@ -111,3 +111,26 @@ def test_only_params_without_a_default_are_required_and_a_cleared_field_gets_the
                     compiled = NativeEnvironment().from_string(template)
                     expected = compiled.render(params=defaults, dag=dag, run_id=run_id)
                     assert compiled.render(params=cleared, dag=dag, run_id=run_id) == expected, (task.task_id, field)
+
+
+def test_a_failed_batch_lets_the_ingest_index_the_others_and_a_failed_extract_stops_it(dag_bag):
+    """Ingest: `batches_done` waits for every batch whatever its end (all_done), so a failed annotate or embed
+    reaches index as a success; index runs unless an upstream failed (none_failed), and its upstreams are extract
+    and batches_done only, so a failed extract stops it (and a run with no batch, all skipped, still indexes).
+    Validate runs after a successful index, and publish after a passed validate, which fails the run on failed
+    batches. Reindex: any failed batch stops index (all_success), so the alias never moves to a partial index."""
+    ingest = dag_bag.dags["latechunk_ingest"]
+    done, index = ingest.get_task("batches_done"), ingest.get_task("index")
+    assert (done.trigger_rule, done.upstream_task_ids) == ("all_done", {"embed"})
+    assert ingest.get_task("embed").upstream_task_ids == {"extract", "annotate"}
+    assert (index.trigger_rule, index.upstream_task_ids) == ("none_failed", {"extract", "batches_done"})
+    validate = ingest.get_task("validate")
+    assert (validate.trigger_rule, validate.upstream_task_ids) == ("all_success", {"extract", "index"})
+    assert ingest.get_task("publish").upstream_task_ids == {"validate"}
+    assert ingest.get_task("publish").trigger_rule == "all_success"
+
+    reindex = dag_bag.dags["latechunk_reindex"]
+    index = reindex.get_task("index")
+    assert "batches_done" not in reindex.task_ids
+    assert (index.trigger_rule, index.upstream_task_ids) == ("all_success", {"extract", "embed"})
+    assert reindex.get_task("swap_alias").upstream_task_ids == {"validate"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import resource
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -64,6 +65,20 @@ class LateChunkBaseOperator(BaseOperator):
         summary = {**summary, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
         self.log.info("%s (peak memory %.0f MB)", summary_line(self.task_id, summary), summary["peak_rss_mb"])
         return summary
+
+    def run_batch_stage(self, stage: str, batch_path: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Run one batch's stage; a failed try stages its error, which the index task reports if no later try of
+        the batch succeeds (`latechunk.pipeline.batch_failures`), and fails as usual."""
+        from latechunk.pipeline.batch_failures import record_failure
+
+        try:
+            return work()
+        except Exception as error:
+            try:
+                record_failure(self.s3(), batch_path, stage, error)
+            except Exception:  # the store may be the fault: the task's own error is the one to raise
+                self.log.exception("could not record the failure of %s", batch_path)
+            raise
 
     def staging_area(self, context: Any) -> StagingArea:
         from latechunk.staging import StagingArea

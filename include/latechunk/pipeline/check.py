@@ -14,6 +14,7 @@ from latechunk import staging
 from latechunk.documents import EmbeddedChunk
 from latechunk.index import ElasticsearchBackend
 from latechunk.index_mapping import VECTOR_FIELD
+from latechunk.pipeline.batch_failures import BatchesFailed, failure_summary, read_batch_failures
 from latechunk.pipeline.index_plan import read_index_quarantine
 from latechunk.pipeline.load import DEFAULT_INDEX_OPTIONS, chunk_batch_uris, unchunked_documents
 from latechunk.pipeline.models import manifest_index_spec
@@ -70,15 +71,20 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
 
     The run's model encodes the model-grounded checks' queries (on CPU unless a GPU is at hand: a few dozen short
     texts). The quarantine in the report holds what extract skipped, the documents that gave no chunk and the
-    objects the index refused (whose staged chunks are not checked against the index).
+    objects the index task left out (refused by the engine, failed in annotate, of a failed batch: their staged
+    chunks are not checked against the index). Raises `BatchesFailed` after passing checks when batches of the
+    run failed, so that the run ends failed although what it indexed is served.
     """
     from latechunk.encoders import load_encoder
 
     manifest = staging.read_json(s3, manifest_path)
-    # The objects the index task quarantined (refused by the engine) are not in the index: not checked there.
+    # The objects the index task left out (refused by the engine, failed in annotate, of a failed batch) are not in
+    # the index: not checked there. A failed batch has no chunks to read.
     refused = read_index_quarantine(s3, manifest_path)
     refused_keys = {entry["key"] for entry in refused}
-    staged = [chunk for uri in chunk_batch_uris(manifest) for chunk in staging.read_chunks(s3, uri)
+    failed = read_batch_failures(s3, manifest_path)
+    good = [uri for uri in manifest["batches"] if uri not in failed.batches]
+    staged = [chunk for uri in chunk_batch_uris({"batches": good}) for chunk in staging.read_chunks(s3, uri)
               if chunk.key not in refused_keys]  # fmt: skip
     # A run that changed nothing still checks what the index serves: its kNN checks sample the index itself.
     pool = staged or sample_indexed_chunks(es, index_name, settings.sample_size)
@@ -97,13 +103,17 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
         spec=spec,
         sample_pool=pool,
     )
-    quarantine = manifest["quarantine"] + unchunked_documents(s3, manifest).quarantine() + refused
+    quarantine = manifest["quarantine"] + unchunked_documents(s3, manifest, failed.batches).quarantine() + refused
     report_uri = f"{manifest_path.rpartition('/')[0]}/{REPORT}"
     bucket, key = staging.parse_s3_uri(report_uri)
-    body = json.dumps({**report.to_dict(), "quarantine": quarantine}, indent=2, default=str)
-    s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/json")
+    body = {**report.to_dict(), "quarantine": quarantine, "failed_batches": failed.batches}
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body, indent=2, default=str).encode(),
+                  ContentType="application/json")  # fmt: skip
     log.info("%s\nquarantined: %d\nreport: %s", report.summary(), len(quarantine), report_uri)
     report.raise_for_failure()
+    if failed.batches:
+        # After the checks of what was indexed: the run ends failed, for on-call to see, with its good part served.
+        raise BatchesFailed(f"{failure_summary(failed)}; report: {report_uri}")
     return {
         "passed": report.passed,
         "report": report_uri,

@@ -23,6 +23,7 @@ from latechunk.documents import (
 from latechunk.index import ElasticsearchBackend
 from latechunk.index_mapping import IndexMismatchError
 from latechunk.late_chunking_config import LateChunkingConfig
+from latechunk.pipeline.batch_failures import pending_uri, read_pending
 from latechunk.pipeline.models import describe_model, index_spec
 from latechunk.pipeline.progress import Progress
 from latechunk.prefetch import map_ahead
@@ -135,6 +136,14 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
 
     listed = list(list_objects(s3, settings.bucket, settings.prefix))
     objects = select(listed, settings)
+    # Objects of batches that failed in earlier runs are read again, whatever folders this run selects.
+    pending_at = pending_uri(area, settings.index)
+    retried = {key: entry["runs"] for key, entry in read_pending(s3, pending_at).items()
+               if entry["bucket"] == settings.bucket and key.startswith(settings.prefix)}  # fmt: skip
+    selected = {obj.key for obj in objects}
+    objects += [obj for obj in listed if obj.key in retried and obj.key not in selected]
+    if retried:
+        log.info("retrying %d objects left pending by earlier runs' failed batches (%s)", len(retried), pending_at)
     if listed and not objects:
         log.warning(
             "NOTHING SELECTED: s3://%s/%s holds %d objects but none is in this run's selection (folders %s, "
@@ -213,6 +222,8 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         "changed": {obj.key: obj.etag for obj in changed if obj.key not in deferred},
         "deleted_keys": missing,
         "quarantine": [entry.to_dict() for entry in quarantine],
+        "pending_uri": pending_at,
+        "retried": retried,
         "settings": asdict(settings),
     }
     manifest_uri = staging.write_json(s3, area, MANIFEST, manifest)
@@ -227,6 +238,7 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         "objects_new": staged_new,
         "objects_modified": staged_modified,
         "objects_unchanged": len(objects) - len(changed),
+        "objects_retried": len(retried),
         "objects_quarantined": bad_objects,
         "quarantined_entries": len(quarantine),
         "keys_to_delete": len(missing),
