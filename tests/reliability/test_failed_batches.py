@@ -165,3 +165,42 @@ def test_a_document_the_tokenizer_fails_on_is_quarantined_alone(
     assert entry["key"] == poisoned and "ValueError: tokenizer: invalid byte sequence" in entry["detail"]
     chunks = assert_exact(es_client, es_index, s3_client, s3_bucket, expect_missing={poisoned})
     assert poisoned not in chunk_counts(chunks)
+
+
+def test_a_dag_run_with_a_failing_embed_indexes_the_others_ends_failed_and_the_next_run_completes_it(
+    pipeline, s3_client, s3_bucket, es_client, es_index, monkeypatch
+):
+    """The same through whole DAG runs (dag.test): the trigger rules let index and validate run after a failed
+    embed, the run ends failed at validate, and a run nine days later completes the objects."""
+    from datetime import UTC, datetime
+
+    from conftest import run_state, task_states
+
+    real = embed_stage.embed
+
+    def embed_fails_on_batch_1(**kwargs):
+        if kwargs["batch_path"].endswith("/batch-00001.parquet"):
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return real(**kwargs)
+
+    monkeypatch.setattr(embed_stage, "embed", embed_fails_on_batch_1)
+    put(s3_client, s3_bucket, OLD)
+    folders = {"partition_by_date": True, "lookback_days": 2, "docs_per_batch": 2}
+    run = pipeline.run(datetime(2026, 3, 2, tzinfo=UTC), **folders)  # covers 2026-03-01
+    states = {task: state for task, (state, _) in task_states(run).items()}
+    assert run_state(run) == "failed", states
+    assert (states["embed[0]"], states["embed[1]"], states["embed[2]"]) == ("success", "failed", "success")
+    assert (states["batches_done"], states["index"], states["validate"]) == ("success", "success", "failed")
+    assert states["publish"] == "upstream_failed"
+    report = pipeline.report(s3_client, run)
+    failed_keys = {entry["key"] for entry in report["quarantine"] if entry["reason"] == "batch_failed"}
+    assert report["passed"] is True and len(failed_keys) == 2
+    assert all("batch failed in embed: RuntimeError" in reason for reason in report["failed_batches"].values())
+    assert_exact(es_client, es_index, s3_client, s3_bucket, expect_missing=failed_keys)
+
+    monkeypatch.setattr(embed_stage, "embed", real)
+    put(s3_client, s3_bucket, NEW)
+    later = pipeline.run(datetime(2026, 3, 11, tzinfo=UTC), **folders)  # covers 03-10, looks back to 03-08
+    assert run_state(later) == "success", task_states(later)
+    assert set(pipeline.manifest(s3_client, later)["retried"]) == failed_keys
+    assert_exact(es_client, es_index, s3_client, s3_bucket)
