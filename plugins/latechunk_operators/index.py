@@ -97,7 +97,7 @@ class LateChunkSwapAliasOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
-        from latechunk.pipeline.load import ForeignIndexError, swap_alias
+        from latechunk.pipeline.alias import ForeignIndexError, swap_alias
 
         from latechunk_operators.hooks import elasticsearch_client
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from latechunk.index import ElasticsearchBackend
 from latechunk.index_mapping import IndexSpec
-from latechunk.pipeline.load import ForeignIndexError, swap_alias
+from latechunk.pipeline.alias import ForeignIndexError, swap_alias
 
 pytestmark = pytest.mark.integration
 
