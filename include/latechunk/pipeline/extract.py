@@ -55,6 +55,9 @@ class ExtractSettings:
     chunking: dict[str, Any]
     select_prefixes: tuple[str, ...] = ()
     modified_between: tuple[datetime, datetime] | None = None
+    # With ``select_prefixes``: objects written (LastModified) in this window are read whatever their folder, so an
+    # object rewritten in an old day's folder is read by the run of the day it was written.
+    written_between: tuple[datetime, datetime] | None = None
     delete_missing: bool = True
     # Staged batches (one mapped annotate and embed task each; see latechunk.batch_plan): at most this many
     # estimated tokens and documents each, and at most max_batches of them (Airflow's [core] max_map_length),
@@ -86,10 +89,12 @@ def day_prefixes(prefix: str, start: datetime, end: datetime, lookback_days: int
 
 
 def select(objects: list[SourceObject], settings: ExtractSettings) -> list[SourceObject]:
-    """The listed objects this run reads: in one of ``select_prefixes`` (when given) and modified in the data
-    interval (when ``modified_between`` is given)."""
+    """The listed objects this run reads: in one of ``select_prefixes`` or written in ``written_between`` (when
+    ``select_prefixes`` are given), and modified in the data interval (when ``modified_between`` is given)."""
     if settings.select_prefixes:
-        objects = [obj for obj in objects if obj.key.startswith(settings.select_prefixes)]
+        start, end = settings.written_between or (None, None)
+        objects = [obj for obj in objects if obj.key.startswith(settings.select_prefixes)
+                   or (start is not None and start <= obj.last_modified < end)]  # fmt: skip
     if settings.modified_between:
         start, end = settings.modified_between
         objects = [obj for obj in objects if start <= obj.last_modified < end]
