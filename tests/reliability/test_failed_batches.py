@@ -15,12 +15,15 @@ from conftest import assert_exact, chunk_counts, put
 from latechunk import staging
 from latechunk.pipeline import embed as embed_stage
 from latechunk.pipeline.batch_failures import (
+    NO_RECORD,
     RETRY_RUNS,
     BatchesFailed,
+    FailedObjects,
     pending_uri,
     read_batch_failures,
     read_pending,
     record_failure,
+    update_pending,
 )
 from latechunk.pipeline.check import ValidationSettings, validate
 from latechunk.pipeline.embed import annotate, embed
@@ -47,7 +50,10 @@ class Runs:
     def area(self) -> staging.StagingArea:
         return staging.StagingArea(self.staging_bucket, "runs", DAG_ID, f"scheduled__{uuid.uuid4().hex[:8]}")
 
-    def run(self, day: str, *, lookback_days: int = 2, fail_embed: frozenset[int] = frozenset()) -> dict:
+    def run(
+        self, day: str, *, lookback_days: int = 2, fail_embed: frozenset[int] = frozenset(),
+        kill_embed: frozenset[int] = frozenset(),
+    ) -> dict:
         from datetime import UTC, datetime, timedelta
 
         start = datetime.fromisoformat(day).replace(tzinfo=UTC)
@@ -60,6 +66,8 @@ class Runs:
         extracted = extract(s3=self.s3, es=self.es, area=area, settings=settings)
         for number, batch in enumerate(extracted["batches"]):
             annotate(s3=self.s3, area=area, batch_path=batch, model=self.model, chunking=CHUNKING)
+            if number in kill_embed:  # the worker died: no error recorded, no chunks staged
+                continue
             try:
                 if number in fail_embed:
                     raise RuntimeError("CUDA error: an illegal memory access was encountered")
@@ -204,3 +212,35 @@ def test_a_dag_run_with_a_failing_embed_indexes_the_others_ends_failed_and_the_n
     assert run_state(later) == "success", task_states(later)
     assert set(pipeline.manifest(s3_client, later)["retried"]) == failed_keys
     assert_exact(es_client, es_index, s3_client, s3_bucket)
+
+
+def test_a_batch_whose_worker_died_is_reported_without_an_error_and_retried(
+    runs, s3_client, s3_bucket, es_client, es_index
+):
+    put(s3_client, s3_bucket, OLD)
+    first = runs.run(OLD_DAY, kill_embed=frozenset({2}))
+    ((reported,),) = [first["index"]["failed_batches"]]
+    assert reported == {"batch": first["extract"]["batches"][2], "reason": NO_RECORD}
+    assert first["index"]["objects_pending"] == 2 and len(runs.pending()) == 2
+    second = runs.run(NEW_DAY)
+    assert second["extract"]["objects_retried"] == 2 and runs.pending() == {}
+    assert_exact(es_client, es_index, s3_client, s3_bucket)
+
+
+def test_the_pending_list_keeps_deferred_objects_and_drops_only_what_a_run_took(runs, s3_client, s3_bucket):
+    """The list beside the DAG's run folders, read and written by the index task: deferred objects (changed
+    while extract read them) wait on it; a settled run removes the keys its extract took, and only those."""
+    uri = pending_uri(runs.area(), runs.index)
+    manifest = {"pending_uri": uri, "bucket": s3_bucket, "changed": {"a.txt": "ea"}, "retried": {}}
+    none = FailedObjects({}, {}, {})
+    update_pending(s3_client, manifest, FailedObjects({"b": "r"}, {"a.txt": "batch failed in embed: X"}, {}),
+                   {"moving.txt": "em"}, settled=True)  # fmt: skip
+    assert runs.pending() == {
+        "a.txt": {"bucket": s3_bucket, "etag": "ea", "reason": "batch failed in embed: X", "runs": 1},
+        "moving.txt": {"bucket": s3_bucket, "etag": "em", "reason": "changed while the run read it", "runs": 0},
+    }
+    took_one = {**manifest, "changed": {}, "retried": {"moving.txt": 0}}
+    update_pending(s3_client, took_one, none, {}, settled=False)
+    assert set(runs.pending()) == {"a.txt", "moving.txt"}, "nothing is removed before the run's writes are verified"
+    update_pending(s3_client, took_one, none, {}, settled=True)
+    assert set(runs.pending()) == {"a.txt"}
