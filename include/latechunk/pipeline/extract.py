@@ -141,14 +141,15 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
 
     listed = list(list_objects(s3, settings.bucket, settings.prefix))
     objects = select(listed, settings)
-    # Objects of batches that failed in earlier runs are read again, whatever folders this run selects.
+    # Objects earlier runs could not finish (failed batches, changed while read) are read again, whatever folders
+    # this run selects.
     pending_at = pending_uri(area, settings.index)
     retried = {key: entry["runs"] for key, entry in read_pending(s3, pending_at).items()
                if entry["bucket"] == settings.bucket and key.startswith(settings.prefix)}  # fmt: skip
     selected = {obj.key for obj in objects}
     objects += [obj for obj in listed if obj.key in retried and obj.key not in selected]
     if retried:
-        log.info("retrying %d objects left pending by earlier runs' failed batches (%s)", len(retried), pending_at)
+        log.info("reading again %d objects earlier runs left pending (%s)", len(retried), pending_at)
     if listed and not objects:
         log.warning(
             "NOTHING SELECTED: s3://%s/%s holds %d objects but none is in this run's selection (folders %s, "
