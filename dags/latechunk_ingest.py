@@ -1,12 +1,14 @@
 """Ingest documents from object storage into Elasticsearch with late-chunked embeddings.
 
-extract -> [annotate -> embed (queue ``gpu``)] for each staged batch -> index -> validate -> publish
+extract -> [annotate -> embed (queue ``gpu``)] for each staged batch -> batches_done -> index -> validate -> publish
 
 The schedule is daily with explicit data intervals: the run that starts just after midnight UTC of day D+1 has the
 interval [D, D+1) and reads the folder ``<prefix>D/`` (plus ``lookback_days`` earlier folders, for late files).
 A backfill day D reads ``<prefix>D/`` the same way. Every run stages the new or changed objects in batches and
 upserts their chunks; an unchanged object is skipped by ETag, so re-runs and backfills never duplicate data, and
-objects deleted anywhere under the prefix leave the index. Defaults come from ``LATECHUNK_*``
+objects deleted anywhere under the prefix leave the index. A failed batch does not sink the run: the other batches
+are indexed and validated, the run ends failed, and the next run retries the failed batch's objects wherever they
+are. Defaults come from ``LATECHUNK_*``
 environment variables, and every setting is a DAG param, so a manual run or a backfill can be configured from the UI.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, TriggerRule
+from airflow.sdk import DAG, CronDataIntervalTimetable
 from latechunk_operators.params import INDEX_ASSET, TASK_RETRIES, execution_timeout, ingest_params, param_ref
 from latechunk_operators.publish import LateChunkPublishOperator
 from latechunk_operators.tasks import late_chunking_tasks
@@ -37,8 +39,9 @@ with DAG(
     _, validate = late_chunking_tasks(
         index_name=param_ref("index"),
         create_as_alias=True,
-        # Runs with nothing new still index (deletions) and validate.
-        index_trigger_rule=TriggerRule.NONE_FAILED,
+        # A failed batch leaves its objects pending for the next run; the others are indexed and validated. Runs
+        # with nothing new still index (deletions) and validate.
+        isolate_failed_batches=True,
         select_by_last_modified=param_ref("select_by_last_modified"),
         delete_missing=param_ref("delete_missing"),
     )

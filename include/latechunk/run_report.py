@@ -72,6 +72,9 @@ def build_run_report(
         "quarantined": int(index.get("objects_quarantined", extract.get("objects_quarantined")) or 0),
         "indexed": int(index.get("objects_indexed") or 0),
         "deferred": int(index.get("objects_deferred") or 0),
+        # Objects of failed batches, left to the next run, and those this run read again for an earlier one.
+        "pending": int(index.get("objects_pending") or 0),
+        "retried": int(extract.get("objects_retried") or 0),
     }
     # The validation report's list holds every stage's entries; without it, extract's and the index task's.
     quarantine = (validation or {}).get("quarantine") or [

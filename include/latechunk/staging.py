@@ -31,6 +31,8 @@ STAGE_SPANS = "spans"
 STAGE_CHUNKS = "chunks"
 
 STAGE_KEY = b"latechunk.stage"
+# Footer entry of a spans batch: the documents the annotate stage failed on, {doc_id: reason} as JSON.
+ANNOTATE_FAILURES_KEY = b"latechunk.annotate_failures"
 _UNSAFE_PATH_CHARS = re.compile(r"[^A-Za-z0-9._=-]")
 
 _DOCUMENT_FIELDS = [
@@ -99,6 +101,10 @@ class StagingArea:
     def key(self, name: str) -> str:
         return f"{self.root}/{name}"
 
+    def dag_key(self, name: str) -> str:
+        """A key beside the DAG's run folders, shared by all its runs (e.g. the objects pending a retry)."""
+        return f"{self.root.rpartition('/')[0]}/{_UNSAFE_PATH_CHARS.sub('_', name)}"
+
     def batch_key(self, stage: str, batch_index: int) -> str:
         return self.key(f"{stage}/batch-{batch_index:05d}.parquet")
 
@@ -149,11 +155,16 @@ def annotated_from_row(row: dict[str, Any]) -> tuple[Document, AnnotatedDocument
     return document_from_row(row), AnnotatedDocument(input_ids, spans)
 
 
-def chunk_counts(client, uri: str) -> dict[str, int]:
-    """doc_id -> number of chunk spans of an annotated batch, read without its texts and token ids."""
-    table = _get_table(client, uri, STAGE_SPANS, columns=["doc_id", "spans"])
+def span_counts(client, uri: str) -> tuple[dict[str, int], dict[str, str]]:
+    """doc_id -> number of chunk spans of an annotated batch, read without its texts and token ids; and doc_id ->
+    reason of the documents the annotate stage failed on (recorded in the footer, `ANNOTATE_FAILURES_KEY`)."""
+    bucket, key = parse_s3_uri(uri)
+    parquet = pq.ParquetFile(pa.BufferReader(client.get_object(Bucket=bucket, Key=key)["Body"].read()))
+    table = parquet.read(columns=["doc_id", "spans"])
+    check_stage(table.schema, uri, STAGE_SPANS)
     counts = pc.list_value_length(table.column("spans")).to_pylist()
-    return dict(zip(table.column("doc_id").to_pylist(), counts, strict=True))
+    failures = json.loads((parquet.metadata.metadata or {}).get(ANNOTATE_FAILURES_KEY, b"{}"))
+    return dict(zip(table.column("doc_id").to_pylist(), counts, strict=True)), failures
 
 
 def write_chunks(

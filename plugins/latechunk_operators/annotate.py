@@ -28,8 +28,8 @@ class LateChunkAnnotateOperator(LateChunkBaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from latechunk.pipeline.embed import annotate
 
-        summary = annotate(
+        summary = self.run_batch_stage("annotate", self.batch_path, lambda: annotate(
             s3=self.s3(), area=self.staging_area(context), batch_path=self.batch_path, model=self.model,
             chunking=dict(self.chunking),
-        )
+        ))  # fmt: skip
         return self.summarised(summary)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import resource
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -63,6 +64,20 @@ class LateChunkBaseOperator(BaseOperator):
         self.log.info("%s (peak memory %.0f MB)", summary_line(self.task_id, summary), summary["peak_rss_mb"])
         emit(stage_metrics(self.dag_id, self.task_id, summary))
         return summary
+
+    def run_batch_stage(self, stage: str, batch_path: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Run one batch's stage; a failed try stages its error, which the index task reports if no later try of
+        the batch succeeds (`latechunk.pipeline.batch_failures`), and fails as usual."""
+        from latechunk.pipeline.batch_failures import record_failure
+
+        try:
+            return work()
+        except Exception as error:
+            try:
+                record_failure(self.s3(), batch_path, stage, error)
+            except Exception:  # the store may be the fault: the task's own error is the one to raise
+                self.log.exception("could not record the failure of %s", batch_path)
+            raise
 
     def staging_area(self, context: Any) -> StagingArea:
         from latechunk.staging import StagingArea

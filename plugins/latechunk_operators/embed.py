@@ -61,7 +61,7 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from latechunk.pipeline.embed import embed
 
-        summary = embed(
+        summary = self.run_batch_stage("embed", self.batch_path, lambda: embed(
             s3=self.s3(), area=self.staging_area(context),
             batch_path=self.batch_path,
             model=self.model,
@@ -70,7 +70,7 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
             token_budget=int(self.token_budget),
             device=self.device or None,
             late_chunking=late_chunking_settings(self.late_chunking),
-        )
+        ))  # fmt: skip
         return self.summarised(summary)
 
 

@@ -26,7 +26,8 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
     :param partition_by_date: read only the date folders ``<prefix><YYYY-MM-DD>/`` of the run's data interval
         (the day that just ended, for the daily schedule). (templated)
     :param lookback_days: with ``partition_by_date``, also read this many earlier day folders, for objects that
-        arrive late; unchanged ones are skipped by ETag, so this costs listings, not work. (templated)
+        arrive late; unchanged ones are skipped by ETag, so this costs listings, not work. Objects of any other
+        folder written (LastModified) in the interval or these days are read too. (templated)
     :param index_name: index or alias the documents go to; used to skip unchanged objects. (templated)
     :param model: embedding model (hub id or local path), checked against an existing index. (templated)
     :param chunking: chunking parameters (``strategy``, ``chunk_size``, ...), likewise checked. (templated)
@@ -163,13 +164,15 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
 
         parse_probes(self.probes)
         start, end = data_interval(context)
-        select_prefixes = ()
+        select_prefixes, written = (), None
         if self.partition_by_date:
             select_prefixes = day_prefixes(self.prefix, start, end, int(self.lookback_days))
+            written = (start - timedelta(days=int(self.lookback_days)), end)
         interval = (start, end) if self.select_by_last_modified else None
         self.log.info(
-            "data interval [%s, %s): reading %s%s", start, end,
+            "data interval [%s, %s): reading %s%s%s", start, end,
             ", ".join(select_prefixes) or f"all of {self.prefix!r}",
+            f" and objects of other folders written in [{written[0]}, {written[1]})" if written else "",
             " (objects modified in the interval)" if interval else "",
         )
         summary = extract(
@@ -180,6 +183,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
                 bucket=self.bucket,
                 prefix=self.prefix,
                 select_prefixes=select_prefixes,
+                written_between=written,
                 index=self.index_name,
                 model=self.model,
                 chunking=dict(self.chunking),

@@ -67,6 +67,9 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
 class LateChunkSwapAliasOperator(BaseOperator):
     """Point ``alias`` at ``new_index`` in one atomic alias update, optionally deleting the indices it left.
 
+    Only indices the pipeline built for the alias (``_meta.latechunk``, named ``<alias>-<version>``) are served,
+    detached or deleted: an alias over any other index fails the task before anything changes, without retries.
+
     Each asset in ``outlets`` gets an event whose extra names the alias, the new index and the one it replaced.
 
     :param alias: the alias searches use. (templated)
@@ -93,16 +96,20 @@ class LateChunkSwapAliasOperator(BaseOperator):
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from latechunk.pipeline.load import swap_alias
+        from airflow.sdk.exceptions import AirflowFailException
+        from latechunk.pipeline.alias import ForeignIndexError, swap_alias
 
         from latechunk_operators.hooks import elasticsearch_client
 
-        swapped = swap_alias(
-            es=elasticsearch_client(self.elasticsearch_conn_id),
-            alias=self.alias,
-            new_index=self.new_index,
-            delete_old=bool(self.delete_old),
-        )
+        try:
+            swapped = swap_alias(
+                es=elasticsearch_client(self.elasticsearch_conn_id),
+                alias=self.alias,
+                new_index=self.new_index,
+                delete_old=bool(self.delete_old),
+            )
+        except ForeignIndexError as error:  # a retry would find the same indices
+            raise AirflowFailException(str(error)) from error
         # The index assets among the outlets get an event that says which index the alias now serves.
         for asset in self.outlets:
             context["outlet_events"][asset].extra = {

@@ -19,7 +19,8 @@ th { background: #edf2f7; text-align: left; } td.n { text-align: right; font-var
 OBJECT_LABELS = {
     "listed": "listed (selected)", "new": "new", "changed": "changed", "unchanged": "unchanged",
     "indexed": "indexed", "deferred": "deferred (changed while read)", "deleted": "deleted from the index",
-    "quarantined": "quarantined",
+    "quarantined": "quarantined", "pending": "pending (batch failed: the next run retries it)",
+    "retried": "retried (pending from earlier runs)",
 }
 
 

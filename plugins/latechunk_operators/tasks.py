@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import BaseOperator, TriggerRule, task_group
 
 from latechunk_operators.annotate import LateChunkAnnotateOperator
@@ -18,11 +19,15 @@ def late_chunking_tasks(
     *,
     index_name: str,
     create_as_alias: bool,
-    index_trigger_rule: str = TriggerRule.ALL_SUCCESS,
+    isolate_failed_batches: bool = False,
     **extract_kwargs: Any,
 ) -> tuple[BaseOperator, BaseOperator]:
     """extract -> [annotate -> embed (queue gpu)] per staged batch -> index -> validate.
 
+    With ``isolate_failed_batches`` a failed batch does not sink the run: ``batches_done`` waits for every batch
+    whatever became of it, index writes the batches that succeeded (and runs when there were none, for the
+    deletions), and validate fails the run after checking them (`latechunk.pipeline.batch_failures`); a failed
+    extract still stops index and validate. Without it (the reindex), any failed batch stops index and validate.
     Call inside a DAG whose params are `ingest_params()`; returns the first and the last task.
     """
     extract = LateChunkExtractOperator(
@@ -58,7 +63,7 @@ def late_chunking_tasks(
         manifest_path=extract.output["manifest"],
         index_name=index_name,
         create_as_alias=create_as_alias,
-        trigger_rule=index_trigger_rule,
+        trigger_rule=TriggerRule.NONE_FAILED if isolate_failed_batches else TriggerRule.ALL_SUCCESS,
         execution_timeout=execution_timeout("index"),
         **STAGING,
     )
@@ -81,7 +86,11 @@ def late_chunking_tasks(
         execution_timeout=execution_timeout("validate"),
         **STAGING,
     )
-    batches >> index >> validate
+    if isolate_failed_batches:
+        batches >> EmptyOperator(task_id="batches_done", trigger_rule=TriggerRule.ALL_DONE) >> index
+    else:
+        batches >> index
+    index >> validate
     return extract, validate
 
 

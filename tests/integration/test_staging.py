@@ -13,7 +13,6 @@ from latechunk.staging import (
     STAGE_DOCUMENTS,
     STAGE_SPANS,
     StagingArea,
-    chunk_counts,
     delete_run,
     list_batches,
     parse_s3_uri,
@@ -21,6 +20,7 @@ from latechunk.staging import (
     read_chunks,
     read_documents,
     read_json,
+    span_counts,
     write_annotated,
     write_chunks,
     write_documents,
@@ -83,7 +83,7 @@ def test_annotated_spans_round_trip(area, s3_client):
     assert [document for document, _ in annotated] == documents
     assert [found for _, found in annotated] == docs
     assert all(isinstance(span, ChunkSpan) for span in annotated[0][1].spans)
-    assert chunk_counts(s3_client, uri) == {documents[0].doc_id: 2, documents[1].doc_id: 0}
+    assert span_counts(s3_client, uri) == ({documents[0].doc_id: 2, documents[1].doc_id: 0}, {})
 
 
 def test_embedded_chunks_round_trip_with_exact_float32_vectors(area, s3_client, make_chunks):

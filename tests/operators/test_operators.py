@@ -145,8 +145,11 @@ def test_validate_passes_on_a_good_run_and_reports(stages, s3_client):
 
 
 def test_swap_alias_moves_the_alias_atomically(connections, es_client, es_index):
+    from latechunk.index import ElasticsearchBackend
+    from latechunk.index_mapping import IndexSpec
+
     for name in (f"{es_index}-a", f"{es_index}-b"):
-        es_client.indices.create(index=name)
+        ElasticsearchBackend(es_client).ensure_index(IndexSpec(name=name, dims=8, model_id="m", replicas=0))
     LateChunkSwapAliasOperator(task_id="swap", alias=es_index, new_index=f"{es_index}-a").execute({})
     result = LateChunkSwapAliasOperator(
         task_id="swap", alias=es_index, new_index=f"{es_index}-b", delete_old=True
@@ -154,6 +157,19 @@ def test_swap_alias_moves_the_alias_atomically(connections, es_client, es_index)
     assert result["previous"] == [f"{es_index}-a"]
     assert list(es_client.indices.get_alias(name=es_index)) == [f"{es_index}-b"]
     assert not es_client.indices.exists(index=f"{es_index}-a")
+
+
+def test_swap_alias_refuses_an_alias_over_an_index_it_did_not_build_without_retrying(connections, es_client, es_index):
+    from airflow.sdk.exceptions import AirflowFailException
+    from latechunk.index import ElasticsearchBackend
+    from latechunk.index_mapping import IndexSpec
+
+    es_client.indices.create(index=f"{es_index}-theirs", aliases={es_index: {}})
+    ElasticsearchBackend(es_client).ensure_index(IndexSpec(name=f"{es_index}-b", dims=8, model_id="m", replicas=0))
+    swap = LateChunkSwapAliasOperator(task_id="swap", alias=es_index, new_index=f"{es_index}-b", delete_old=True)
+    with pytest.raises(AirflowFailException, match="was not built by latechunk"):
+        swap.execute({})
+    assert list(es_client.indices.get_alias(name=es_index)) == [f"{es_index}-theirs"]
 
 
 def test_templated_fields_render_from_params_and_dates():

@@ -1,11 +1,12 @@
-"""The index task's account of a run's objects (every changed object indexed, quarantined or deferred; the deleted
-keys deleted) and the object sizes it writes, from a hand-made manifest and plan."""
+"""The index task's account of a run's objects (every changed object indexed, quarantined, deferred or pending; the
+deleted keys deleted) and the object sizes it writes, from a hand-made manifest and plan."""
 
 from __future__ import annotations
 
 import pytest
 from latechunk.documents import Document
 from latechunk.index_bulk import is_transient_item
+from latechunk.pipeline.batch_failures import RETRY_RUNS, failed_objects
 from latechunk.pipeline.index_plan import NO_CHUNKS, IndexPlan, UnaccountedObjects, Unchunked, account
 
 
@@ -17,8 +18,11 @@ def entry(key: str, reason: str) -> dict[str, str]:
     return {"key": key, "etag": "e", "reason": reason, "detail": ""}
 
 
-def plan(chunks: dict[str, tuple[str, int]], unchunked: dict[str, str] = {}) -> IndexPlan:  # noqa: B006
-    """`chunks`: doc_id -> (key, chunks); `unchunked`: doc_id -> key of documents that gave no chunk."""
+def plan(
+    chunks: dict[str, tuple[str, int]], unchunked: dict[str, str] = {}, annotate_failed: dict[str, str] = {}  # noqa: B006
+) -> IndexPlan:
+    """`chunks`: doc_id -> (key, chunks); `unchunked`: doc_id -> key of documents that gave no chunk;
+    `annotate_failed`: key -> error of the objects with a document annotate failed on."""
     documents = [Document(doc_id, "b", key, "e", "", "text/plain") for doc_id, key in unchunked.items()]
     chunked_keys = {key for key, _ in chunks.values()}
     return IndexPlan(
@@ -26,6 +30,7 @@ def plan(chunks: dict[str, tuple[str, int]], unchunked: dict[str, str] = {}) -> 
         Unchunked(documents, {doc.key for doc in documents} - chunked_keys),
         {doc_id: n for doc_id, (_, n) in chunks.items()},
         {**{doc_id: key for doc_id, (key, _) in chunks.items()}, **unchunked},
+        annotate_failed,
     )
 
 
@@ -53,8 +58,8 @@ def test_every_object_of_a_run_has_one_outcome():
     }
     assert outcome.deferred == {"moving.txt"} and outcome.deleted == {"old.txt"}
     assert outcome.counts() == {
-        "objects_indexed": 1, "objects_quarantined": 5, "objects_deferred": 1, "objects_deleted": 1,
-        "objects_unchanged": 10 - 6 - 1,
+        "objects_indexed": 1, "objects_quarantined": 5, "objects_deferred": 1, "objects_pending": 0,
+        "objects_deleted": 1, "objects_unchanged": 10 - 6 - 1,
     }  # fmt: skip
     assert staged.object_records() == {("b", "feed.jsonl"): 2 + 3 + 1, ("b", "refused.txt"): 1, ("b", "blank.txt"): 1}
 
@@ -69,6 +74,27 @@ def test_documents_of_an_object_the_manifest_does_not_list_fail_the_task():
     run = manifest({"a.txt": "e"}, [], selected=2)
     with pytest.raises(UnaccountedObjects, match="stray.txt"):
         account(run, plan({"a1": ("a.txt", 1), "s1": ("stray.txt", 2)}), {})
+
+
+def test_objects_of_a_failed_batch_are_pending_until_their_last_retry_then_quarantined():
+    """An object is retried by the next runs; in its RETRY_RUNS-th failed run it is given up (quarantined)."""
+    run = manifest({"a.txt": "e", "b.txt": "e", "c.txt": "e", "d.txt": "e"}, [], selected=4)
+    run["retried"] = {"b.txt": 1, "c.txt": RETRY_RUNS - 1}
+    reason = "batch failed in embed: RuntimeError: CUDA out of memory"
+    failed = failed_objects(run, {"s3://s/r/documents/batch-00001.parquet": reason},
+                            {"s3://s/r/documents/batch-00001.parquet": {"b.txt", "c.txt", "d.txt"}})  # fmt: skip
+    assert failed.pending == {"b.txt": reason, "d.txt": reason}
+    assert failed.given_up == {"c.txt": f"{reason} (failed in {RETRY_RUNS} runs, not retried again)"}
+    outcome = account(run, plan({"a1": ("a.txt", 2)}, annotate_failed={"e.txt": "x"}), {}, failed)
+    assert outcome.indexed == {"a.txt"} and outcome.pending == {"b.txt": reason, "d.txt": reason}
+    assert outcome.quarantined == {"c.txt": f"batch_failed: {failed.given_up['c.txt']}"}
+    assert outcome.counts()["objects_pending"] == 2
+
+
+def test_an_object_with_a_document_annotate_failed_on_is_quarantined_with_the_error():
+    run = manifest({"a.txt": "e", "bad.jsonl": "e"}, [], selected=2)
+    outcome = account(run, plan({"a1": ("a.txt", 2)}, annotate_failed={"bad.jsonl": "ValueError: bad byte"}), {})
+    assert outcome.quarantined == {"bad.jsonl": "annotate_failed: ValueError: bad byte"}
 
 
 @pytest.mark.parametrize(("status", "transient"), [(400, False), (404, False), (409, False), (429, True),

@@ -17,11 +17,11 @@ VALIDATION = {
 }
 SUMMARIES = {
     "extract": [{"objects_listed": 5, "objects_new": 2, "objects_modified": 1, "objects_unchanged": 1,
-                 "objects_quarantined": 1}],
+                 "objects_quarantined": 1, "objects_retried": 4}],
     "embed": [{"tokens": 300, "chunks": 7}, {"tokens": 100, "chunks": 3}],
     "index": [{"chunks_indexed": 10, "superseded_chunks_deleted": 2, "removed_object_chunks_deleted": 4,
                "quarantined_object_chunks_deleted": 1, "objects_indexed": 2, "objects_quarantined": 2,
-               "objects_deferred": 1,
+               "objects_deferred": 1, "objects_pending": 3,
                "index_quarantine": [{"key": "r.txt", "etag": "e", "reason": "refused_by_index", "detail": "x"}]}],
 }
 TIMES = {"extract": [("success", 2.0)], "embed": [("success", 3.0), ("failed", 1.0)], "index": [("success", 1.0)]}
@@ -35,7 +35,7 @@ def report():
 def test_figures_come_from_the_tasks_outputs():
     figures = report()
     assert figures["objects"] == {"listed": 5, "new": 2, "changed": 1, "unchanged": 1, "deleted": 1,
-                                  "quarantined": 2, "indexed": 2, "deferred": 1}
+                                  "quarantined": 2, "indexed": 2, "deferred": 1, "pending": 3, "retried": 4}
     assert (figures["chunks_written"], figures["chunks_deleted"], figures["tokens"]) == (10, 7, 400)
     embed = next(stage for stage in figures["stages"] if stage["stage"] == "embed")
     assert (embed["tasks"], embed["state"], embed["seconds"], embed["tokens_per_s"]) == (2, "failed", 4.0, 100.0)

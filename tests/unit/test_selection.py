@@ -36,3 +36,15 @@ def test_select_by_folder_and_by_last_modified_half_open():
     assert [o.key for o in select(listed, by_time)] == ["in/2026-03-04/a.txt", "in/2026-03-05/c.txt",
                                                         "in/2026-03-040/d.txt"]
     assert select(listed, ExtractSettings(bucket="b", prefix="in/", index="i", model="m", chunking={})) == listed
+
+
+def test_an_object_rewritten_in_an_old_folder_is_selected_by_the_run_of_the_day_it_was_written():
+    listed = [
+        obj("in/2026-01-01/rewritten.txt", DAY + timedelta(hours=5)),
+        obj("in/2026-01-01/old.txt", DAY - timedelta(days=60)),
+        obj("in/2026-03-04/a.txt", DAY - timedelta(days=60)),
+        obj("in/2026-02-01/late.txt", DAY + timedelta(days=1)),
+    ]
+    settings = ExtractSettings(bucket="b", prefix="in/", index="i", model="m", chunking={},
+                               select_prefixes=("in/2026-03-04/",), written_between=(DAY, DAY + timedelta(days=1)))
+    assert [o.key for o in select(listed, settings)] == ["in/2026-01-01/rewritten.txt", "in/2026-03-04/a.txt"]

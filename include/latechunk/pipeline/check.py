@@ -15,6 +15,7 @@ from latechunk.documents import Document, EmbeddedChunk
 from latechunk.index import ElasticsearchBackend
 from latechunk.index_mapping import VECTOR_FIELD
 from latechunk.late_chunking_config import LateChunkingConfig
+from latechunk.pipeline.batch_failures import BatchesFailed, failure_summary, read_batch_failures
 from latechunk.pipeline.index_plan import read_index_quarantine
 from latechunk.pipeline.load import DEFAULT_INDEX_OPTIONS, chunk_batch_uris, unchunked_documents
 from latechunk.pipeline.models import describe_model, load_tokenizer, manifest_index_spec
@@ -79,18 +80,24 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
     texts) and re-encodes a sample of the run's documents, about ``exact_sample_tokens`` tokens, for the exact
     check; the bound of that check follows the dtype the embed stage recorded for the sampled batches. The
     quarantine in the report holds what extract skipped, the documents that gave no chunk and the objects the
-    index refused (whose staged chunks are not checked against the index).
+    index task left out (refused by the engine, failed in annotate, of a failed batch: their staged chunks are not
+    checked against the index). Raises `BatchesFailed` after passing checks when batches of the run failed, so that
+    the run ends failed although what it indexed is served.
     """
     from latechunk.encoders import load_encoder
 
     manifest = staging.read_json(s3, manifest_path)
-    # The objects the index task quarantined (refused by the engine) are not in the index: not checked there.
+    # The objects the index task left out (refused by the engine, failed in annotate, of a failed batch) are not in
+    # the index: not checked there. A failed batch has no chunks to read.
     refused = read_index_quarantine(s3, manifest_path)
     refused_keys = {entry["key"] for entry in refused}
+    failed = read_batch_failures(s3, manifest_path)
     staged: list[EmbeddedChunk] = []
     batch_of: dict[str, int] = {}
-    for number, uri in enumerate(chunk_batch_uris(manifest)):
-        for chunk in staging.read_chunks(s3, uri):
+    for number, (uri, chunks_uri) in enumerate(zip(manifest["batches"], chunk_batch_uris(manifest), strict=True)):
+        if uri in failed.batches:
+            continue
+        for chunk in staging.read_chunks(s3, chunks_uri):
             if chunk.key not in refused_keys:
                 staged.append(chunk)
                 batch_of[chunk.doc_id] = number
@@ -119,16 +126,20 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
         exact_documents=staged_documents(s3, manifest, exact_sample, batch_of),
         reencoder=run_reencoder(manifest, encoder),
     )
-    quarantine = manifest["quarantine"] + unchunked_documents(s3, manifest).quarantine() + refused
+    quarantine = manifest["quarantine"] + unchunked_documents(s3, manifest, failed.batches).quarantine() + refused
     report_uri = f"{manifest_path.rpartition('/')[0]}/{REPORT}"
     bucket, key = staging.parse_s3_uri(report_uri)
-    body = json.dumps({**report.to_dict(), "quarantine": quarantine}, indent=2, default=str)
-    s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/json")
+    body = {**report.to_dict(), "quarantine": quarantine, "failed_batches": failed.batches}
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body, indent=2, default=str).encode(),
+                  ContentType="application/json")  # fmt: skip
     log.info("%s\nquarantined: %d\nreport: %s", report.summary(), len(quarantine), report_uri)
     for check in report.warnings:
         log.warning("validation warning: %s below its threshold (%s < %s): %s", check.name, check.value,
                     check.threshold, check.description)  # fmt: skip
     report.raise_for_failure()
+    if failed.batches:
+        # After the checks of what was indexed: the run ends failed, for on-call to see, with its good part served.
+        raise BatchesFailed(f"{failure_summary(failed)}; report: {report_uri}")
     return {
         "passed": report.passed,
         "report": report_uri,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -44,7 +45,8 @@ def stage_uri(batch_uri: str, stage: str) -> str:
 
 
 def annotate(*, s3, area: staging.StagingArea, batch_path: str, model: str, chunking: dict[str, Any]) -> dict[str, Any]:
-    """Tokenize each staged document whole and stage its chunk spans; documents with no chunk are quarantined.
+    """Tokenize each staged document whole and stage its chunk spans; documents with no chunk are quarantined, and
+    so are documents the tokenizer or the chunker fails on (`annotate_each`; their errors go in the spans footer).
 
     Sentence chunks are capped at ``max_chunk_tokens`` and never at more tokens than the model's window. The batch
     is read and written ``ANNOTATE_ROWS`` documents at a time.
@@ -54,6 +56,7 @@ def annotate(*, s3, area: staging.StagingArea, batch_path: str, model: str, chun
     config = replace(config, max_chunk_tokens=min(config.max_chunk_tokens, info.window))
     tokenizer = load_tokenizer(model)
     quarantine: list[QuarantineEntry] = []
+    failures: dict[str, str] = {}  # doc_id -> error, recorded with the spans for the index task
     tokens = 0
     with (
         StagedReader(s3, batch_path, staging.STAGE_DOCUMENTS) as staged,
@@ -63,9 +66,12 @@ def annotate(*, s3, area: staging.StagingArea, batch_path: str, model: str, chun
             for rows in staged.iter_batches(ANNOTATE_ROWS):
                 documents = [staging.document_from_row(row) for row in rows]
                 annotated: list[tuple[Document, AnnotatedDocument]] = []
-                for document, doc in zip(
-                    documents, annotate_documents([d.text for d in documents], tokenizer, config), strict=True
-                ):
+                for document, doc in zip(documents, annotate_each(documents, tokenizer, config), strict=True):
+                    if isinstance(doc, str):
+                        failures[document.doc_id] = doc
+                        quarantine.append(QuarantineEntry(document.ref, document.etag, "annotate_failed", doc))
+                        progress.advance(docs=1)
+                        continue
                     if doc.spans:
                         annotated.append((document, doc))
                         tokens += len(doc.input_ids)
@@ -75,8 +81,25 @@ def annotate(*, s3, area: staging.StagingArea, batch_path: str, model: str, chun
                     progress.advance(docs=1, tokens=len(doc.input_ids) if doc.spans else 0, chunks=len(doc.spans))
                 writer.write(staging.annotated_table(annotated))
         identity = tokenizer_identity(model, info.revision)
-        writer.add_metadata({TOKENS_KEY: str(tokens).encode(), TOKENIZER_KEY: identity.encode()})
+        writer.add_metadata({TOKENS_KEY: str(tokens).encode(), TOKENIZER_KEY: identity.encode(),
+                             staging.ANNOTATE_FAILURES_KEY: json.dumps(failures).encode()})  # fmt: skip
     return {"spans_path": writer.uri, "quarantine": [entry.to_dict() for entry in quarantine], **progress.summary()}
+
+
+def annotate_each(documents: list[Document], tokenizer, config: ChunkingConfig) -> list[AnnotatedDocument | str]:
+    """The documents annotated; when that fails, each is annotated alone, and one that still fails gets its error
+    in its place: one document the tokenizer or the chunker cannot take must not fail its whole batch."""
+    try:
+        return annotate_documents([document.text for document in documents], tokenizer, config)
+    except Exception:
+        log.exception("annotating %d documents failed: annotating them one by one", len(documents))
+    results: list[AnnotatedDocument | str] = []
+    for document in documents:
+        try:
+            results.extend(annotate_documents([document.text], tokenizer, config))
+        except Exception as error:
+            results.append(f"{type(error).__name__}: {error}"[:2000])
+    return results
 
 
 def tokenizer_identity(model: str, revision: str) -> str:

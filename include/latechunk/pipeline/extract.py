@@ -23,6 +23,7 @@ from latechunk.documents import (
 from latechunk.index import ElasticsearchBackend
 from latechunk.index_mapping import IndexMismatchError
 from latechunk.late_chunking_config import LateChunkingConfig
+from latechunk.pipeline.batch_failures import pending_uri, read_pending
 from latechunk.pipeline.models import describe_model, index_spec
 from latechunk.pipeline.progress import Progress
 from latechunk.prefetch import map_ahead
@@ -54,6 +55,9 @@ class ExtractSettings:
     chunking: dict[str, Any]
     select_prefixes: tuple[str, ...] = ()
     modified_between: tuple[datetime, datetime] | None = None
+    # With ``select_prefixes``: objects written (LastModified) in this window are read whatever their folder, so an
+    # object rewritten in an old day's folder is read by the run of the day it was written.
+    written_between: tuple[datetime, datetime] | None = None
     delete_missing: bool = True
     # Staged batches (one mapped annotate and embed task each; see latechunk.batch_plan): at most this many
     # estimated tokens and documents each, and at most max_batches of them (Airflow's [core] max_map_length),
@@ -87,10 +91,12 @@ def day_prefixes(prefix: str, start: datetime, end: datetime, lookback_days: int
 
 
 def select(objects: list[SourceObject], settings: ExtractSettings) -> list[SourceObject]:
-    """The listed objects this run reads: in one of ``select_prefixes`` (when given) and modified in the data
-    interval (when ``modified_between`` is given)."""
+    """The listed objects this run reads: in one of ``select_prefixes`` or written in ``written_between`` (when
+    ``select_prefixes`` are given), and modified in the data interval (when ``modified_between`` is given)."""
     if settings.select_prefixes:
-        objects = [obj for obj in objects if obj.key.startswith(settings.select_prefixes)]
+        start, end = settings.written_between or (None, None)
+        objects = [obj for obj in objects if obj.key.startswith(settings.select_prefixes)
+                   or (start is not None and start <= obj.last_modified < end)]  # fmt: skip
     if settings.modified_between:
         start, end = settings.modified_between
         objects = [obj for obj in objects if start <= obj.last_modified < end]
@@ -137,6 +143,15 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
 
     listed = list(list_objects(s3, settings.bucket, settings.prefix))
     objects = select(listed, settings)
+    # Objects earlier runs could not finish (failed batches, changed while read) are read again, whatever folders
+    # this run selects.
+    pending_at = pending_uri(area, settings.index)
+    retried = {key: entry["runs"] for key, entry in read_pending(s3, pending_at).items()
+               if entry["bucket"] == settings.bucket and key.startswith(settings.prefix)}  # fmt: skip
+    selected = {obj.key for obj in objects}
+    objects += [obj for obj in listed if obj.key in retried and obj.key not in selected]
+    if retried:
+        log.info("reading again %d objects earlier runs left pending (%s)", len(retried), pending_at)
     if listed and not objects:
         log.warning(
             "NOTHING SELECTED: s3://%s/%s holds %d objects but none is in this run's selection (folders %s, "
@@ -215,6 +230,8 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         "changed": {obj.key: obj.etag for obj in changed if obj.key not in deferred},
         "deleted_keys": missing,
         "quarantine": [entry.to_dict() for entry in quarantine],
+        "pending_uri": pending_at,
+        "retried": retried,
         "settings": asdict(settings),
     }
     manifest_uri = staging.write_json(s3, area, MANIFEST, manifest)
@@ -229,6 +246,7 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         "objects_new": staged_new,
         "objects_modified": staged_modified,
         "objects_unchanged": len(objects) - len(changed),
+        "objects_retried": len(retried),
         "objects_quarantined": bad_objects,
         "quarantined_entries": len(quarantine),
         "keys_to_delete": len(missing),

@@ -6,21 +6,24 @@ before writing any (`object_records`, see `latechunk.index_mapping`), so an obje
 as incomplete.
 
 The account holds the run to its invariant: every changed object of the manifest ends indexed (all its documents,
-all their chunks), quarantined (with a reason: by extract, for giving no chunk, or refused by the engine) or
-deferred, and every deleted key is deleted. An object that is none of these is a fault of the pipeline, and the task
-fails on it rather than let the object be silently skipped.
+all their chunks), quarantined (with a reason: by extract, for giving no chunk, for a document annotate failed on,
+refused by the engine, or after its batch failed in too many runs), deferred, or pending (its batch failed: the next
+run retries it), and every deleted key is deleted. An object that is none of these is a fault of the pipeline, and
+the task fails on it rather than let the object be silently skipped.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 from latechunk import staging
 from latechunk.documents import Document, QuarantineEntry
 from latechunk.index_mapping import Tombstone
+from latechunk.pipeline.batch_failures import BATCH_FAILED, FailedObjects
 from latechunk.pipeline.embed import stage_uri
 from latechunk.pipeline.extract import RACE_CHANGED
 
@@ -28,6 +31,7 @@ INDEX_QUARANTINE = "index-quarantine.json"  # beside the run's manifest
 NO_CHUNKS = "no_chunks"
 NO_CHUNKS_DETAIL = "the text gives no token to chunk (e.g. only zero-width or control characters)"
 REFUSED = "refused_by_index"
+ANNOTATE_FAILED = "annotate_failed"
 
 
 class UnaccountedObjects(Exception):
@@ -56,7 +60,11 @@ class IndexPlan:
     bucket: str
     unchunked: Unchunked
     chunks_by_doc: dict[str, int]  # every document that has chunks -> how many
-    key_by_doc: dict[str, str]  # every staged document -> its object's key
+    key_by_doc: dict[str, str]  # every staged document to index -> its object's key
+    # Objects left out: with a document the annotate stage could not annotate (quarantined), with a document in
+    # a failed batch (see `latechunk.pipeline.batch_failures`); key -> the first reason, batch URI -> its keys.
+    annotate_failed: dict[str, str] = field(default_factory=dict)
+    keys_by_failed_batch: dict[str, set[str]] = field(default_factory=dict)
 
     @property
     def staged_keys(self) -> set[str]:
@@ -70,20 +78,36 @@ class IndexPlan:
         return dict(records)
 
 
-def read_plan(s3, manifest: dict[str, Any]) -> IndexPlan:
-    """The plan of a run from its staged documents and spans (the annotate stage stages documents with chunks)."""
+def read_plan(s3, manifest: dict[str, Any], failed_batches: Collection[str] = ()) -> IndexPlan:
+    """The plan of a run from its staged documents and spans (the annotate stage stages documents with chunks,
+    and records the documents it failed on). Objects with a document in one of ``failed_batches`` or one that
+    failed annotation are left out of the plan, whichever batches hold their other documents."""
     documents: list[Document] = []
     chunks_by_doc: dict[str, int] = {}
     key_by_doc: dict[str, str] = {}
+    annotate_failed: dict[str, str] = {}
+    keys_by_failed_batch: dict[str, set[str]] = {}
     for uri in manifest["batches"]:
-        chunks_by_doc.update(staging.chunk_counts(s3, stage_uri(uri, staging.STAGE_SPANS)))
-        for document in staging.read_documents(s3, uri):
+        staged = staging.read_documents(s3, uri)
+        if uri in failed_batches:
+            keys_by_failed_batch[uri] = {document.key for document in staged}
+            continue
+        counts, failures = staging.span_counts(s3, stage_uri(uri, staging.STAGE_SPANS))
+        chunks_by_doc.update(counts)
+        for document in staged:
+            if document.doc_id in failures:
+                annotate_failed.setdefault(document.key, failures[document.doc_id])
+                continue
             key_by_doc[document.doc_id] = document.key
             if document.doc_id not in chunks_by_doc:
                 documents.append(document)
-    chunked_keys = {key_by_doc[doc_id] for doc_id in chunks_by_doc if doc_id in key_by_doc}
+    left_out = set(annotate_failed).union(*keys_by_failed_batch.values())
+    key_by_doc = {doc_id: key for doc_id, key in key_by_doc.items() if key not in left_out}
+    chunks_by_doc = {doc_id: count for doc_id, count in chunks_by_doc.items() if doc_id in key_by_doc}
+    documents = [document for document in documents if document.key not in left_out]
+    chunked_keys = {key_by_doc[doc_id] for doc_id in chunks_by_doc}
     unchunked = Unchunked(documents, {document.key for document in documents} - chunked_keys)
-    return IndexPlan(manifest["bucket"], unchunked, chunks_by_doc, key_by_doc)
+    return IndexPlan(manifest["bucket"], unchunked, chunks_by_doc, key_by_doc, annotate_failed, keys_by_failed_batch)
 
 
 @dataclass
@@ -94,6 +118,7 @@ class ObjectAccount:
     quarantined: dict[str, str] = field(default_factory=dict)  # key -> reason
     deferred: set[str] = field(default_factory=set)
     deleted: set[str] = field(default_factory=set)
+    pending: dict[str, str] = field(default_factory=dict)  # key -> reason; its batch failed, the next run retries
     unchanged: int = 0
 
     def counts(self) -> dict[str, int]:
@@ -101,16 +126,21 @@ class ObjectAccount:
             "objects_indexed": len(self.indexed),
             "objects_quarantined": len(self.quarantined),
             "objects_deferred": len(self.deferred),
+            "objects_pending": len(self.pending),
             "objects_deleted": len(self.deleted),
             "objects_unchanged": self.unchanged,
         }
 
 
-def account(manifest: dict[str, Any], plan: IndexPlan, refused: dict[str, str]) -> ObjectAccount:
+def account(
+    manifest: dict[str, Any], plan: IndexPlan, refused: dict[str, str], failed: FailedObjects | None = None
+) -> ObjectAccount:
     """Sort every object of the manifest into one outcome; raises `UnaccountedObjects` when they do not add up.
 
     `refused`: the objects the engine refused while indexing, key -> reason (they were removed from the index).
+    `failed`: the objects of failed batches, pending a retry or given up (quarantined).
     """
+    failed = failed or FailedObjects({}, {}, {})
     changed: dict[str, str] = manifest["changed"]
     entries: dict[str, list[dict[str, str]]] = {}
     for entry in manifest["quarantine"]:
@@ -123,6 +153,12 @@ def account(manifest: dict[str, Any], plan: IndexPlan, refused: dict[str, str]) 
     for key in changed:
         if key in refused:
             result.quarantined[key] = f"{REFUSED}: {refused[key]}"
+        elif key in failed.pending:
+            result.pending[key] = failed.pending[key]
+        elif key in failed.given_up:
+            result.quarantined[key] = f"{BATCH_FAILED}: {failed.given_up[key]}"
+        elif key in plan.annotate_failed:
+            result.quarantined[key] = f"{ANNOTATE_FAILED}: {plan.annotate_failed[key]}"
         elif key in plan.unchunked.bad_keys:
             result.quarantined[key] = NO_CHUNKS
         elif key in staged:
@@ -136,7 +172,7 @@ def account(manifest: dict[str, Any], plan: IndexPlan, refused: dict[str, str]) 
                 unaccounted.append(key)
     if unaccounted:
         raise UnaccountedObjects(
-            f"{len(unaccounted)} objects of the run were neither indexed, quarantined nor deferred (first: "
+            f"{len(unaccounted)} objects of the run were neither indexed, quarantined, deferred nor pending (first: "
             f"{unaccounted[:5]}): their documents were lost between the stages, or staged for an object the "
             "manifest does not list as changed"
         )

@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -14,9 +14,19 @@ from latechunk import staging
 from latechunk.documents import Document, EmbeddedChunk, QuarantineEntry, utf16_offsets
 from latechunk.index import ElasticsearchBackend
 from latechunk.index_mapping import IndexSpec
+from latechunk.pipeline.batch_failures import (
+    FailedObjects,
+    failed_batches,
+    failed_objects,
+    failure_summary,
+    update_pending,
+    write_batch_failures,
+)
 from latechunk.pipeline.embed import stage_uri
-from latechunk.pipeline.extract import TooManyBadDocuments
+from latechunk.pipeline.extract import RACE_CHANGED, TooManyBadDocuments
 from latechunk.pipeline.index_plan import (
+    ANNOTATE_FAILED,
+    BATCH_FAILED,
     NO_CHUNKS,
     REFUSED,
     IndexPlan,
@@ -45,14 +55,14 @@ def chunk_batch_uris(manifest: dict[str, Any]) -> list[str]:
     return [stage_uri(uri, staging.STAGE_CHUNKS) for uri in manifest["batches"]]
 
 
-def unchunked_documents(s3, manifest: dict[str, Any]) -> Unchunked:
+def unchunked_documents(s3, manifest: dict[str, Any], failed_batches: Collection[str] = ()) -> Unchunked:
     """Staged documents that the annotate stage gave no chunk (it stages only documents with chunks)."""
-    return read_plan(s3, manifest).unchunked
+    return read_plan(s3, manifest, failed_batches).unchunked
 
 
 def check_bad_share(manifest: dict[str, Any], bad_keys: set[str], *, refused: bool = False) -> None:
-    """Fail when the objects quarantined by extract plus ``bad_keys`` (objects that gave no chunk, or that the
-    engine refused when ``refused``) exceed ``max_bad_fraction``."""
+    """Fail when the objects quarantined by extract plus ``bad_keys`` (objects that gave no chunk or that annotate
+    failed on, or that the engine refused when ``refused``) exceed ``max_bad_fraction``."""
     selected = manifest.get("objects_selected")
     if not selected:
         return
@@ -104,8 +114,13 @@ def index(
     bucket = manifest["bucket"]
     backend = ElasticsearchBackend(es)
     spec = manifest_index_spec(index_name, manifest, index_options or DEFAULT_INDEX_OPTIONS)
-    plan = read_plan(s3, manifest)
-    check_bad_share(manifest, plan.unchunked.bad_keys)
+    batches_failed = failed_batches(s3, manifest)
+    plan = read_plan(s3, manifest, batches_failed)
+    failed = failed_objects(manifest, batches_failed, plan.keys_by_failed_batch)
+    # Deferred objects (changed while extract read them) wait for the next run like those of failed batches.
+    deferred = {entry["key"]: entry["etag"] for entry in manifest["quarantine"] if entry["reason"] == RACE_CHANGED}
+    update_pending(s3, manifest, failed, deferred, settled=False)  # recorded before anything can fail the task
+    check_bad_share(manifest, plan.unchunked.bad_keys | set(plan.annotate_failed))
     created = ensure_served_index(es, backend, spec) if create_as_alias else backend.ensure_index(spec)
     written = _write_chunks(s3, backend, index_name, manifest, plan)
     refused = {key: reason for (_, key), reason in written.pop("refused").items()}
@@ -113,13 +128,14 @@ def index(
     tombstones = backend.record_tombstones(
         index_name, plan.unchunked.tombstones(), model_id=manifest["model"], object_records=plan.object_records()
     )
-    # Complete or absent: a changed object that has nothing to index (quarantined by extract) or that the engine
-    # refused in part leaves the index whole, whatever an earlier version or an interrupted run left of it.
-    unusable = (set(manifest["changed"]) - plan.staged_keys) | set(refused)
+    # Complete or absent: a changed object that has nothing to index (quarantined by extract or annotate, given
+    # up after failed batches) or that the engine refused in part leaves the index whole, whatever an earlier
+    # version or an interrupted run left of it. An object of a failed batch pending a retry keeps its version.
+    unusable = (set(manifest["changed"]) - plan.staged_keys - set(failed.pending)) | set(refused)
     quarantined_deleted = backend.delete_objects(index_name, bucket, sorted(unusable))
     # An object with a chunk that failed for the cluster's sake keeps its previous version until the retry.
     completed = {key: etag for key, etag in manifest["changed"].items()
-                 if key not in unusable and key not in transient_keys}  # fmt: skip
+                 if key not in unusable and key not in transient_keys and key not in failed.pending}  # fmt: skip
     superseded = backend.delete_superseded(index_name, bucket, completed)
     removed = backend.delete_objects(index_name, bucket, manifest["deleted_keys"])
     if transient_keys:
@@ -127,13 +143,15 @@ def index(
             f"{len(transient_keys)} objects were not fully indexed into {index_name!r} (the cluster throttled or "
             f"failed some writes); first errors: {written['errors'][:3]}"
         )
-    outcome = account(manifest, plan, refused)
-    check_bad_share(manifest, plan.unchunked.bad_keys | set(refused), refused=True)
+    outcome = account(manifest, plan, refused, failed)
+    check_bad_share(manifest, plan.unchunked.bad_keys | set(plan.annotate_failed) | set(refused), refused=True)
     _verify(backend, index_name, manifest, outcome)
-    quarantine = [
-        QuarantineEntry(key, manifest["changed"][key], REFUSED, reason).to_dict() for key, reason in refused.items()
-    ]
+    update_pending(s3, manifest, failed, deferred, settled=True)
+    quarantine = run_quarantine(manifest, plan, refused, failed)
     write_index_quarantine(s3, manifest_path, quarantine)  # validation leaves these objects out
+    write_batch_failures(s3, manifest_path, failed)
+    if failed.batches:
+        log.warning("%s", failure_summary(failed))
     summary = {
         "index": index_name,
         "index_created": created,
@@ -145,11 +163,29 @@ def index(
         "tombstones_recorded": tombstones,
         "quarantined_no_chunks": len(plan.unchunked.documents),
         **outcome.counts(),
+        "failed_batches": [{"batch": uri, "reason": reason} for uri, reason in failed.batches.items()][:MAX_LISTED],
+        "objects_retried": len(manifest.get("retried", {})),
         "index_quarantine": quarantine[:MAX_LISTED],
         **{key: value for key, value in written["progress"].items() if key in ("seconds", "docs_per_s")},
     }
     log.info("index summary: %s", summary)
     return summary
+
+
+def run_quarantine(
+    manifest: dict[str, Any], plan: IndexPlan, refused: dict[str, str], failed: FailedObjects
+) -> list[dict[str, str]]:
+    """The objects the index task left out, with their reasons: refused by the engine, with a document annotate
+    failed on, of a failed batch (pending a retry, or given up)."""
+    changed = manifest["changed"]
+    entries = [QuarantineEntry(key, changed[key], REFUSED, reason) for key, reason in refused.items()]
+    left_out = set(refused) | failed.keys
+    entries += [QuarantineEntry(key, changed[key], ANNOTATE_FAILED, reason)
+                for key, reason in plan.annotate_failed.items() if key not in left_out]  # fmt: skip
+    entries += [QuarantineEntry(key, changed[key], BATCH_FAILED, f"{reason}; pending: the next run retries it")
+                for key, reason in failed.pending.items()]  # fmt: skip
+    entries += [QuarantineEntry(key, changed[key], BATCH_FAILED, reason) for key, reason in failed.given_up.items()]
+    return [entry.to_dict() for entry in entries]
 
 
 def _write_chunks(s3, backend: ElasticsearchBackend, index_name: str, manifest: dict, plan: IndexPlan) -> dict:
@@ -159,7 +195,10 @@ def _write_chunks(s3, backend: ElasticsearchBackend, index_name: str, manifest: 
     written: dict[str, Any] = {"chunks_indexed": 0, "documents_written": 0, "stale_chunks_deleted": 0,
                                "failed_documents": 0, "refused": {}, "transient_keys": set(), "errors": []}  # fmt: skip
     for documents_uri, chunks_uri in zip(manifest["batches"], chunk_batch_uris(manifest), strict=True):
-        chunks = with_utf16_offsets(staging.read_chunks(s3, chunks_uri), staging.read_documents(s3, documents_uri))
+        if documents_uri in plan.keys_by_failed_batch:
+            continue
+        chunks = [chunk for chunk in staging.read_chunks(s3, chunks_uri) if chunk.doc_id in plan.key_by_doc]
+        chunks = with_utf16_offsets(chunks, staging.read_documents(s3, documents_uri))
         report = backend.upsert_documents(index_name, chunks, object_records=records)
         for ref, reason in report.refused_objects.items():
             written["refused"].setdefault(ref, reason)
@@ -223,14 +262,3 @@ def served_index_name(spec: IndexSpec) -> str:
     """``<alias>-<digest of the spec's recorded settings>``: the same for the same model, chunking and window."""
     settings = json.dumps({"meta": spec.meta(), "shards": spec.shards}, sort_keys=True)
     return f"{spec.name}-{hashlib.sha256(settings.encode()).hexdigest()[:12]}"
-
-
-def swap_alias(*, es, alias: str, new_index: str, delete_old: bool = False) -> dict[str, Any]:
-    """Serve ``new_index`` under ``alias`` (atomically), optionally deleting the indices the alias left."""
-    backend = ElasticsearchBackend(es)
-    previous = backend.swap_alias(alias, new_index)
-    if delete_old:
-        for name in previous:
-            es.indices.delete(index=name)
-    log.info("alias %s -> %s (was %s%s)", alias, new_index, previous or "unset", ", deleted" if delete_old else "")
-    return {"alias": alias, "index": new_index, "previous": previous, "deleted_previous": bool(delete_old)}
