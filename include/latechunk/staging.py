@@ -151,9 +151,14 @@ def annotated_from_row(row: dict[str, Any]) -> tuple[Document, AnnotatedDocument
 
 def chunk_counts(client, uri: str) -> dict[str, int]:
     """doc_id -> number of chunk spans of an annotated batch, read without its texts and token ids."""
+    return spans_outline(client, uri)[0]
+
+
+def spans_outline(client, uri: str) -> tuple[dict[str, int], dict[bytes, bytes]]:
+    """`chunk_counts` of an annotated batch and its footer metadata, from one read."""
     table = _get_table(client, uri, STAGE_SPANS, columns=["doc_id", "spans"])
     counts = pc.list_value_length(table.column("spans")).to_pylist()
-    return dict(zip(table.column("doc_id").to_pylist(), counts, strict=True))
+    return dict(zip(table.column("doc_id").to_pylist(), counts, strict=True)), dict(table.schema.metadata or {})
 
 
 def write_chunks(

@@ -22,6 +22,8 @@ from latechunk.staging import StagingArea, check_stage, parse_s3_uri, with_stage
 TOKENS_KEY = b"latechunk.tokens"
 # ... and the model whose tokenizer gave its token ids (`latechunk.pipeline.embed.tokenizer_identity`).
 TOKENIZER_KEY = b"latechunk.tokenizer"
+# ... and the documents annotate quarantined (a JSON list of quarantine entries, each with its doc_id).
+QUARANTINE_KEY = b"latechunk.quarantine"
 
 
 class StagedReader:

@@ -83,8 +83,9 @@ def late_chunking_tasks(
 @task_group(group_id="batch", prefix_group_id=False)
 def _batch_tasks(batch_path: str) -> None:
     annotate = LateChunkAnnotateOperator(
-        task_id="annotate", batch_path=batch_path, model=param_ref("model"), chunking=CHUNKING, **STAGING
-    )
+        task_id="annotate", batch_path=batch_path, model=param_ref("model"), chunking=CHUNKING,
+        max_document_tokens=param_ref("max_document_tokens"), **STAGING,
+    )  # fmt: skip
     embed = LateChunkEmbedOperator(
         task_id="embed",
         batch_path=batch_path,
@@ -93,6 +94,8 @@ def _batch_tasks(batch_path: str) -> None:
         window_overlap=param_ref("window_overlap"),
         token_budget=param_ref("token_budget"),
         device=param_ref("device"),
+        dtype=param_ref("dtype"),
+        attention=param_ref("attention"),
         late_chunking=LATE_CHUNKING,
         pool=GPU_POOL,
         **STAGING,

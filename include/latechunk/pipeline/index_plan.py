@@ -6,7 +6,8 @@ before writing any (`object_records`, see `latechunk.index_mapping`), so an obje
 as incomplete.
 
 The account holds the run to its invariant: every changed object of the manifest ends indexed (all its documents,
-all their chunks), quarantined (with a reason: by extract, for giving no chunk, or refused by the engine) or
+all their chunks), quarantined (with a reason: by extract, by annotate for a document of too many tokens (the
+whole object then, like one the engine refused), for giving no chunk, or refused by the engine) or
 deferred, and every deleted key is deleted. An object that is none of these is a fault of the pipeline, and the task
 fails on it rather than let the object be silently skipped.
 """
@@ -23,6 +24,7 @@ from latechunk.documents import Document, QuarantineEntry
 from latechunk.index_mapping import Tombstone
 from latechunk.pipeline.embed import stage_uri
 from latechunk.pipeline.extract import RACE_CHANGED
+from latechunk.staging_stream import QUARANTINE_KEY
 
 INDEX_QUARANTINE = "index-quarantine.json"  # beside the run's manifest
 NO_CHUNKS = "no_chunks"
@@ -57,6 +59,12 @@ class IndexPlan:
     unchunked: Unchunked
     chunks_by_doc: dict[str, int]  # every document that has chunks -> how many
     key_by_doc: dict[str, str]  # every staged document -> its object's key
+    # Objects with a document annotate quarantined (too many tokens): key -> its entries. Nothing of them is indexed.
+    annotate_quarantine: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+
+    def quarantine(self) -> list[dict[str, str]]:
+        """The annotate stage's entries, one per document it quarantined."""
+        return [entry for entries in self.annotate_quarantine.values() for entry in entries]
 
     @property
     def staged_keys(self) -> set[str]:
@@ -75,15 +83,23 @@ def read_plan(s3, manifest: dict[str, Any]) -> IndexPlan:
     documents: list[Document] = []
     chunks_by_doc: dict[str, int] = {}
     key_by_doc: dict[str, str] = {}
+    refused_docs: dict[str, dict[str, str]] = {}  # doc_id -> annotate's quarantine entry
     for uri in manifest["batches"]:
-        chunks_by_doc.update(staging.chunk_counts(s3, stage_uri(uri, staging.STAGE_SPANS)))
+        counts, footer = staging.spans_outline(s3, stage_uri(uri, staging.STAGE_SPANS))
+        chunks_by_doc.update(counts)
+        for entry in json.loads(footer.get(QUARANTINE_KEY, b"[]")):
+            refused_docs[entry.pop("doc_id")] = entry
         for document in staging.read_documents(s3, uri):
             key_by_doc[document.doc_id] = document.key
             if document.doc_id not in chunks_by_doc:
                 documents.append(document)
+    annotate_quarantine: dict[str, list[dict[str, str]]] = {}
+    for doc_id, entry in refused_docs.items():
+        annotate_quarantine.setdefault(key_by_doc[doc_id], []).append(entry)
+    documents = [document for document in documents if document.key not in annotate_quarantine]
     chunked_keys = {key_by_doc[doc_id] for doc_id in chunks_by_doc if doc_id in key_by_doc}
     unchunked = Unchunked(documents, {document.key for document in documents} - chunked_keys)
-    return IndexPlan(manifest["bucket"], unchunked, chunks_by_doc, key_by_doc)
+    return IndexPlan(manifest["bucket"], unchunked, chunks_by_doc, key_by_doc, annotate_quarantine)
 
 
 @dataclass
@@ -123,6 +139,8 @@ def account(manifest: dict[str, Any], plan: IndexPlan, refused: dict[str, str]) 
     for key in changed:
         if key in refused:
             result.quarantined[key] = f"{REFUSED}: {refused[key]}"
+        elif key in plan.annotate_quarantine:
+            result.quarantined[key] = ", ".join(sorted({e["reason"] for e in plan.annotate_quarantine[key]}))
         elif key in plan.unchunked.bad_keys:
             result.quarantined[key] = NO_CHUNKS
         elif key in staged:

@@ -51,8 +51,9 @@ def unchunked_documents(s3, manifest: dict[str, Any]) -> Unchunked:
 
 
 def check_bad_share(manifest: dict[str, Any], bad_keys: set[str], *, refused: bool = False) -> None:
-    """Fail when the objects quarantined by extract plus ``bad_keys`` (objects that gave no chunk, or that the
-    engine refused when ``refused``) exceed ``max_bad_fraction``."""
+    """Fail when the objects quarantined by extract plus ``bad_keys`` (objects that gave no chunk, that had a
+    document of too many tokens, or that the engine refused when ``refused``) exceed ``max_bad_fraction``. The
+    message counts documents of too many tokens with those that gave no chunk."""
     selected = manifest.get("objects_selected")
     if not selected:
         return
@@ -105,7 +106,7 @@ def index(
     backend = ElasticsearchBackend(es)
     spec = manifest_index_spec(index_name, manifest, index_options or DEFAULT_INDEX_OPTIONS)
     plan = read_plan(s3, manifest)
-    check_bad_share(manifest, plan.unchunked.bad_keys)
+    check_bad_share(manifest, plan.unchunked.bad_keys | set(plan.annotate_quarantine))
     created = ensure_served_index(es, backend, spec) if create_as_alias else backend.ensure_index(spec)
     written = _write_chunks(s3, backend, index_name, manifest, plan)
     refused = {key: reason for (_, key), reason in written.pop("refused").items()}
@@ -115,7 +116,7 @@ def index(
     )
     # Complete or absent: a changed object that has nothing to index (quarantined by extract) or that the engine
     # refused in part leaves the index whole, whatever an earlier version or an interrupted run left of it.
-    unusable = (set(manifest["changed"]) - plan.staged_keys) | set(refused)
+    unusable = (set(manifest["changed"]) - plan.staged_keys) | set(refused) | set(plan.annotate_quarantine)
     quarantined_deleted = backend.delete_objects(index_name, bucket, sorted(unusable))
     # An object with a chunk that failed for the cluster's sake keeps its previous version until the retry.
     completed = {key: etag for key, etag in manifest["changed"].items()
@@ -128,9 +129,9 @@ def index(
             f"failed some writes); first errors: {written['errors'][:3]}"
         )
     outcome = account(manifest, plan, refused)
-    check_bad_share(manifest, plan.unchunked.bad_keys | set(refused), refused=True)
+    check_bad_share(manifest, plan.unchunked.bad_keys | set(plan.annotate_quarantine) | set(refused), refused=True)
     _verify(backend, index_name, manifest, outcome)
-    quarantine = [
+    quarantine = plan.quarantine() + [
         QuarantineEntry(key, manifest["changed"][key], REFUSED, reason).to_dict() for key, reason in refused.items()
     ]
     write_index_quarantine(s3, manifest_path, quarantine)  # validation leaves these objects out
@@ -159,7 +160,8 @@ def _write_chunks(s3, backend: ElasticsearchBackend, index_name: str, manifest: 
     written: dict[str, Any] = {"chunks_indexed": 0, "documents_written": 0, "stale_chunks_deleted": 0,
                                "failed_documents": 0, "refused": {}, "transient_keys": set(), "errors": []}  # fmt: skip
     for documents_uri, chunks_uri in zip(manifest["batches"], chunk_batch_uris(manifest), strict=True):
-        chunks = with_utf16_offsets(staging.read_chunks(s3, chunks_uri), staging.read_documents(s3, documents_uri))
+        chunks = [chunk for chunk in staging.read_chunks(s3, chunks_uri) if chunk.key not in plan.annotate_quarantine]
+        chunks = with_utf16_offsets(chunks, staging.read_documents(s3, documents_uri))
         report = backend.upsert_documents(index_name, chunks, object_records=records)
         for ref, reason in report.refused_objects.items():
             written["refused"].setdefault(ref, reason)
