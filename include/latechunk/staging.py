@@ -155,10 +155,14 @@ def chunk_counts(client, uri: str) -> dict[str, int]:
 
 
 def spans_outline(client, uri: str) -> tuple[dict[str, int], dict[bytes, bytes]]:
-    """`chunk_counts` of an annotated batch and its footer metadata, from one read."""
-    table = _get_table(client, uri, STAGE_SPANS, columns=["doc_id", "spans"])
+    """`chunk_counts` of an annotated batch and its footer's key-values (`StagedWriter.add_metadata`), from one
+    read."""
+    bucket, key = parse_s3_uri(uri)
+    staged = pq.ParquetFile(pa.BufferReader(client.get_object(Bucket=bucket, Key=key)["Body"].read()))
+    check_stage(staged.schema_arrow, uri, STAGE_SPANS)
+    table = staged.read(columns=["doc_id", "spans"])
     counts = pc.list_value_length(table.column("spans")).to_pylist()
-    return dict(zip(table.column("doc_id").to_pylist(), counts, strict=True)), dict(table.schema.metadata or {})
+    return dict(zip(table.column("doc_id").to_pylist(), counts, strict=True)), dict(staged.metadata.metadata or {})
 
 
 def write_chunks(

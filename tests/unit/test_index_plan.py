@@ -75,3 +75,18 @@ def test_documents_of_an_object_the_manifest_does_not_list_fail_the_task():
                                                    (500, True), (503, True), (None, True)])  # fmt: skip
 def test_throttled_and_server_errors_are_transient(status, transient):
     assert is_transient_item(status) is transient
+
+
+def test_an_object_with_a_document_of_too_many_tokens_is_quarantined_whole():
+    run = manifest({"feed.jsonl": "e", "book.txt": "e", "ok.txt": "e"}, [], selected=3)
+    staged = plan({"f1": ("feed.jsonl", 2), "o1": ("ok.txt", 1)}, {"b1": "book.txt", "f2": "feed.jsonl"})
+    too_long = {"etag": "e", "reason": "too_many_tokens", "detail": "2,000,000 tokens"}
+    staged = IndexPlan(staged.bucket, Unchunked([], set()), staged.chunks_by_doc, staged.key_by_doc, {
+        "feed.jsonl": [{**too_long, "key": "feed.jsonl#2"}], "book.txt": [{**too_long, "key": "book.txt"}]})
+    outcome = account(run, staged, {})
+    assert outcome.indexed == {"ok.txt"}, "a short part does not index an object with a document too long"
+    assert outcome.quarantined == {"feed.jsonl": "too_many_tokens", "book.txt": "too_many_tokens"}
+    assert staged.quarantine() == [
+        {"key": "feed.jsonl", "etag": "e", "reason": "too_many_tokens", "detail": "feed.jsonl#2: 2,000,000 tokens"},
+        {"key": "book.txt", "etag": "e", "reason": "too_many_tokens", "detail": "book.txt: 2,000,000 tokens"},
+    ]

@@ -63,8 +63,15 @@ class IndexPlan:
     annotate_quarantine: dict[str, list[dict[str, str]]] = field(default_factory=dict)
 
     def quarantine(self) -> list[dict[str, str]]:
-        """The annotate stage's entries, one per document it quarantined."""
-        return [entry for entries in self.annotate_quarantine.values() for entry in entries]
+        """One entry per object annotate quarantined a document of, under the object's key (validation leaves out
+        the objects by key), each document's reference and detail in its detail."""
+        return [
+            QuarantineEntry(
+                key, entries[0]["etag"], ", ".join(sorted({e["reason"] for e in entries})),
+                "; ".join(f"{e['key']}: {e['detail']}" for e in entries),
+            ).to_dict()
+            for key, entries in self.annotate_quarantine.items()
+        ]  # fmt: skip
 
     @property
     def staged_keys(self) -> set[str]:
