@@ -131,7 +131,9 @@ def iter_token_matrices(
         if len(kept) == n_tokens:
             yield position, kept
             continue
-        matrix, filled = filling.setdefault(position, (np.empty((n_tokens, encoder.dim), np.float32), [0]))
+        if position not in filling:
+            filling[position] = (np.empty((n_tokens, encoder.dim), np.float32), [0])
+        matrix, filled = filling[position]
         matrix[first : first + len(kept)] = kept
         filled[0] += len(kept)
         if filled[0] == n_tokens:

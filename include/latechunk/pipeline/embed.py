@@ -28,8 +28,8 @@ ANNOTATE_ROWS = 512
 PIECES_PER_BUDGET = 64
 _BATCH_INDEX = re.compile(r"batch-(\d+)\.parquet$")
 # Documents of more tokens are quarantined by annotate. A million tokens is a long book (about 4 MB of English
-# text); embedding it takes about a minute on a GPU and tens of minutes on CPU. Memory no longer grows with a
-# document's tokens (embed pools window by window), but its token ids, spans and chunk vectors do.
+# text), about 4 minutes of jina-v2-base on two CPU cores (docs/performance.md). Embed memory no longer grows with
+# a document's tokens times the vector size (windows are pooled as they come), but its token ids and chunks do.
 DEFAULT_MAX_DOCUMENT_TOKENS = 1_000_000
 TOO_MANY_TOKENS = "too_many_tokens"
 
