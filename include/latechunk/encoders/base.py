@@ -54,6 +54,9 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
 
 
 def _native_bfloat16(device: torch.device) -> bool:
+    """Whether the GPU runs bfloat16 natively; True when no GPU can be asked (the model's load fails then)."""
+    if not torch.cuda.is_available():
+        return True
     with torch.cuda.device(device):
         return torch.cuda.is_bf16_supported(including_emulation=False)
 
