@@ -107,3 +107,26 @@ def save_tiny_jina(
     (directory / "config.json").write_text(json.dumps(config))
     tensors = jina_checkpoint_tensors(len(tiny_vocab()), hidden, layers, intermediate, seed=seed)
     save_file(tensors, str(directory / "model.safetensors"))
+
+
+def stand_in_encoder(dim: int = 768, window: int = 8192, vocab: int = 1000):
+    """A one-layer stand-in with a real model's vector size and window, cheap enough for a million tokens on CPU:
+    each output is the token's embedding plus the mean embedding of its window (so outputs depend on the window).
+    It has no tokenizer: feed it token ids."""
+    from latechunk.encoders.base import Encoder
+
+    class StandInEncoder(Encoder):
+        def __init__(self) -> None:
+            super().__init__(
+                tokenizer=None, max_length=window, dim=dim, model_id="stand-in", revision="0",
+                device=torch.device("cpu"), dtype=torch.float32,
+            )  # fmt: skip
+            generator = torch.Generator().manual_seed(0)
+            self.table = torch.randn((vocab, dim), generator=generator)  # (vocab, dim)
+
+        def forward_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            own = self.table[input_ids]  # (batch, seq, dim)
+            mask = attention_mask.unsqueeze(-1).to(own.dtype)  # (batch, seq, 1)
+            return own + (own * mask).sum(dim=1, keepdim=True) / mask.sum(dim=1, keepdim=True)
+
+    return StandInEncoder()

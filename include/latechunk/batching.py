@@ -57,8 +57,36 @@ def padding_fraction(lengths: Sequence[int], batches: Sequence[Sequence[int]], p
     return 0.0 if computed == 0 else 1.0 - real / computed
 
 
-def run_with_oom_split(batch: Sequence[int], run: Callable[[Sequence[int]], list[T]]) -> list[T]:
-    """Run ``run(batch)``; on ``torch.OutOfMemoryError`` split the batch in half and retry each half.
+# How CUDA libraries report an allocation that failed when torch does not raise torch.OutOfMemoryError itself:
+# cuBLAS and cuDNN handles are created lazily, and their allocation failures come back as plain RuntimeErrors.
+OUT_OF_MEMORY_MARKERS = (
+    "CUDA out of memory",
+    "CUBLAS_STATUS_ALLOC_FAILED",
+    "CUDNN_STATUS_ALLOC_FAILED",
+    "CUDA error: out of memory",
+)
+
+
+class SequenceDoesNotFit(RuntimeError):
+    """One sequence alone ran out of memory: no smaller batch helps, only a shorter sequence."""
+
+    def __init__(self, length: int) -> None:
+        super().__init__(f"a sequence of {length} tokens alone runs out of memory on this device")
+        self.length = length
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """torch's out-of-memory error, or a CUDA library's allocation failure raised as a RuntimeError."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and any(marker in str(error) for marker in OUT_OF_MEMORY_MARKERS)
+
+
+def run_with_oom_split(
+    batch: Sequence[int], run: Callable[[Sequence[int]], list[T]], on_oom: Callable[[Sequence[int]], None] | None = None
+) -> list[T]:
+    """Run ``run(batch)``; when it runs out of memory (`is_out_of_memory`) split the batch in half and retry each
+    half, after calling ``on_oom(batch)`` (which may learn a smaller budget from it).
 
     ``run`` returns one result per item, in order. A single item that still runs out of memory re-raises.
 
@@ -67,15 +95,18 @@ def run_with_oom_split(batch: Sequence[int], run: Callable[[Sequence[int]], list
     """
     try:
         return run(batch)
-    except torch.OutOfMemoryError:
-        if len(batch) == 1:
+    except RuntimeError as error:  # torch.OutOfMemoryError is one
+        if len(batch) == 1 or not is_out_of_memory(error):
             raise
-    _release_cached_memory()
+    release_cached_memory()
+    if on_oom is not None:
+        on_oom(batch)
     half = len(batch) // 2
     log.warning("out of memory on a batch of %d items; retrying as %d + %d", len(batch), half, len(batch) - half)
-    return run_with_oom_split(batch[:half], run) + run_with_oom_split(batch[half:], run)
+    return run_with_oom_split(batch[:half], run, on_oom) + run_with_oom_split(batch[half:], run, on_oom)
 
 
-def _release_cached_memory() -> None:
-    if torch.cuda.is_available():
+def release_cached_memory() -> None:
+    """Hand the allocator's cached blocks back, after an out-of-memory error; never initialises CUDA itself."""
+    if torch.cuda.is_initialized():
         torch.cuda.empty_cache()

@@ -31,18 +31,26 @@ absolute-position model (BERT/MiniLM) positions restart at 0 in every window.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from latechunk.batching import SequenceDoesNotFit
 from latechunk.encoders.base import DEFAULT_TOKEN_BUDGET, Encoder
 from latechunk.late_chunking_config import WINDOW_LAYOUTS, LateChunkingConfig
-from latechunk.pooling import l2_normalize, pool_spans
+from latechunk.pooling import SpanPooler, l2_normalize
 from latechunk.spans import AnnotatedDocument
 
+log = logging.getLogger(__name__)
+
 DEFAULT_OVERLAP = 256
+# The shortest window a document is retried at when a longer one ran out of memory alone; below it, the device
+# cannot run the model at all.
+MIN_WINDOW = 16
+
 @dataclass(frozen=True)
 class Window:
     """Tokens [start, end) of one document go through the encoder; outputs for [keep_from, keep_to) are kept."""
@@ -109,6 +117,31 @@ def embed_tokens(encoder: Encoder, documents: Sequence[Sequence[int]], **options
 
 
 def iter_token_matrices(
+    encoder: Encoder, documents: Sequence[Sequence[int]], **options: Any
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(position, (n_tokens, dim) float32 matrix)`` of each document as soon as its last window is encoded.
+    ``options``: the keyword arguments of `iter_kept_outputs`. The embed stage never holds such a matrix
+    (`embed_documents` pools the windows as they come); evaluations that compare poolings do."""
+    filling: dict[int, tuple[np.ndarray, list[int]]] = {}  # position -> (matrix, [tokens filled])
+    for position, ids in enumerate(documents):
+        if not ids:
+            yield position, np.zeros((0, encoder.dim), np.float32)
+    for position, first, kept in iter_kept_outputs(encoder, documents, **options):
+        n_tokens = len(documents[position])
+        if len(kept) == n_tokens:
+            yield position, kept
+            continue
+        if position not in filling:
+            filling[position] = (np.empty((n_tokens, encoder.dim), np.float32), [0])
+        matrix, filled = filling[position]
+        matrix[first : first + len(kept)] = kept
+        filled[0] += len(kept)
+        if filled[0] == n_tokens:
+            del filling[position]
+            yield position, matrix
+
+
+def iter_kept_outputs(
     encoder: Encoder,
     documents: Sequence[Sequence[int]],
     *,
@@ -117,12 +150,14 @@ def iter_token_matrices(
     layout: str = "stitched",
     frame_windows: bool = False,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
-) -> Iterator[tuple[int, np.ndarray]]:
-    """``(position, (n_tokens, dim) float32 matrix)`` of each document as soon as its last window is encoded.
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(position, first token, kept outputs (n, dim) float32)`` of every window of every non-empty document,
+    right after its forward pass. A document's windows tile its tokens exactly once, in no particular order; the
+    outputs are views of the forward pass's output array, so that keeping none of them frees it.
 
-    Documents that fit one window are encoded together, batched by length, and each is yielded with its forward
-    pass. Longer ones go in groups of about ``token_budget`` encoded tokens, so that only one group's window
-    outputs are held at a time however many long documents there are.
+    Documents that fit one window are encoded together, batched by length. Longer ones go in groups of about
+    ``token_budget`` encoded tokens, so that a group's windows are batched together however many long documents
+    there are.
 
     With ``frame_windows`` a document longer than the window is cut into raw slices of ``window`` minus its
     special tokens, and each slice gets the document's leading/trailing special tokens where it lacks them.
@@ -154,37 +189,19 @@ def _encode_group(
     layout: str,
     special_ids: set[int],
     token_budget: int,
-) -> Iterator[tuple[int, np.ndarray]]:
-    plans: dict[int, tuple[list[Window], int]] = {}  # position -> (windows, special tokens prefixed)
+) -> Iterator[tuple[int, int, np.ndarray]]:
     slices: list[list[int]] = []
-    owners: list[tuple[int, int]] = []  # per slice: (position, window number)
+    owners: list[tuple[int, Window, int]] = []  # per slice: (position, window, shift of its outputs)
     for k in group:
         ids = documents[k]
         prefix, suffix = special_affixes(ids, special_ids) if len(ids) > window else ([], [])
-        plan = plan_windows(len(ids), window - len(prefix) - len(suffix), overlap, layout)
-        if not plan:
-            yield k, np.zeros((0, encoder.dim), np.float32)
-            continue
-        plans[k] = (plan, len(prefix))
-        for number, w in enumerate(plan):
+        for w in plan_windows(len(ids), window - len(prefix) - len(suffix), overlap, layout):
             head = prefix if w.start > 0 else []
             slices.append(head + list(ids[w.start : w.end]) + (suffix if w.end < len(ids) else []))
-            owners.append((k, number))
-    parts = {k: [None] * len(plan) for k, (plan, _) in plans.items()}
-    missing = {k: len(plan) for k, (plan, _) in plans.items()}
+            owners.append((k, w, len(head) - w.start))
     for index, output in encoder.iter_token_batches(slices, token_budget=token_budget):
-        k, number = owners[index]
-        plan, n_prefix = plans[k]
-        w = plan[number]
-        shift = n_prefix * (w.start > 0) - w.start
-        kept = output[w.keep_from + shift : w.keep_to + shift]  # (keep_to - keep_from, dim)
-        # A window kept for later is copied, so that the forward pass's whole output array can be freed.
-        parts[k][number] = kept if len(plan) == 1 else kept.copy()
-        missing[k] -= 1
-        if missing[k] == 0:
-            del missing[k]
-            pieces = parts.pop(k)
-            yield k, pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=0)
+        k, w, shift = owners[index]
+        yield k, w.keep_from, output[w.keep_from + shift : w.keep_to + shift]  # (keep_to - keep_from, dim)
 
 
 def naive_sequences(doc: AnnotatedDocument, special_ids: set[int]) -> list[list[int]]:
@@ -199,16 +216,17 @@ def naive_sequences(doc: AnnotatedDocument, special_ids: set[int]) -> list[list[
 def embed_naive(
     encoder: Encoder, docs: Sequence[AnnotatedDocument], *, token_budget: int = DEFAULT_TOKEN_BUDGET
 ) -> list[np.ndarray]:
-    """Naive chunk vectors: every chunk encoded alone (``naive_sequences``) and mean-pooled, L2-normalised."""
+    """Naive chunk vectors: every chunk encoded alone (``naive_sequences``) and mean-pooled, L2-normalised; each
+    output is pooled right after its forward pass."""
     special_ids = set(encoder.tokenizer.all_special_ids)
     sequences = [naive_sequences(doc, special_ids) for doc in docs]
-    outputs = iter(encoder.encode_token_batches([s for seqs in sequences for s in seqs], token_budget=token_budget))
-    return [
-        l2_normalize(np.stack([next(outputs).mean(axis=0, dtype=np.float32) for _ in seqs]))
-        if seqs
-        else np.zeros((0, encoder.dim), np.float32)
-        for seqs in sequences
-    ]
+    means = [np.zeros((len(seqs), encoder.dim), np.float32) for seqs in sequences]
+    owners = [(d, row) for d, seqs in enumerate(sequences) for row in range(len(seqs))]
+    flat = [sequence for seqs in sequences for sequence in seqs]
+    for index, output in encoder.iter_token_batches(flat, token_budget=token_budget):
+        d, row = owners[index]
+        means[d][row] = output.mean(axis=0, dtype=np.float32)
+    return [l2_normalize(vectors) for vectors in means]
 
 
 def mix_vectors(late: np.ndarray, naive: np.ndarray, naive_weight: float) -> np.ndarray:
@@ -226,29 +244,58 @@ def embed_documents(
     overlap: int | None = None,
     config: LateChunkingConfig | None = None,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
+    on_tokens: Callable[[int], None] | None = None,
 ) -> list[np.ndarray]:
     """Late-chunked chunk vectors: per document an (n_chunks, dim) float32 array, L2-normalised, row i for
     ``doc.spans[i]``.
 
     ``window`` defaults to the encoder window; ``overlap`` to min(256, window // 4) tokens; ``config`` to plain
     late chunking (stitched raw windows, no naive mix). ``config.naive_weight`` applies to documents longer than
-    ``window`` only.
+    ``window`` only. ``on_tokens(n)`` is told after every forward pass how many of the documents' tokens it
+    encoded (their kept outputs; negative when a window that did not fit undid part of a document).
+
+    Each window's kept outputs are added to its document's span sums right after its forward pass
+    (`latechunk.pooling.SpanPooler`): memory grows with a document's chunks, never with its tokens times the
+    vector size. A window that runs out of memory alone (`SequenceDoesNotFit`) is retried at the shorter window
+    the encoder learnt (``encoder.window_limit``, kept for the rest of the task), with a warning: the documents it
+    touches then get the vectors of that window, not of the configured one.
     """
     config = config or LateChunkingConfig()
     config.validate()
-    late: list[np.ndarray] = [np.zeros((0, encoder.dim), np.float32)] * len(docs)
-    for k, matrix in iter_token_matrices(
-        encoder,
-        [doc.input_ids for doc in docs],
-        window=window,
-        overlap=overlap,
-        layout=config.window_layout,
-        frame_windows=config.frame_windows,
-        token_budget=token_budget,
-    ):
-        if docs[k].spans:  # a document's token matrix is pooled, and dropped, as soon as it is complete
-            late[k] = pool_spans(matrix, docs[k].spans)
     window = window or encoder.max_length
+    late: list[np.ndarray] = [np.zeros((0, encoder.dim), np.float32)] * len(docs)
+    pending = [k for k, doc in enumerate(docs) if doc.spans]
+    while pending:
+        fitted = min(window, encoder.window_limit or window)
+        if fitted < MIN_WINDOW:
+            raise SequenceDoesNotFit(fitted * 2)
+        poolers = {k: SpanPooler(docs[k].spans, len(docs[k].input_ids), encoder.dim) for k in pending}
+        try:
+            for position, first, kept in iter_kept_outputs(
+                encoder,
+                [docs[k].input_ids for k in pending],
+                window=fitted,
+                overlap=overlap if fitted == window or overlap is None else min(overlap, default_overlap(fitted)),
+                layout=config.window_layout,
+                frame_windows=config.frame_windows,
+                token_budget=token_budget,
+            ):
+                k = pending[position]
+                poolers[k].add(first, kept)
+                if on_tokens is not None:
+                    on_tokens(len(kept))
+                if poolers[k].complete:
+                    late[k] = poolers.pop(k).vectors()
+            pending = []
+        except SequenceDoesNotFit as error:
+            undone = sum(pooler.tokens_added for pooler in poolers.values())
+            log.warning(
+                "%s: %d documents are encoded again in windows of %d tokens (configured: %d)",
+                error, len(poolers), min(window, encoder.window_limit), window,
+            )  # fmt: skip
+            if on_tokens is not None and undone:
+                on_tokens(-undone)
+            pending = list(poolers)
     long = [k for k, doc in enumerate(docs) if len(doc.input_ids) > window]
     if config.naive_weight == 0.0 or not long:
         return late

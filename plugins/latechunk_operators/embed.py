@@ -20,6 +20,9 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
     :param window_overlap: tokens each window repeats from the previous one, for context. (templated)
     :param token_budget: padded tokens per forward pass; bounds memory. (templated)
     :param device: ``cuda``, ``cpu`` or None for automatic. (templated)
+    :param dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16`` (see ``latechunk.encoders.base.resolve_dtype``).
+        (templated)
+    :param attention: ``auto``, ``plain`` or ``packed`` (jina-bert models only). (templated)
     :param late_chunking: how vectors are computed beyond one window: ``window_layout``, ``frame_windows``,
         ``naive_weight`` (see ``latechunk.late_chunking_config``). (templated)
     """
@@ -32,6 +35,8 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
         "window_overlap",
         "token_budget",
         "device",
+        "dtype",
+        "attention",
         "late_chunking",
     )
     ui_color = "#e6f5e6"
@@ -45,6 +50,8 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
         window_overlap: int = 256,
         token_budget: int = 16384,
         device: str | None = None,
+        dtype: str = "auto",
+        attention: str = "auto",
         late_chunking: dict[str, Any] | None = None,
         queue: str = "gpu",
         **kwargs: Any,
@@ -56,6 +63,8 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
         self.window_overlap = window_overlap
         self.token_budget = token_budget
         self.device = device
+        self.dtype = dtype
+        self.attention = attention
         self.late_chunking = late_chunking
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -69,6 +78,8 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
             window_overlap=int(self.window_overlap),
             token_budget=int(self.token_budget),
             device=self.device or None,
+            dtype=self.dtype or "auto",
+            attention=self.attention or "auto",
             late_chunking=late_chunking_settings(self.late_chunking),
         ))  # fmt: skip
         return self.summarised(summary)

@@ -92,9 +92,10 @@ SECTIONS = {
     "Source": ("bucket", "prefix", "partition_by_date", "lookback_days", "select_by_last_modified", "delete_missing",
                "max_object_bytes", "json_text_field", "max_bad_fraction", "max_nesting_depth", "max_parts_per_object",
                "max_extract_seconds", "max_pdf_page_bytes", "max_pdf_bytes"),
-    "Chunking": ("chunking_strategy", "chunk_size", "chunk_overlap", "sentences_per_chunk", "max_chunk_tokens"),
+    "Chunking": ("chunking_strategy", "chunk_size", "chunk_overlap", "sentences_per_chunk", "max_chunk_tokens",
+                 "max_document_tokens"),
     "Model and embedding": ("model", "window", "window_overlap", "window_layout", "frame_windows", "naive_weight",
-                            "token_budget", "device", "docs_per_batch", "batch_token_budget"),
+                            "token_budget", "device", "dtype", "attention", "docs_per_batch", "batch_token_budget"),
     "Index": ("index", "delete_old_index"),
     "Validation": ("validation_sample_size", "exact_sample_tokens", "self_retrieval_threshold", "recall_threshold",
                    "semantic_checks", "query_retrieval_threshold", "document_query_threshold", "max_mean_cosine",
@@ -170,6 +171,10 @@ def _params() -> dict[str, Param]:
         "max_chunk_tokens": Param(
             512, type="integer", minimum=1, description="Most tokens per sentence chunk (never more than the window)."
         ),
+        "max_document_tokens": Param(
+            int(_env("MAX_DOCUMENT_TOKENS", "1000000")), type="integer", minimum=1,
+            description="A document of more tokens is quarantined (too_many_tokens) with its whole object.",
+        ),
         "window": Param(
             None, type=["null", "integer"], description="Tokens per encoder window; empty for the model's maximum."
         ),
@@ -193,6 +198,16 @@ def _params() -> dict[str, Param]:
             int(_env("TOKEN_BUDGET", "16384")), type="integer", minimum=1, description="Padded tokens per forward pass."
         ),
         "device": Param(None, type=["null", "string"], description="cuda, cpu, or empty for automatic."),
+        "dtype": Param(
+            _env("DTYPE", "auto"), enum=["auto", "float32", "bfloat16", "float16"],
+            description="Encoder weights and activations: auto is float32 on CPU, bfloat16 on GPUs that support "
+            "it, else float16; bfloat16 on a GPU without it fails the task.",
+        ),
+        "attention": Param(
+            _env("ATTENTION", "auto"), enum=["auto", "plain", "packed"],
+            description="jina-bert models: plain (padded batches, the reference) or packed (sequences packed into "
+            "rows, no padding); auto is plain. Other models run plain only.",
+        ),
         "docs_per_batch": Param(
             10_000, type="integer", minimum=1,
             description="Most documents per staged batch, whatever their tokens (raised when a run would need more "

@@ -103,6 +103,7 @@ def _batch_tasks(batch_path: str) -> None:
         batch_path=batch_path,
         model=param_ref("model"),
         chunking=CHUNKING,
+        max_document_tokens=param_ref("max_document_tokens"),
         execution_timeout=execution_timeout("annotate"),
         **STAGING,
     )
@@ -114,6 +115,8 @@ def _batch_tasks(batch_path: str) -> None:
         window_overlap=param_ref("window_overlap"),
         token_budget=param_ref("token_budget"),
         device=param_ref("device"),
+        dtype=param_ref("dtype"),
+        attention=param_ref("attention"),
         late_chunking=LATE_CHUNKING,
         pool=GPU_POOL,
         execution_timeout=execution_timeout("embed"),

@@ -18,11 +18,17 @@ def entry(key: str, reason: str) -> dict[str, str]:
     return {"key": key, "etag": "e", "reason": reason, "detail": ""}
 
 
+def failure(reason: str, detail: str) -> dict[str, str]:
+    return {"reason": reason, "detail": detail}
+
+
 def plan(
-    chunks: dict[str, tuple[str, int]], unchunked: dict[str, str] = {}, annotate_failed: dict[str, str] = {}  # noqa: B006
+    chunks: dict[str, tuple[str, int]],
+    unchunked: dict[str, str] = {},  # noqa: B006
+    annotate_failed: dict[str, dict[str, str]] = {},  # noqa: B006
 ) -> IndexPlan:
     """`chunks`: doc_id -> (key, chunks); `unchunked`: doc_id -> key of documents that gave no chunk;
-    `annotate_failed`: key -> error of the objects with a document annotate failed on."""
+    `annotate_failed`: key -> reason and detail of the objects with a document annotate quarantined."""
     documents = [Document(doc_id, "b", key, "e", "", "text/plain") for doc_id, key in unchunked.items()]
     chunked_keys = {key for key, _ in chunks.values()}
     return IndexPlan(
@@ -85,7 +91,8 @@ def test_objects_of_a_failed_batch_are_pending_until_their_last_retry_then_quara
                             {"s3://s/r/documents/batch-00001.parquet": {"b.txt", "c.txt", "d.txt"}})  # fmt: skip
     assert failed.pending == {"b.txt": reason, "d.txt": reason}
     assert failed.given_up == {"c.txt": f"{reason} (failed in {RETRY_RUNS} runs, not retried again)"}
-    outcome = account(run, plan({"a1": ("a.txt", 2)}, annotate_failed={"e.txt": "x"}), {}, failed)
+    failures = {"e.txt": failure("annotate_failed", "x")}
+    outcome = account(run, plan({"a1": ("a.txt", 2)}, annotate_failed=failures), {}, failed)
     assert outcome.indexed == {"a.txt"} and outcome.pending == {"b.txt": reason, "d.txt": reason}
     assert outcome.quarantined == {"c.txt": f"batch_failed: {failed.given_up['c.txt']}"}
     assert outcome.counts()["objects_pending"] == 2
@@ -93,7 +100,8 @@ def test_objects_of_a_failed_batch_are_pending_until_their_last_retry_then_quara
 
 def test_an_object_with_a_document_annotate_failed_on_is_quarantined_with_the_error():
     run = manifest({"a.txt": "e", "bad.jsonl": "e"}, [], selected=2)
-    outcome = account(run, plan({"a1": ("a.txt", 2)}, annotate_failed={"bad.jsonl": "ValueError: bad byte"}), {})
+    failures = {"bad.jsonl": failure("annotate_failed", "ValueError: bad byte")}
+    outcome = account(run, plan({"a1": ("a.txt", 2)}, annotate_failed=failures), {})
     assert outcome.quarantined == {"bad.jsonl": "annotate_failed: ValueError: bad byte"}
 
 
@@ -101,3 +109,12 @@ def test_an_object_with_a_document_annotate_failed_on_is_quarantined_with_the_er
                                                    (500, True), (503, True), (None, True)])  # fmt: skip
 def test_throttled_and_server_errors_are_transient(status, transient):
     assert is_transient_item(status) is transient
+
+
+def test_an_object_with_a_document_of_too_many_tokens_is_quarantined_whole():
+    run = manifest({"feed.jsonl": "e", "book.txt": "e", "ok.txt": "e"}, [], selected=3)
+    too_long = failure("too_many_tokens", "2,000,000 tokens, more than max_document_tokens=1,000,000")
+    staged = plan({"o1": ("ok.txt", 1)}, annotate_failed={"feed.jsonl": too_long, "book.txt": too_long})
+    outcome = account(run, staged, {})
+    assert outcome.indexed == {"ok.txt"}, "a short part does not index an object with a document too long"
+    assert outcome.quarantined == {key: f"too_many_tokens: {too_long['detail']}" for key in ("feed.jsonl", "book.txt")}

@@ -27,7 +27,8 @@ def load_encoder(
 ) -> Encoder:
     """Load an encoder from a local checkpoint directory or a hub repo id (resolved through the local cache).
 
-    ``device``: default CUDA when available, else CPU. ``dtype``: default bfloat16 on CUDA, float32 on CPU.
+    ``device``: default CUDA when available, else CPU. ``dtype``: ``auto`` (the default) or a name, see
+    :func:`latechunk.encoders.base.resolve_dtype`.
     ``max_length``: the window in tokens; default the model's own (8192 for jina-embeddings-v2), never the
     tokenizer's ``model_max_length`` when that is unset or absurd. ``attention``: ``plain``, ``packed`` or
     ``auto`` for jina-bert checkpoints (see :class:`JinaBertEncoder`); other architectures run plain only.

@@ -270,6 +270,11 @@ class JinaBertEncoder(Encoder):
             return super().plan_batches(lengths, token_budget)
         return plan_packs(lengths, token_budget)
 
+    def batch_tokens(self, lengths: Sequence[int]) -> int:
+        if self.attention == "plain":
+            return super().batch_tokens(lengths)
+        return sum(lengths)  # a pack holds its sequences back to back, unpadded
+
     def forward_batch(self, sequences: Sequence[Sequence[int]]) -> list[np.ndarray]:
         if self.attention == "plain":
             return super().forward_batch(sequences)

@@ -27,6 +27,12 @@ ANNOTATE_ROWS = 512
 # A piece holds texts, token ids and pooled vectors, never the token matrices of more than one forward pass.
 PIECES_PER_BUDGET = 64
 _BATCH_INDEX = re.compile(r"batch-(\d+)\.parquet$")
+# Documents of more tokens are quarantined by annotate. A million tokens is a long book (about 4 MB of English
+# text), about 4 minutes of jina-v2-base on two CPU cores (docs/performance.md). Embed memory no longer grows with
+# a document's tokens times the vector size (windows are pooled as they come), but its token ids and chunks do.
+DEFAULT_MAX_DOCUMENT_TOKENS = 1_000_000
+TOO_MANY_TOKENS = "too_many_tokens"
+ANNOTATE_FAILED = "annotate_failed"  # the tokenizer or the chunker raised on the document
 
 
 def batch_index(batch_uri: str) -> int:
@@ -44,9 +50,19 @@ def stage_uri(batch_uri: str, stage: str) -> str:
     return f"{folder.rpartition('/')[0]}/{stage}/{name}"
 
 
-def annotate(*, s3, area: staging.StagingArea, batch_path: str, model: str, chunking: dict[str, Any]) -> dict[str, Any]:
+def annotate(
+    *,
+    s3,
+    area: staging.StagingArea,
+    batch_path: str,
+    model: str,
+    chunking: dict[str, Any],
+    max_document_tokens: int = DEFAULT_MAX_DOCUMENT_TOKENS,
+) -> dict[str, Any]:
     """Tokenize each staged document whole and stage its chunk spans; documents with no chunk are quarantined, and
-    so are documents the tokenizer or the chunker fails on (`annotate_each`; their errors go in the spans footer).
+    so are documents of more than ``max_document_tokens`` tokens (reason ``too_many_tokens``) and documents the
+    tokenizer or the chunker fails on (``annotate_failed``, see `annotate_each`). Both are recorded in the spans
+    batch's footer for the index task, which quarantines their whole object.
 
     Sentence chunks are capped at ``max_chunk_tokens`` and never at more tokens than the model's window. The batch
     is read and written ``ANNOTATE_ROWS`` documents at a time.
@@ -56,7 +72,7 @@ def annotate(*, s3, area: staging.StagingArea, batch_path: str, model: str, chun
     config = replace(config, max_chunk_tokens=min(config.max_chunk_tokens, info.window))
     tokenizer = load_tokenizer(model)
     quarantine: list[QuarantineEntry] = []
-    failures: dict[str, str] = {}  # doc_id -> error, recorded with the spans for the index task
+    failures: dict[str, dict[str, str]] = {}  # doc_id -> reason and detail, in the spans footer for index
     tokens = 0
     with (
         StagedReader(s3, batch_path, staging.STAGE_DOCUMENTS) as staged,
@@ -68,11 +84,21 @@ def annotate(*, s3, area: staging.StagingArea, batch_path: str, model: str, chun
                 annotated: list[tuple[Document, AnnotatedDocument]] = []
                 for document, doc in zip(documents, annotate_each(documents, tokenizer, config), strict=True):
                     if isinstance(doc, str):
-                        failures[document.doc_id] = doc
-                        quarantine.append(QuarantineEntry(document.ref, document.etag, "annotate_failed", doc))
+                        entry = QuarantineEntry(document.ref, document.etag, ANNOTATE_FAILED, doc)
+                        failures[document.doc_id] = {"reason": entry.reason, "detail": entry.detail}
+                        quarantine.append(entry)
                         progress.advance(docs=1)
                         continue
-                    if doc.spans:
+                    if len(doc.input_ids) > max_document_tokens:
+                        entry = QuarantineEntry(
+                            document.ref, document.etag, TOO_MANY_TOKENS,
+                            f"{len(doc.input_ids):,} tokens, more than max_document_tokens={max_document_tokens:,}: "
+                            "split the object or raise the limit",
+                        )  # fmt: skip
+                        failures[document.doc_id] = {"reason": entry.reason, "detail": entry.detail}
+                        quarantine.append(entry)
+                        doc = replace(doc, spans=[])
+                    elif doc.spans:
                         annotated.append((document, doc))
                         tokens += len(doc.input_ids)
                     else:
@@ -117,25 +143,30 @@ def embed(
     window_overlap: int = 256,
     token_budget: int = 16384,
     device: str | None = None,
+    dtype: str = "auto",
+    attention: str = "auto",
     late_chunking: dict[str, Any] | None = None,
     piece_tokens: int | None = None,
 ) -> dict[str, Any]:
     """Late-chunk embedding of one staged batch: every document is encoded whole (in overlapping windows when
     longer than ``window``) and each chunk vector is the mean of its span's token embeddings.
     ``late_chunking``: the fields of `latechunk.late_chunking.LateChunkingConfig` (window layout, framing, naive
-    mix for documents longer than the window); empty for plain late chunking.
+    mix for documents longer than the window); empty for plain late chunking. ``dtype`` and ``attention``: see
+    `latechunk.encoders.load_encoder`.
 
     The batch streams through in pieces of about ``piece_tokens`` tokens (default ``PIECES_PER_BUDGET`` forward
     passes' worth): the next piece is read (with the token ids annotate staged) while this one is encoded,
     documents are length-sorted within a piece, each document is pooled as soon as its last window is encoded,
-    and each piece's vectors are written as one row group. Memory is bounded by a piece, whatever the batch size.
+    and each piece's vectors are written as one row group. Memory is bounded by a piece, whatever the batch size,
+    and by one forward pass's outputs plus one running sum per chunk, whatever a document's length. The progress
+    line counts tokens after every forward pass, so it moves inside a long document.
     """
     from latechunk.encoders import load_encoder
     from latechunk.late_chunking import LateChunkingConfig, embed_documents
 
     config = LateChunkingConfig(**(late_chunking or {}))
     config.validate()
-    encoder = load_encoder(model, device=device)
+    encoder = load_encoder(model, device=device, dtype=dtype, attention=attention)
     piece_tokens = piece_tokens or PIECES_PER_BUDGET * token_budget
     chunk_schema = staging.chunk_schema(encoder.dim)
     with (
@@ -152,17 +183,24 @@ def embed(
             for piece in prefetched(staged_pieces(staged, piece_tokens)):
                 vectors = embed_documents(
                     encoder, [doc for _, doc in piece], window=window, overlap=window_overlap, config=config,
-                    token_budget=token_budget,
+                    token_budget=token_budget, on_tokens=lambda n: progress.advance(tokens=n),
                 )
                 chunks: list[EmbeddedChunk] = []
                 for (document, doc), matrix in zip(piece, vectors, strict=True):
                     chunks.extend(embedded_chunks(document, doc.spans, matrix, model))
-                    progress.advance(docs=1, tokens=len(doc.input_ids), chunks=len(doc.spans))
+                    progress.advance(docs=1, chunks=len(doc.spans))
                 writer.write(staging.chunk_table(chunks, encoder.dim))
         writer.add_metadata({ENCODER_DTYPE_KEY: str(encoder.dtype).removeprefix("torch.").encode()})
-    summary = {"chunks_path": writer.uri, "device": str(encoder.device), **progress.summary()}
+    summary = {"chunks_path": writer.uri, "device": str(encoder.device), "dtype": str(encoder.dtype).split(".")[-1],
+               **learnt_limits(encoder), **progress.summary()}  # fmt: skip
     log.info("embed summary: %s", summary)
     return summary
+
+
+def learnt_limits(encoder) -> dict[str, int]:
+    """What out-of-memory errors taught the encoder during the task (nothing when none happened)."""
+    learnt = {"token_budget_learnt": encoder.budget_limit, "window_learnt": encoder.window_limit}
+    return {name: value for name, value in learnt.items() if value is not None}
 
 
 def staged_pieces(staged: StagedReader, piece_tokens: int) -> Iterator[list[tuple[Document, AnnotatedDocument]]]:

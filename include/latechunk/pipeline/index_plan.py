@@ -6,10 +6,11 @@ before writing any (`object_records`, see `latechunk.index_mapping`), so an obje
 as incomplete.
 
 The account holds the run to its invariant: every changed object of the manifest ends indexed (all its documents,
-all their chunks), quarantined (with a reason: by extract, for giving no chunk, for a document annotate failed on,
-refused by the engine, or after its batch failed in too many runs), deferred, or pending (its batch failed: the next
-run retries it), and every deleted key is deleted. An object that is none of these is a fault of the pipeline, and
-the task fails on it rather than let the object be silently skipped.
+all their chunks), quarantined (with a reason: by extract, for giving no chunk, for a document annotate quarantined
+(too many tokens, or the tokenizer or chunker failed on it: the whole object then), refused by the engine, or after
+its batch failed in too many runs), deferred, or pending (its batch failed: the next run retries it), and every
+deleted key is deleted. An object that is none of these is a fault of the pipeline, and the task fails on it rather
+than let the object be silently skipped.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ INDEX_QUARANTINE = "index-quarantine.json"  # beside the run's manifest
 NO_CHUNKS = "no_chunks"
 NO_CHUNKS_DETAIL = "the text gives no token to chunk (e.g. only zero-width or control characters)"
 REFUSED = "refused_by_index"
-ANNOTATE_FAILED = "annotate_failed"
 
 
 class UnaccountedObjects(Exception):
@@ -63,7 +63,7 @@ class IndexPlan:
     key_by_doc: dict[str, str]  # every staged document to index -> its object's key
     # Objects left out: with a document the annotate stage could not annotate (quarantined), with a document in
     # a failed batch (see `latechunk.pipeline.batch_failures`); key -> the first reason, batch URI -> its keys.
-    annotate_failed: dict[str, str] = field(default_factory=dict)
+    annotate_failed: dict[str, dict[str, str]] = field(default_factory=dict)
     keys_by_failed_batch: dict[str, set[str]] = field(default_factory=dict)
 
     @property
@@ -85,7 +85,7 @@ def read_plan(s3, manifest: dict[str, Any], failed_batches: Collection[str] = ()
     documents: list[Document] = []
     chunks_by_doc: dict[str, int] = {}
     key_by_doc: dict[str, str] = {}
-    annotate_failed: dict[str, str] = {}
+    annotate_failed: dict[str, dict[str, str]] = {}
     keys_by_failed_batch: dict[str, set[str]] = {}
     for uri in manifest["batches"]:
         staged = staging.read_documents(s3, uri)
@@ -96,7 +96,9 @@ def read_plan(s3, manifest: dict[str, Any], failed_batches: Collection[str] = ()
         chunks_by_doc.update(counts)
         for document in staged:
             if document.doc_id in failures:
-                annotate_failed.setdefault(document.key, failures[document.doc_id])
+                failure = failures[document.doc_id]  # the detail names the document of a multi-document object
+                detail = {"reason": failure["reason"], "detail": f"{document.ref}: {failure['detail']}"}
+                annotate_failed.setdefault(document.key, detail)
                 continue
             key_by_doc[document.doc_id] = document.key
             if document.doc_id not in chunks_by_doc:
@@ -158,7 +160,8 @@ def account(
         elif key in failed.given_up:
             result.quarantined[key] = f"{BATCH_FAILED}: {failed.given_up[key]}"
         elif key in plan.annotate_failed:
-            result.quarantined[key] = f"{ANNOTATE_FAILED}: {plan.annotate_failed[key]}"
+            entry = plan.annotate_failed[key]
+            result.quarantined[key] = f"{entry['reason']}: {entry['detail']}"
         elif key in plan.unchunked.bad_keys:
             result.quarantined[key] = NO_CHUNKS
         elif key in staged:

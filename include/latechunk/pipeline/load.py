@@ -25,7 +25,6 @@ from latechunk.pipeline.batch_failures import (
 from latechunk.pipeline.embed import stage_uri
 from latechunk.pipeline.extract import RACE_CHANGED, TooManyBadDocuments
 from latechunk.pipeline.index_plan import (
-    ANNOTATE_FAILED,
     BATCH_FAILED,
     NO_CHUNKS,
     REFUSED,
@@ -180,8 +179,8 @@ def run_quarantine(
     changed = manifest["changed"]
     entries = [QuarantineEntry(key, changed[key], REFUSED, reason) for key, reason in refused.items()]
     left_out = set(refused) | failed.keys
-    entries += [QuarantineEntry(key, changed[key], ANNOTATE_FAILED, reason)
-                for key, reason in plan.annotate_failed.items() if key not in left_out]  # fmt: skip
+    entries += [QuarantineEntry(key, changed[key], entry["reason"], entry["detail"])
+                for key, entry in plan.annotate_failed.items() if key not in left_out]  # fmt: skip
     entries += [QuarantineEntry(key, changed[key], BATCH_FAILED, f"{reason}; pending: the next run retries it")
                 for key, reason in failed.pending.items()]  # fmt: skip
     entries += [QuarantineEntry(key, changed[key], BATCH_FAILED, reason) for key, reason in failed.given_up.items()]
