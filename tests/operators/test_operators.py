@@ -59,7 +59,8 @@ def stages(connections, s3_client, s3_bucket, staging_bucket, es_index, tiny_jin
     def run_until(last: str) -> dict[str, Any]:
         extract = LateChunkExtractOperator(
             task_id="extract", bucket=s3_bucket, prefix=PREFIX, index_name=es_index, model=tiny_jina_model,
-            chunking=CHUNKING, json_text_field="body", docs_per_batch=2, max_bad_fraction=0.5, **common,
+            chunking=CHUNKING, json_text_field="body", docs_per_batch=2, max_bad_fraction=0.5, window=32,
+            window_overlap=8, **common,
         )
         results["extract"] = extract.execute(context)
         for stage, operator_class, extra in (
