@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from conftest import assert_exact, chunk_counts, put
+from conftest import assert_exact, chunk_counts, put, run_state, task_states
 from latechunk import staging
 from latechunk.pipeline import embed as embed_stage
 from latechunk.pipeline.batch_failures import (
@@ -181,8 +181,6 @@ def test_a_dag_run_with_a_failing_embed_indexes_the_others_ends_failed_and_the_n
     """The same through whole DAG runs (dag.test): the trigger rules let index and validate run after a failed
     embed, the run ends failed at validate, and a run nine days later completes the objects."""
     from datetime import UTC, datetime
-
-    from conftest import run_state, task_states
 
     real = embed_stage.embed
 

@@ -204,7 +204,7 @@ def test_trends_page_plots_every_run_and_links_to_its_report(stack, browser, sho
 
     def plotted(chart: str, series: str, run_id: str) -> float:
         dot = browser.find_element(
-            By.CSS_SELECTOR, f"#chart-{chart} circle[data-series='{series}'][data-run='{run_id}']"
+            By.CSS_SELECTOR, f"[id='chart-{chart}'] circle[data-series='{series}'][data-run='{run_id}']"
         )
         return float(dot.get_attribute("data-value"))
 
