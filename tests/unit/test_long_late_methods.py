@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 import torch
 from latechunk.evaluation import LateVariant, encoder_work, late_key
-from latechunk.late_chunking import LateChunkingConfig, embed_documents, embed_naive, embed_tokens, encoded_tokens
+from latechunk.late_chunking import (
+    LateChunkingConfig,
+    document_work,
+    embed_documents,
+    embed_naive,
+    embed_tokens,
+    encoded_tokens,
+)
 from latechunk.late_chunking_config import PLAIN
 from latechunk.retrieval import ChunkVectors
 from latechunk.spans import ChunkingConfig, annotate_spans
@@ -153,7 +160,7 @@ def test_reported_encoder_cost_is_what_the_encoder_receives(minilm_encoder, meet
     planned = sum(encoded_tokens(len(d), WINDOW, overlap, layout, (1, 1) if framed else (0, 0)) for d in ids)
     assert counting.tokens == planned
 
-    variant = LateVariant(layout, framed, overlap)
+    variant = LateVariant(layout, framed, overlap, naive_weight=0.0)
     fake = {(late_key(variant), 64): ChunkVectors(np.zeros(0, np.int64), np.zeros((0, 384), np.float32))}
     work = encoder_work(minilm_encoder, ids, fake, [variant])
     assert work[(late_key(variant), 64)].sum() == planned
@@ -164,3 +171,12 @@ def test_reported_encoder_cost_is_what_the_encoder_receives(minilm_encoder, meet
     owners = np.repeat(np.arange(len(docs)), [len(doc.spans) for doc in docs])
     naive = {("naive", 64): ChunkVectors(owners, np.zeros((len(owners), 384), np.float32))}
     assert encoder_work(minilm_encoder, ids, naive)[("naive", 64)].sum() == counting.tokens
+
+    config = LateChunkingConfig(layout, framed, naive_weight=0.6)  # windows, then the naive pass of long documents
+    counting.tokens = 0
+    embed_documents(counting, docs, window=WINDOW, overlap=overlap, config=config)
+    mixed = LateVariant(layout, framed, overlap, naive_weight=0.6)
+    chunks = {(late_key(mixed), 64): ChunkVectors(owners, np.zeros((len(owners), 384), np.float32))}
+    assert encoder_work(minilm_encoder, ids, chunks, [mixed])[(late_key(mixed), 64)].sum() == counting.tokens
+    special_ids = set(minilm_encoder.tokenizer.all_special_ids)
+    assert sum(document_work(doc, WINDOW, overlap, config, special_ids) for doc in docs) == counting.tokens
