@@ -57,6 +57,10 @@ def test_summary_line_reads_the_counts_in_order():
         "validate done: validation FAILED, 2 quarantined"
     )
     assert summary_line("publish", {}) == "publish done: nothing to report"
+    embedded = {"documents": 10, "tokens": 5000, "long_documents": 2, "extra_tokens": 4100, "encoder_cost": 1.82}
+    assert summary_line("embed", embedded) == (
+        "embed done: 10 documents, 5,000 tokens, 2 documents longer than the window, 4,100 extra tokens encoded for them"
+    )
 
 
 def test_embed_progress_moves_inside_one_long_document(caplog):
