@@ -59,7 +59,8 @@ def test_summary_line_reads_the_counts_in_order():
     assert summary_line("publish", {}) == "publish done: nothing to report"
     embedded = {"documents": 10, "tokens": 5000, "long_documents": 2, "extra_tokens": 4100, "encoder_cost": 1.82}
     assert summary_line("embed", embedded) == (
-        "embed done: 10 documents, 5,000 tokens, 2 documents longer than the window, 4,100 extra tokens encoded for them"
+        "embed done: 10 documents, 5,000 tokens, 2 documents longer than the window, "
+        "4,100 extra tokens encoded for them"
     )
 
 
