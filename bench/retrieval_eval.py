@@ -50,14 +50,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--late-variants",
         default=None,
-        help="comma list of long late windowings LAYOUT[+framed][@OVERLAP], LAYOUT stitched|centred "
-        "(default: stitched with --window-overlap)",
+        help="comma list of long late methods LAYOUT[+framed][@OVERLAP][/WINDOW][~WEIGHT], LAYOUT stitched|centred, "
+        "WEIGHT the naive mix of long documents' chunks (none: pure late) (default: the pipeline's default method, "
+        "centred+framed~0.6, with --window-overlap)",
     )
     parser.add_argument(
         "--naive-weights",
         default="",
-        help="comma list of weights w: also score l2(w * naive + (1 - w) * late) for every late variant, on the "
-        "chunks of documents longer than its window (the others keep their late vectors)",
+        help="comma list of weights w: also score l2(w * naive + (1 - w) * late) for every pure late variant, on "
+        "the chunks of documents longer than its window (the others keep their late vectors)",
     )
     parser.add_argument("--plot-strategies", default=None, help="comma list of the strategies to plot (default all)")
     parser.add_argument("--max-length", type=int, default=None, help="model window (default: the model's)")
@@ -88,6 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(str(error))
     if args.naive_weights and "late" not in args.strategies:
         parser.error("--naive-weights needs late among --strategies (and naive where a document is windowed)")
+    if args.naive_weights and any(v.naive_weight for v in args.late_variants):
+        parser.error("--naive-weights mixes pure late variants: give --late-variants without ~WEIGHT")
     if any(not 0 < w < 1 for w in args.naive_weights):
         parser.error("naive weights must lie strictly between 0 and 1")
     return args

@@ -6,8 +6,9 @@
 * ``naive``: every chunk is encoded alone as ``[CLS] chunk [SEP]`` and mean-pooled over all its tokens
   (`latechunk.late_chunking.naive_sequences`).
 * ``late``: the document is encoded once (`latechunk.late_chunking.embed_tokens`, overlapping windows for long
-  documents) and the same spans are pooled (`latechunk.pooling.pool_spans`), exactly what ``embed_documents`` does.
-  Other window layouts and overlaps are ``LateVariant``s, keyed ``late[<name>]``.
+  documents) and the same spans are pooled (`latechunk.pooling.pool_spans`); the chunks of a document longer than
+  the window are mixed with their naive vectors: exactly what ``embed_documents`` does with its default config.
+  Other window layouts, overlaps and naive weights are ``LateVariant``s, keyed ``late[<name>]``.
 * ``mix``: a late variant's vectors mixed with the naive ones (`mix_chunks`), computed from the stored vectors.
 * ``none``: one vector per document, the mean of all token embeddings of the (truncated) document.
 * A document scores as its best chunk (`latechunk.retrieval`).
@@ -30,7 +31,9 @@ import numpy as np
 from latechunk.encoders.base import Encoder
 from latechunk.late_chunking import (
     WINDOW_LAYOUTS,
+    LateChunkingConfig,
     default_overlap,
+    embed_naive,
     embed_tokens,
     encoded_tokens,
     mix_vectors,
@@ -45,31 +48,49 @@ STRATEGIES = ("naive", "late", "none")
 DOCS_PER_PASS = 256
 
 
+_DEFAULT = LateChunkingConfig()
+
+
 @dataclass(frozen=True)
 class LateVariant:
-    """How long documents are windowed for late chunking: ``layout`` and ``framed`` as in
-    `latechunk.late_chunking`, ``overlap`` tokens shared by consecutive windows and ``window`` tokens per window
-    (None: the defaults, i.e. the encoder window)."""
+    """How long documents are late-chunked: ``layout`` and ``framed`` as in `latechunk.late_chunking`,
+    ``overlap`` tokens shared by consecutive windows, ``window`` tokens per window (None: the defaults, i.e. the
+    encoder window) and ``naive_weight``, the naive mix of the chunks of documents longer than the window. The
+    default variant is the pipeline's default method (`LateChunkingConfig`), keyed plain ``late``."""
 
-    layout: str = "stitched"
-    framed: bool = False
+    layout: str = _DEFAULT.window_layout
+    framed: bool = _DEFAULT.frame_windows
     overlap: int | None = None
     window: int | None = None
+    naive_weight: float = _DEFAULT.naive_weight
 
     @classmethod
     def parse(cls, spec: str) -> LateVariant:
-        """``LAYOUT[+framed][@OVERLAP][/WINDOW]``, e.g. ``stitched@128`` or ``centred+framed@64/256``."""
-        rest, _, window = spec.partition("/")
+        """``LAYOUT[+framed][@OVERLAP][/WINDOW][~WEIGHT]``, e.g. ``stitched@128``, ``centred+framed@64/256`` or
+        ``centred+framed@128~0.6``; without ``~WEIGHT`` pure late chunking (no naive mix)."""
+        rest, _, weight = spec.partition("~")
+        rest, _, window = rest.partition("/")
         name, _, overlap = rest.partition("@")
         layout, _, flag = name.partition("+")
         if layout not in WINDOW_LAYOUTS or flag not in ("", "framed"):
             raise ValueError(
-                f"late variant {spec!r}: expected LAYOUT[+framed][@OVERLAP][/WINDOW], LAYOUT in {WINDOW_LAYOUTS}"
+                f"late variant {spec!r}: expected LAYOUT[+framed][@OVERLAP][/WINDOW][~WEIGHT], "
+                f"LAYOUT in {WINDOW_LAYOUTS}"
             )
-        return cls(layout, flag == "framed", int(overlap) if overlap else None, int(window) if window else None)
+        naive_weight = float(weight) if weight else 0.0
+        if not 0.0 <= naive_weight <= 1.0:
+            raise ValueError(f"late variant {spec!r}: the naive weight must lie within [0, 1]")
+        return cls(
+            layout, flag == "framed", int(overlap) if overlap else None, int(window) if window else None, naive_weight
+        )
 
     @property
     def name(self) -> str:
+        return self.windowing + (f"~{self.naive_weight:g}" if self.naive_weight else "")
+
+    @property
+    def windowing(self) -> str:
+        """The name of the windows alone (what the late vectors before any naive mix depend on)."""
         return (
             self.layout
             + ("+framed" if self.framed else "")
@@ -84,7 +105,7 @@ class LateVariant:
 
 
 def late_key(variant: LateVariant | None) -> str:
-    """The strategy name of a late variant: plain ``late`` for the default one."""
+    """The strategy name of a late variant: plain ``late`` for the default one (the pipeline's default method)."""
     return "late" if variant is None or variant == LateVariant() else f"late[{variant.name}]"
 
 
@@ -150,6 +171,7 @@ def embed_corpus(
         single: list[np.ndarray | None] = [None] * len(whole)  # a pass of the whole encoder window, for "none"
         longest = max(len(doc.input_ids) for doc in whole)
         passes: dict[tuple, list[np.ndarray]] = {}  # variants that window no document of the batch share a pass
+        naive_now: dict[int, list[np.ndarray]] = {}  # this batch's naive vectors per chunk size, where computed
         for kind in dict.fromkeys(kind for kind, _ in todo):
             if kind in variants:
                 variant = variants[kind]
@@ -169,6 +191,9 @@ def embed_corpus(
                     single = matrices
                 for size in (s for k, s in todo if k == kind):
                     vectors = [pool_spans(m, doc.spans) for m, doc in zip(matrices, docs[size], strict=True)]
+                    if variant.naive_weight:
+                        weight = variant.naive_weight
+                        vectors = _mixed(encoder, vectors, docs[size], window, weight, naive_now.get(size))
                     parts[(kind, size)].append((_owners(batch, vectors), np.concatenate(vectors)))
             elif kind == "none":
                 cut = _none_matrices(encoder, batch, texts, whole, single)
@@ -178,6 +203,7 @@ def embed_corpus(
                     sequences = [naive_sequences(doc, special_ids) for doc in docs[size]]
                     vectors = _mean_pool(encoder.encode_token_batches([s for seqs in sequences for s in seqs]))
                     parts[("naive", size)].append((_owners(batch, sequences), vectors))
+                    naive_now[size] = np.split(vectors, np.cumsum([len(seqs) for seqs in sequences])[:-1])
         log(f"embedded {batch.stop}/{len(texts)} documents")
     for key in todo:
         owners = [o for o, _ in parts[key]]
@@ -224,6 +250,12 @@ def encoder_work(
             counts = [
                 encoded_tokens(len(doc), window, overlap, variant.layout, f) for doc, f in zip(ids, frame, strict=True)
             ]
+            if variant.naive_weight:  # the naive pass over the chunks of documents longer than the window
+                per_doc = np.bincount(chunks[(kind, size)].doc_index, minlength=len(ids))
+                counts = [
+                    count + (len(doc) + (len(p) + len(s)) * (int(n) - 1) if len(doc) > window else 0)
+                    for count, doc, (p, s), n in zip(counts, ids, affixes, per_doc, strict=True)
+                ]
         work[(kind, size)] = np.asarray(counts, dtype=np.int64)
     return work
 
@@ -246,6 +278,26 @@ def mix_chunks(
     vectors = late.vectors.copy()
     vectors[rows] = mix_vectors(late.vectors[rows], naive.vectors[rows], naive_weight)
     return ChunkVectors(late.doc_index, vectors)
+
+
+def _mixed(
+    encoder: Encoder,
+    late: list[np.ndarray],
+    docs: Sequence[AnnotatedDocument],
+    window: int,
+    naive_weight: float,
+    naive: list[np.ndarray] | None,
+) -> list[np.ndarray]:
+    """Late vectors with the chunks of documents longer than ``window`` mixed with their naive vectors, as
+    `latechunk.late_chunking.embed_documents` mixes them (``naive``: the batch's naive vectors where computed)."""
+    long = [k for k, doc in enumerate(docs) if len(doc.input_ids) > window]
+    if not long:
+        return late
+    naive = [naive[k] for k in long] if naive is not None else embed_naive(encoder, [docs[k] for k in long])
+    mixed = list(late)
+    for k, vectors in zip(long, naive, strict=True):
+        mixed[k] = mix_vectors(late[k], vectors, naive_weight)
+    return mixed
 
 
 def _owners(batch: range, per_document: Sequence[Sequence]) -> np.ndarray:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from latechunk.documents import EmbeddedChunk
+from latechunk.late_chunking_config import PLAIN
 
 VECTOR_FIELD = "vector"
 META_KEY = "latechunk"
@@ -257,7 +258,10 @@ def mismatches(spec: IndexSpec, mapping: dict[str, Any]) -> list[str]:
                             f"{getattr(spec, setting)!r} configured")
         else:
             compare(setting, meta.get(setting), getattr(spec, setting))
-    compare("late_chunking", _canonical(meta.get("late_chunking", {})), _canonical(spec.late_chunking))
+    found_late, expected_late = meta.get("late_chunking", {}), spec.late_chunking
+    for setting in sorted(set(found_late) | set(expected_late)):  # what is not recorded is plain late chunking's
+        plain = getattr(PLAIN, setting, None)
+        compare(f"late_chunking.{setting}", found_late.get(setting, plain), expected_late.get(setting, plain))
     return problems
 
 

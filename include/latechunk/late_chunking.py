@@ -40,13 +40,12 @@ import numpy as np
 
 from latechunk.batching import SequenceDoesNotFit
 from latechunk.encoders.base import DEFAULT_TOKEN_BUDGET, Encoder
-from latechunk.late_chunking_config import WINDOW_LAYOUTS, LateChunkingConfig
+from latechunk.late_chunking_config import WINDOW_LAYOUTS, LateChunkingConfig, default_overlap
 from latechunk.pooling import SpanPooler, l2_normalize
 from latechunk.spans import AnnotatedDocument
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OVERLAP = 256
 # The shortest window a document is retried at when a longer one ran out of memory alone; below it, the device
 # cannot run the model at all.
 MIN_WINDOW = 16
@@ -85,10 +84,6 @@ def plan_windows(n_tokens: int, window: int, overlap: int, layout: str = "stitch
     return windows
 
 
-def default_overlap(window: int) -> int:
-    return min(DEFAULT_OVERLAP, window // 4)
-
-
 def special_affixes(input_ids: Sequence[int], special_ids: set[int]) -> tuple[list[int], list[int]]:
     """The document's leading and trailing special tokens, e.g. ([CLS], [SEP])."""
     start, end = 0, len(input_ids)
@@ -105,6 +100,21 @@ def encoded_tokens(
     """Tokens the encoder processes for a document of ``n_tokens`` (``frame``: special tokens added per window)."""
     plan = plan_windows(n_tokens, window - sum(frame) if n_tokens > window else window, overlap, layout)
     return sum(w.end - w.start + frame[0] * (w.start > 0) + frame[1] * (w.end < n_tokens) for w in plan)
+
+
+def document_work(
+    doc: AnnotatedDocument, window: int, overlap: int, config: LateChunkingConfig, special_ids: set[int]
+) -> int:
+    """Tokens the encoder processes for one document with `embed_documents`: its windows (with their frames) and,
+    for a document longer than the window with a naive mix, every chunk again as ``[CLS] chunk [SEP]``."""
+    n_tokens = len(doc.input_ids)
+    if n_tokens <= window:
+        return n_tokens
+    prefix, suffix = special_affixes(doc.input_ids, special_ids) if config.frame_windows else ([], [])
+    work = encoded_tokens(n_tokens, window, overlap, config.window_layout, (len(prefix), len(suffix)))
+    if config.naive_weight:
+        work += sum(len(sequence) for sequence in naive_sequences(doc, special_ids))
+    return work
 
 
 def embed_tokens(encoder: Encoder, documents: Sequence[Sequence[int]], **options: Any) -> list[np.ndarray]:
@@ -249,10 +259,11 @@ def embed_documents(
     """Late-chunked chunk vectors: per document an (n_chunks, dim) float32 array, L2-normalised, row i for
     ``doc.spans[i]``.
 
-    ``window`` defaults to the encoder window; ``overlap`` to min(256, window // 4) tokens; ``config`` to plain
-    late chunking (stitched raw windows, no naive mix). ``config.naive_weight`` applies to documents longer than
-    ``window`` only. ``on_tokens(n)`` is told after every forward pass how many of the documents' tokens it
-    encoded (their kept outputs; negative when a window that did not fit undid part of a document).
+    ``window`` defaults to the encoder window; ``overlap`` to min(256, window // 4) tokens; ``config`` to the
+    default `LateChunkingConfig` (centred framed windows, naive weight 0.6; ``PLAIN`` is the reference's method).
+    ``config.naive_weight`` applies to documents longer than ``window`` only. ``on_tokens(n)`` is told after every
+    forward pass how many of the documents' tokens it encoded (their kept outputs; negative when a window that did
+    not fit undid part of a document).
 
     Each window's kept outputs are added to its document's span sums right after its forward pass
     (`latechunk.pooling.SpanPooler`): memory grows with a document's chunks, never with its tokens times the

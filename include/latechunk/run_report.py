@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from latechunk.late_chunking_config import LateChunkingConfig
+
 STAGES = ("extract", "annotate", "embed", "index", "validate")
 
 
@@ -42,6 +44,7 @@ class RunReport:
     validation: dict[str, Any] | None
     links: dict[str, str] = field(default_factory=dict)
     model_revision: str | None = None
+    long_documents: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         stages = [{**asdict(stage), "tokens_per_s": stage.tokens_per_s} for stage in self.stages]
@@ -99,7 +102,30 @@ def build_run_report(
         validation=validation,
         links=dict(links or {}),
         model_revision=(manifest or {}).get("model_revision"),
+        long_documents=long_documents(manifest, summaries.get("embed") or []),
     )
+
+
+def long_documents(manifest: dict[str, Any] | None, embedded: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which method computed the vectors of documents longer than the window (as the manifest recorded it) and
+    what it cost this run: how many documents were that long, their share of the embedded documents, and the
+    tokens the encoder processed beyond the documents' own (summed over the embed tasks' summaries)."""
+    if not manifest:
+        return {}
+    summaries = [summary for summary in embedded if isinstance(summary, dict)]
+    documents = sum(int(summary.get("documents") or 0) for summary in summaries)
+    long_docs = sum(int(summary.get("long_documents") or 0) for summary in summaries)
+    tokens = sum(int(summary.get("tokens") or 0) for summary in summaries)
+    extra = sum(int(summary.get("extra_tokens") or 0) for summary in summaries)
+    return {
+        "method": LateChunkingConfig.from_recorded(manifest.get("late_chunking") or {}).name,
+        "window": manifest.get("window"),
+        "window_overlap": manifest.get("window_overlap"),
+        "documents": long_docs,
+        "share": round(long_docs / documents, 4) if documents else None,
+        "extra_tokens": extra,
+        "encoder_cost": round((tokens + extra) / tokens, 4) if tokens else None,
+    }
 
 
 def _stage(stage: str, summaries: list[dict[str, Any]], times: list[tuple[str | None, float]]) -> StageFigures:

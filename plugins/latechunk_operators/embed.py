@@ -17,7 +17,8 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
     :param batch_path: a staged document batch from the extract task; its spans come from the annotate task. (templated)
     :param model: hub id or local path of the encoder. (templated)
     :param window: tokens per window; defaults to the model's maximum. (templated)
-    :param window_overlap: tokens each window repeats from the previous one, for context. (templated)
+    :param window_overlap: tokens each window repeats from the previous one, for context; None for
+        min(256, window // 4). (templated)
     :param token_budget: padded tokens per forward pass; bounds memory. (templated)
     :param device: ``cuda``, ``cpu`` or None for automatic. (templated)
     :param dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16`` (see ``latechunk.encoders.base.resolve_dtype``).
@@ -47,7 +48,7 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
         batch_path: str,
         model: str,
         window: int | None = None,
-        window_overlap: int = 256,
+        window_overlap: int | None = None,
         token_budget: int = 16384,
         device: str | None = None,
         dtype: str = "auto",
@@ -75,7 +76,7 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
             batch_path=self.batch_path,
             model=self.model,
             window=int(self.window) if self.window else None,
-            window_overlap=int(self.window_overlap),
+            window_overlap=int(self.window_overlap) if self.window_overlap is not None else None,
             token_budget=int(self.token_budget),
             device=self.device or None,
             dtype=self.dtype or "auto",

@@ -42,6 +42,25 @@ def _objects(report: dict[str, Any]) -> str:
     return f"<table id=objects>{rows}</table>"
 
 
+def _long_documents(report: dict[str, Any]) -> str:
+    """The method documents longer than the encoder window got, and what it cost this run."""
+    long = report.get("long_documents") or {}
+    if not long:
+        return "<p class=muted id=long-documents>No manifest yet.</p>"
+    share = long.get("share")
+    cost = long.get("encoder_cost")
+    rows = [
+        ("method", _cell(long["method"], method=long["method"])),
+        ("window, overlap (tokens)", _cell(f"{long.get('window')}, {long.get('window_overlap')}")),
+        ("documents longer than the window", _cell(long.get("documents"), True, count="long_documents")),
+        ("their share of the documents", _cell(None if share is None else f"{100 * share:.1f}%", share=share)),
+        ("extra tokens encoded", _cell(long.get("extra_tokens"), True, count="extra_tokens")),
+        ("encoder cost (tokens encoded per document token)", _cell(cost, True, cost=cost)),
+    ]
+    body = "".join(f"<tr><th>{escape(label)}</th>{cell}</tr>" for label, cell in rows)
+    return f"<table id=long-documents>{body}</table>"
+
+
 def _stages(report: dict[str, Any]) -> str:
     head = "<tr><th>stage</th><th>tasks</th><th>state</th><th>seconds</th><th>tokens</th><th>tokens/s</th></tr>"
     rows = "".join(
@@ -127,6 +146,7 @@ index <code id=index>{escape(str(report.get('index')))}</code>,
 model <code id=model>{escape(model_label(report.get('model'), report.get('model_revision')))}</code><br>
 <a href="{escape(report.get('trends_url', ''))}" id=link-trends>Trends: this DAG's runs over time</a></p>
 <h2>Objects, chunks and tokens</h2>{_objects(report)}
+<h2>Long documents</h2>{_long_documents(report)}
 <h2>Stages</h2>{_stages(report)}
 <h2>Validation</h2>{_validation(report)}
 <h2>Quarantine</h2>{_quarantine(report)}

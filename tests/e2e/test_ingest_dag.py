@@ -170,3 +170,28 @@ def test_reindex_swaps_the_alias_only_after_validation(ingest, s3_client, s3_buc
     assert 0 < after < before, "two sentences per chunk give fewer chunks than one"
     meta = es_client.indices.get_mapping(index=rebuilt)[rebuilt]["mappings"]["_meta"]["latechunk"]
     assert meta["chunking"]["sentences_per_chunk"] == 2
+
+
+def test_an_index_of_the_former_long_document_defaults_is_refused_then_rebuilt(
+    ingest, s3_client, s3_bucket, es_client, es_index
+):
+    """An index built with plain long late chunking (the defaults before the measured method) records no
+    late-chunking settings; a run with today's defaults is refused, and the reindex DAG moves the alias to a new
+    index that records them."""
+    from latechunk.late_chunking_config import PLAIN, LateChunkingConfig
+    from support import Pipeline
+
+    put_documents(s3_client, s3_bucket, f"incoming/{DAY:%Y-%m-%d}/", DOCUMENTS)
+    assert_state(ingest.run(RUN_OF_DAY, **PLAIN.as_dict()))
+    (served,) = es_client.indices.get_alias(name=es_index)
+    assert es_client.indices.get_mapping(index=served)[served]["mappings"]["_meta"]["latechunk"]["late_chunking"] == {}
+
+    assert_state(ingest.run(RUN_OF_DAY), "failed")  # the extract task refuses the index
+    assert list(es_client.indices.get_alias(name=es_index)) == [served]
+
+    assert_state(Pipeline("latechunk_reindex", {**ingest.conf, "delete_old_index": True}).run(DAY))
+    (rebuilt,) = es_client.indices.get_alias(name=es_index)
+    assert rebuilt != served
+    meta = es_client.indices.get_mapping(index=rebuilt)[rebuilt]["mappings"]["_meta"]["latechunk"]
+    assert meta["late_chunking"] == LateChunkingConfig().recorded()
+    assert_state(ingest.run(RUN_OF_DAY))

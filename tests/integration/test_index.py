@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from latechunk.index import ElasticsearchBackend
 from latechunk.index_mapping import IndexMismatchError, IndexSpec, Tombstone, index_body
+from latechunk.late_chunking_config import PLAIN, LateChunkingConfig
 
 pytestmark = pytest.mark.integration
 
@@ -67,9 +68,14 @@ def test_ensure_index_creates_the_mapping_once(backend, spec, es_client):
         ({"index_options": {"type": "hnsw"}}, "index_options.type"),
         ({"window": 256}, "window is 512 in the index, 256 configured"),
         ({"window_overlap": 64}, "window_overlap is 128 in the index, 64 configured"),
+        # The fixture's index records plain late chunking, as every index built before the measured default did.
+        ({"late_chunking": LateChunkingConfig().recorded()},
+         "late_chunking.window_layout is 'stitched' in the index, 'centred' configured"),
+        ({"late_chunking": LateChunkingConfig().recorded()}, "late_chunking.naive_weight is 0.0 in the index, 0.6"),
     ],
 )
 def test_a_mismatched_existing_index_is_refused(backend, spec, es_client, change, message):
+    assert spec.late_chunking == PLAIN.recorded()
     backend.ensure_index(spec)
     with pytest.raises(IndexMismatchError) as caught:
         backend.ensure_index(dataclasses.replace(spec, **change))

@@ -13,7 +13,7 @@ import pytest
 from latechunk import staging
 from latechunk.documents import Document, document_id
 from latechunk.encoders import load_encoder
-from latechunk.late_chunking import LateChunkingConfig, embed_documents
+from latechunk.late_chunking import LateChunkingConfig, document_work, embed_documents
 from latechunk.pipeline import embed as embed_stage
 from latechunk.spans import AnnotatedDocument
 from latechunk.staging import StagingArea
@@ -97,6 +97,14 @@ def test_streamed_vectors_are_byte_identical_to_one_shot_processing(
     assert np.stack([chunk.vector for chunk in staged]).tobytes() == matrix.tobytes()
     spans = staging.read_annotated(s3_client, annotated["spans_path"])
     assert summary["tokens"] == sum(doc.spans[-1].token_end for _, doc in spans)
+    long_docs = sum(len(doc.input_ids) > WINDOW for _, doc in spans)
+    assert 0 < long_docs < len(spans)
+    special_ids = set(load_encoder(tiny_jina_model, device="cpu").tokenizer.all_special_ids)
+    work = sum(document_work(doc, WINDOW, 16, LateChunkingConfig(**LATE), special_ids) for _, doc in spans)
+    assert (summary["long_document_method"], summary["long_documents"], summary["extra_tokens"]) == (
+        "centred+framed, naive 0.5", long_docs, work - summary["tokens"]
+    )
+    assert summary["long_document_share"] == round(long_docs / len(spans), 4) and summary["extra_tokens"] > 0
 
 
 def test_streamed_vectors_match_one_shot_with_batched_forward_passes(s3_client, staged_batch, tiny_jina_model):

@@ -38,6 +38,10 @@ class RecordingTaskInstance:
         self.pushed[key] = value
 
 
+# The DAGs give extract (which records them in the manifest) and embed the same window params.
+WINDOWS = {"window": 32, "window_overlap": 8}
+
+
 @pytest.fixture
 def context() -> dict[str, Any]:
     return {
@@ -59,13 +63,12 @@ def stages(connections, s3_client, s3_bucket, staging_bucket, es_index, tiny_jin
     def run_until(last: str) -> dict[str, Any]:
         extract = LateChunkExtractOperator(
             task_id="extract", bucket=s3_bucket, prefix=PREFIX, index_name=es_index, model=tiny_jina_model,
-            chunking=CHUNKING, json_text_field="body", docs_per_batch=2, max_bad_fraction=0.5, window=32,
-            window_overlap=8, **common,
+            chunking=CHUNKING, json_text_field="body", docs_per_batch=2, max_bad_fraction=0.5, **WINDOWS, **common,
         )
         results["extract"] = extract.execute(context)
         for stage, operator_class, extra in (
             ("annotate", LateChunkAnnotateOperator, {"chunking": CHUNKING}),
-            ("embed", LateChunkEmbedOperator, {"window": 32, "window_overlap": 8, "device": "cpu"}),
+            ("embed", LateChunkEmbedOperator, {**WINDOWS, "device": "cpu"}),
         ):
             if last == "extract":
                 return results

@@ -5,29 +5,48 @@ from __future__ import annotations
 
 import pytest
 from latechunk.index_mapping import IndexSpec, index_body, mismatches
-from latechunk.late_chunking_config import LateChunkingConfig
+from latechunk.late_chunking_config import PLAIN, LateChunkingConfig
 from latechunk_operators.embed import late_chunking_settings
+
+MEASURED = {"window_layout": "centred", "frame_windows": True, "naive_weight": 0.6}
 
 
 def spec(late_chunking: dict) -> IndexSpec:
     return IndexSpec(name="i", dims=4, model_id="m", window=512, window_overlap=128, late_chunking=late_chunking)
 
 
-def test_plain_late_chunking_records_nothing_and_matches_older_indices():
-    assert LateChunkingConfig().recorded() == {}
-    chosen = LateChunkingConfig("centred", True, 0.6)
-    assert chosen.recorded() == {"window_layout": "centred", "frame_windows": True, "naive_weight": 0.6}
+def test_the_default_is_the_measured_method_and_plain_records_nothing():
+    assert LateChunkingConfig().as_dict() == MEASURED
+    assert LateChunkingConfig().recorded() == MEASURED
+    assert PLAIN.recorded() == {}
+    assert LateChunkingConfig.from_recorded({}) == PLAIN
+    assert LateChunkingConfig.from_recorded(MEASURED) == LateChunkingConfig()
+    assert LateChunkingConfig.from_recorded({"naive_weight": 0.3}) == LateChunkingConfig("stitched", False, 0.3)
     older = index_body(spec({}))["mappings"]
     del older["_meta"]["latechunk"]["late_chunking"]
-    assert mismatches(spec({}), older) == []
+    assert mismatches(spec(PLAIN.recorded()), older) == []
 
 
-def test_an_index_of_other_late_chunking_settings_is_refused():
-    plain = index_body(spec({}))["mappings"]
-    problems = mismatches(spec(LateChunkingConfig("centred", True, 0.6).recorded()), plain)
-    assert len(problems) == 1 and problems[0].startswith("late_chunking is {} in the index")
+def test_an_index_of_the_former_defaults_is_refused_naming_each_setting():
+    former = index_body(spec(PLAIN.recorded()))["mappings"]  # what an index built before this change records
+    problems = mismatches(spec(LateChunkingConfig().recorded()), former)
+    assert problems == [
+        "late_chunking.frame_windows is False in the index, True configured",
+        "late_chunking.naive_weight is 0.0 in the index, 0.6 configured",
+        "late_chunking.window_layout is 'stitched' in the index, 'centred' configured",
+    ]
     mixed = index_body(spec({"naive_weight": 0.6}))["mappings"]
     assert mismatches(spec({"naive_weight": 0.6}), mixed) == []
+    assert mismatches(spec(MEASURED), mixed) == [
+        "late_chunking.frame_windows is False in the index, True configured",
+        "late_chunking.window_layout is 'stitched' in the index, 'centred' configured",
+    ]
+
+
+def test_the_method_is_named_for_reports():
+    assert LateChunkingConfig().name == "centred+framed, naive 0.6"
+    assert PLAIN.name == "stitched (plain)"
+    assert LateChunkingConfig("stitched", True, 0.0).name == "stitched+framed"
 
 
 def test_settings_are_checked_and_typed_from_the_form():
@@ -37,3 +56,17 @@ def test_settings_are_checked_and_typed_from_the_form():
         LateChunkingConfig(window_layout="diagonal").validate()
     rendered = {"window_layout": "centred", "frame_windows": "True", "naive_weight": "0.6"}
     assert late_chunking_settings(rendered) == {"window_layout": "centred", "frame_windows": True, "naive_weight": 0.6}
+
+
+@pytest.mark.parametrize("recorded", [{}, MEASURED, {"naive_weight": 0.3}])
+def test_the_exact_check_re_encodes_with_the_method_the_manifest_recorded(tiny_jina_dir, recorded):
+    """The validate task rebuilds the run's embedding path from its manifest: an index of the former defaults
+    (nothing recorded) is re-encoded with plain late chunking, not with today's defaults."""
+    from latechunk.pipeline.check import run_reencoder
+
+    manifest = {"model": str(tiny_jina_dir), "chunking": {"strategy": "fixed", "chunk_size": 16}, "window": 64,
+                "window_overlap": 16, "late_chunking": recorded}
+    reencoder = run_reencoder(manifest, encoder=None)
+    assert reencoder.late_chunking == LateChunkingConfig.from_recorded(recorded)
+    assert reencoder.late_chunking.recorded() == recorded
+    assert (reencoder.window, reencoder.overlap) == (64, 16)

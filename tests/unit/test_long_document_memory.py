@@ -9,6 +9,7 @@ import tracemalloc
 
 import numpy as np
 from latechunk.late_chunking import embed_documents, plan_windows
+from latechunk.late_chunking_config import PLAIN
 from latechunk.spans import AnnotatedDocument, ChunkSpan
 from tiny_models import stand_in_encoder
 
@@ -26,7 +27,8 @@ def test_a_million_token_document_embeds_in_bounded_memory():
     counted: list[int] = []
     tracemalloc.start()
     try:
-        (vectors,) = embed_documents(encoder, [doc], overlap=256, token_budget=16384, on_tokens=counted.append)
+        (vectors,) = embed_documents(encoder, [doc], overlap=256, token_budget=16384, config=PLAIN,
+                                       on_tokens=counted.append)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 import torch
 from latechunk.evaluation import LateVariant, encoder_work, late_key
-from latechunk.late_chunking import LateChunkingConfig, embed_documents, embed_naive, embed_tokens, encoded_tokens
+from latechunk.late_chunking import (
+    LateChunkingConfig,
+    document_work,
+    embed_documents,
+    embed_naive,
+    embed_tokens,
+    encoded_tokens,
+)
+from latechunk.late_chunking_config import PLAIN
 from latechunk.retrieval import ChunkVectors
 from latechunk.spans import ChunkingConfig, annotate_spans
 
@@ -91,7 +99,8 @@ def unit(vector: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize(
     "config, overlap, chunk_size",
     [
-        (LateChunkingConfig(), 128, 64),
+        (PLAIN, 128, 64),
+        (LateChunkingConfig(), 128, 256),
         (LateChunkingConfig(window_layout="stitched", frame_windows=True, naive_weight=0.3), 256, 32),
         (LateChunkingConfig(window_layout="centred", frame_windows=True, naive_weight=0.5), 128, 128),
     ],
@@ -113,13 +122,16 @@ def test_method_vectors_equal_a_direct_computation(minilm_encoder, hf_model, mee
             np.testing.assert_allclose(row, expected, atol=2e-5)
 
 
-def test_layouts_framing_and_mixing_change_the_vectors_of_long_documents_only(minilm_encoder, meetings):
+def test_the_default_method_changes_the_vectors_of_long_documents_only(minilm_encoder, meetings):
+    """The default (centred framed windows mixed with naive vectors) against plain late chunking: other vectors
+    for a document longer than the window, the very same ones for a document that fits it."""
     long_doc = annotate_spans(meetings[0], minilm_encoder.tokenizer, ChunkingConfig("fixed", chunk_size=64))
     short_doc = annotate_spans(meetings[0][:800], minilm_encoder.tokenizer, ChunkingConfig("fixed", chunk_size=64))
-    configs = [LateChunkingConfig(), LateChunkingConfig("centred", True, naive_weight=0.5)]
-    plain, centred = (embed_documents(minilm_encoder, [long_doc, short_doc], config=c) for c in configs)
-    assert not np.allclose(plain[0], centred[0], atol=1e-3)
-    np.testing.assert_allclose(plain[1], centred[1], atol=1e-5)
+    assert len(short_doc.input_ids) <= minilm_encoder.max_length < len(long_doc.input_ids)
+    plain = embed_documents(minilm_encoder, [long_doc, short_doc], config=PLAIN)
+    default = embed_documents(minilm_encoder, [long_doc, short_doc])
+    assert not np.allclose(plain[0], default[0], atol=1e-3)
+    np.testing.assert_array_equal(plain[1], default[1])
 
 
 class CountingEncoder:
@@ -148,7 +160,7 @@ def test_reported_encoder_cost_is_what_the_encoder_receives(minilm_encoder, meet
     planned = sum(encoded_tokens(len(d), WINDOW, overlap, layout, (1, 1) if framed else (0, 0)) for d in ids)
     assert counting.tokens == planned
 
-    variant = LateVariant(layout, framed, overlap)
+    variant = LateVariant(layout, framed, overlap, naive_weight=0.0)
     fake = {(late_key(variant), 64): ChunkVectors(np.zeros(0, np.int64), np.zeros((0, 384), np.float32))}
     work = encoder_work(minilm_encoder, ids, fake, [variant])
     assert work[(late_key(variant), 64)].sum() == planned
@@ -159,3 +171,12 @@ def test_reported_encoder_cost_is_what_the_encoder_receives(minilm_encoder, meet
     owners = np.repeat(np.arange(len(docs)), [len(doc.spans) for doc in docs])
     naive = {("naive", 64): ChunkVectors(owners, np.zeros((len(owners), 384), np.float32))}
     assert encoder_work(minilm_encoder, ids, naive)[("naive", 64)].sum() == counting.tokens
+
+    config = LateChunkingConfig(layout, framed, naive_weight=0.6)  # windows, then the naive pass of long documents
+    counting.tokens = 0
+    embed_documents(counting, docs, window=WINDOW, overlap=overlap, config=config)
+    mixed = LateVariant(layout, framed, overlap, naive_weight=0.6)
+    chunks = {(late_key(mixed), 64): ChunkVectors(owners, np.zeros((len(owners), 384), np.float32))}
+    assert encoder_work(minilm_encoder, ids, chunks, [mixed])[(late_key(mixed), 64)].sum() == counting.tokens
+    special_ids = set(minilm_encoder.tokenizer.all_special_ids)
+    assert sum(document_work(doc, WINDOW, overlap, config, special_ids) for doc in docs) == counting.tokens

@@ -11,6 +11,7 @@ import torch
 from latechunk.batching import SequenceDoesNotFit
 from latechunk.encoders.base import Encoder, resolve_dtype
 from latechunk.late_chunking import embed_documents
+from latechunk.late_chunking_config import PLAIN
 from latechunk.spans import AnnotatedDocument, ChunkSpan
 
 DIM = 8
@@ -82,21 +83,22 @@ def long_documents() -> list[AnnotatedDocument]:
 def test_a_window_that_does_not_fit_alone_is_retried_shorter_and_kept_shorter():
     encoder = SmallDeviceEncoder(longest=40)
     counted: list[int] = []
-    vectors = embed_documents(encoder, long_documents(), window=64, overlap=8, token_budget=128,
+    vectors = embed_documents(encoder, long_documents(), window=64, overlap=8, token_budget=128, config=PLAIN,
                               on_tokens=counted.append)  # fmt: skip
     assert encoder.window_limit == 32
     assert sum(counted) == sum(len(doc.input_ids) for doc in long_documents()), "progress undone, then redone"
-    expected = embed_documents(SmallDeviceEncoder(), long_documents(), window=32, overlap=8, token_budget=128)
+    expected = embed_documents(SmallDeviceEncoder(), long_documents(), window=32, overlap=8, token_budget=128,
+                               config=PLAIN)
     for got, want in zip(vectors, expected, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-6)
     failures = encoder.failures
-    embed_documents(encoder, long_documents(), window=64, overlap=8, token_budget=128)
+    embed_documents(encoder, long_documents(), window=64, overlap=8, token_budget=128, config=PLAIN)
     assert encoder.failures == failures, "the shorter window is remembered for the rest of the task"
 
 
 def test_a_device_that_fits_no_useful_window_fails_the_task():
     with pytest.raises(SequenceDoesNotFit):
-        embed_documents(SmallDeviceEncoder(longest=6), long_documents(), window=64, overlap=8)
+        embed_documents(SmallDeviceEncoder(longest=6), long_documents(), window=64, overlap=8, config=PLAIN)
 
 
 def test_dtype_names_and_defaults_on_cpu():

@@ -13,7 +13,7 @@ from latechunk.encoders import load_encoder
 from latechunk.encoders.jina_bert import JinaBertEncoder, alibi_slopes, load_jina_bert_model, resolve_attention
 from latechunk.encoders.jina_packed import FLEX_BLOCK, packed_attend, plan_packs, sequence_block_mask
 from latechunk.late_chunking import embed_documents
-from latechunk.late_chunking_config import LateChunkingConfig
+from latechunk.late_chunking_config import PLAIN, LateChunkingConfig
 from latechunk.spans import ChunkingConfig, annotate_spans
 from torch.nn.attention.flex_attention import BlockMask
 
@@ -170,7 +170,7 @@ def test_late_chunking_through_the_packed_encoder_equals_plain(tiny_jina_dir):
     text = "Sarah Johnson is a marine biologist. She works in Hawaii near coral reefs. " * 12
     docs = [annotate_spans(text[:n], plain.tokenizer, ChunkingConfig()) for n in (30, 300, len(text))]
     assert len(docs[-1].input_ids) > 3 * 48, "the long document is windowed"
-    for config in (LateChunkingConfig(), LateChunkingConfig(window_layout="centred", frame_windows=True)):
+    for config in (PLAIN, LateChunkingConfig(window_layout="centred", frame_windows=True), LateChunkingConfig()):
         want = embed_documents(plain, docs, window=48, overlap=12, config=config, token_budget=256)
         got = embed_documents(packed_encoder, docs, window=48, overlap=12, config=config, token_budget=256)
         for g, w in zip(got, want, strict=True):

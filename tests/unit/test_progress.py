@@ -57,12 +57,18 @@ def test_summary_line_reads_the_counts_in_order():
         "validate done: validation FAILED, 2 quarantined"
     )
     assert summary_line("publish", {}) == "publish done: nothing to report"
+    embedded = {"documents": 10, "tokens": 5000, "long_documents": 2, "extra_tokens": 4100, "encoder_cost": 1.82}
+    assert summary_line("embed", embedded) == (
+        "embed done: 10 documents, 5,000 tokens, 2 documents longer than the window, "
+        "4,100 extra tokens encoded for them"
+    )
 
 
 def test_embed_progress_moves_inside_one_long_document(caplog):
     """The embed stage advances its progress by the tokens of every forward pass (`embed_documents`'s
     ``on_tokens``): during one long document the line shows its tokens going up while 0 documents are done."""
     from latechunk.late_chunking import embed_documents
+    from latechunk.late_chunking_config import PLAIN
     from latechunk.spans import AnnotatedDocument, ChunkSpan
     from tiny_models import stand_in_encoder
 
@@ -71,7 +77,9 @@ def test_embed_progress_moves_inside_one_long_document(caplog):
     doc = AnnotatedDocument(list(range(n_tokens)), [ChunkSpan(0, 0, n_tokens, 0, 0, "")])
     progress = Progress("embed", total_docs=1, total_tokens=n_tokens, every_s=0.0)
     caplog.set_level(logging.INFO, logger="latechunk.progress")
-    embed_documents(encoder, [doc], overlap=16, token_budget=128, on_tokens=lambda n: progress.advance(tokens=n))
+    embed_documents(
+        encoder, [doc], overlap=16, token_budget=128, config=PLAIN, on_tokens=lambda n: progress.advance(tokens=n)
+    )
     lines = progress_lines(caplog)
     assert len(lines) > 5 and all(line.startswith("embed: 0/1 docs") for line in lines)
     tokens = [int(line.split(", ")[1].split("/")[0].replace(",", "")) for line in lines]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from latechunk.encoders import load_encoder
 from latechunk.evaluation import LateVariant, annotate, chunking_configs, embed_corpus, late_key, mix_chunks
-from latechunk.late_chunking import embed_documents
+from latechunk.late_chunking import LateChunkingConfig, embed_documents
 from latechunk.retrieval import ChunkVectors, evaluate_ranking, load_beir, rank_memory
 
 CONTEXT_SET = Path(__file__).resolve().parents[1] / "data" / "context_eval"
@@ -60,6 +60,23 @@ def test_late_vectors_are_the_projects_late_chunking(minilm, context_set):
     assert vectors.doc_index.tolist() == [i for i, doc in enumerate(docs) for _ in doc.spans]
 
 
+def test_late_vectors_of_long_documents_are_the_pipelines_default_method(minilm, context_set):
+    """With long late chunking, plain ``late`` windows a document longer than the window and mixes its chunks
+    with their naive vectors, as the pipeline does by default; a pure late variant does not mix."""
+    configs = chunking_configs("fixed", [64])
+    texts = context_set.texts[:2] + [" ".join(context_set.texts)]
+    vectors = embed_corpus(minilm, texts, ["late"], configs, long_late=True, late_variants=[LateVariant()])
+    docs = [annotate(minilm, text, configs[64], long_late=True) for text in texts]
+    assert len(docs[-1].input_ids) > minilm.max_length
+    expected = np.concatenate(embed_documents(minilm, docs))
+    np.testing.assert_allclose(vectors[("late", 64)].vectors, expected, atol=1e-5)
+    pure = LateVariant(naive_weight=0.0)
+    (plain,) = embed_corpus(minilm, texts, ["late"], configs, long_late=True, late_variants=[pure]).values()
+    long_rows = plain.doc_index == 2
+    assert not np.allclose(plain.vectors[long_rows], expected[long_rows], atol=1e-3)
+    np.testing.assert_allclose(plain.vectors[~long_rows], expected[~long_rows], atol=1e-5)
+
+
 def test_memory_ranking_equals_brute_force():
     rng = np.random.default_rng(7)
     n_docs, dim = 12, 8
@@ -82,10 +99,18 @@ def test_memory_ranking_equals_brute_force():
 
 def test_late_variants_parse_and_name_round_trip():
     variant = LateVariant.parse("centred+framed@64/256")
-    assert variant == LateVariant("centred", True, 64, 256)
+    assert variant == LateVariant("centred", True, 64, 256, naive_weight=0.0)
     assert LateVariant.parse(variant.name) == variant
-    assert late_key(LateVariant.parse("stitched")) == "late"
+    assert late_key(LateVariant.parse("stitched")) == "late[stitched]"
     assert late_key(variant) == "late[centred+framed@64/256]"
+    mixed = LateVariant.parse("stitched+framed@128~0.5")
+    assert (mixed.naive_weight, mixed.name, LateVariant.parse(mixed.name)) == (0.5, "stitched+framed@128~0.5", mixed)
+
+
+def test_the_default_late_strategy_is_the_pipelines_default_method():
+    default = LateChunkingConfig()
+    assert LateVariant() == LateVariant(default.window_layout, default.frame_windows, None, None, default.naive_weight)
+    assert late_key(LateVariant.parse("centred+framed~0.6")) == "late"
     with pytest.raises(ValueError):
         LateVariant.parse("diagonal@64")
 

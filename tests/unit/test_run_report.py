@@ -54,3 +54,21 @@ def test_the_page_shows_every_figure_and_escapes_what_users_wrote():
     assert "<b>bad</b>" not in page and "&lt;b&gt;bad&lt;/b&gt;.txt" in page
     assert "<script>" not in page and "x &lt; y" in page and 'data-key="a.txt"' in page
     assert 'id=verdict class=failed>FAILED' in page and "r&lt;1&gt;" in page
+
+
+def test_the_report_says_which_long_document_method_the_run_used_and_what_it_cost():
+    embedded = [{"documents": 8, "tokens": 3000, "long_documents": 2, "extra_tokens": 2400},
+                {"documents": 2, "tokens": 1000, "long_documents": 0, "extra_tokens": 0}]
+    measured = {"window_layout": "centred", "frame_windows": True, "naive_weight": 0.6}
+    manifest = {**MANIFEST, "window": 512, "window_overlap": 128, "late_chunking": measured}
+    figures = build_run_report(dag_id="d", run_id="r", manifest=manifest, validation=None,
+                               summaries={"embed": embedded}, task_times={}).to_dict()
+    assert figures["long_documents"] == {"method": "centred+framed, naive 0.6", "window": 512, "window_overlap": 128,
+                                         "documents": 2, "share": 0.2, "extra_tokens": 2400, "encoder_cost": 1.6}
+    page = render_page(figures)
+    assert 'data-method="centred+framed, naive 0.6"' in page and "20.0%" in page
+    assert 'data-count="extra_tokens">2,400<' in page and 'data-cost="1.6">1.6<' in page
+    plain = build_run_report(dag_id="d", run_id="r", manifest={**MANIFEST, "late_chunking": {}}, validation=None,
+                             summaries={}, task_times={}).to_dict()
+    assert plain["long_documents"]["method"] == "stitched (plain)"
+    assert plain["long_documents"]["share"] is None

@@ -159,7 +159,7 @@ def run_reencoder(manifest: dict[str, Any], encoder) -> Reencoder:
         chunking=dataclasses.replace(chunking, max_chunk_tokens=min(chunking.max_chunk_tokens, model_window)),
         window=manifest["window"],
         overlap=manifest["window_overlap"],
-        late_chunking=LateChunkingConfig(**manifest.get("late_chunking", {})),
+        late_chunking=LateChunkingConfig.from_recorded(manifest.get("late_chunking", {})),
     )
 
 

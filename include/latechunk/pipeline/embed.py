@@ -11,6 +11,7 @@ from typing import Any
 
 from latechunk import staging
 from latechunk.documents import Document, EmbeddedChunk, QuarantineEntry
+from latechunk.late_chunking_config import LateChunkingConfig
 from latechunk.pipeline.models import describe_model, load_tokenizer
 from latechunk.pipeline.progress import Progress
 from latechunk.prefetch import prefetched
@@ -140,7 +141,7 @@ def embed(
     batch_path: str,
     model: str,
     window: int | None = None,
-    window_overlap: int = 256,
+    window_overlap: int | None = None,
     token_budget: int = 16384,
     device: str | None = None,
     dtype: str = "auto",
@@ -151,7 +152,8 @@ def embed(
     """Late-chunk embedding of one staged batch: every document is encoded whole (in overlapping windows when
     longer than ``window``) and each chunk vector is the mean of its span's token embeddings.
     ``late_chunking``: the fields of `latechunk.late_chunking.LateChunkingConfig` (window layout, framing, naive
-    mix for documents longer than the window); empty for plain late chunking. ``dtype`` and ``attention``: see
+    mix for documents longer than the window); empty for its defaults. ``window_overlap``: None for
+    min(256, window // 4). ``dtype`` and ``attention``: see
     `latechunk.encoders.load_encoder`.
 
     The batch streams through in pieces of about ``piece_tokens`` tokens (default ``PIECES_PER_BUDGET`` forward
@@ -162,11 +164,15 @@ def embed(
     line counts tokens after every forward pass, so it moves inside a long document.
     """
     from latechunk.encoders import load_encoder
-    from latechunk.late_chunking import LateChunkingConfig, embed_documents
+    from latechunk.late_chunking import default_overlap, document_work, embed_documents
 
     config = LateChunkingConfig(**(late_chunking or {}))
     config.validate()
     encoder = load_encoder(model, device=device, dtype=dtype, attention=attention)
+    window = window or encoder.max_length
+    window_overlap = default_overlap(window) if window_overlap is None else window_overlap
+    special_ids = set(encoder.tokenizer.all_special_ids)
+    long_docs = document_tokens = encoder_tokens = 0
     piece_tokens = piece_tokens or PIECES_PER_BUDGET * token_budget
     chunk_schema = staging.chunk_schema(encoder.dim)
     with (
@@ -177,7 +183,7 @@ def embed(
         total_tokens = int(staged.metadata.get(TOKENS_KEY, b"0")) or None
         log.info(
             "embedding %d documents (%s tokens) with %s (%s, %s, window %s)",
-            staged.rows, total_tokens or "?", model, encoder.device, encoder.dtype, window or encoder.max_length,
+            staged.rows, total_tokens or "?", model, encoder.device, encoder.dtype, window,
         )
         with Progress("embed", total_docs=staged.rows, total_tokens=total_tokens) as progress:
             for piece in prefetched(staged_pieces(staged, piece_tokens)):
@@ -188,13 +194,31 @@ def embed(
                 chunks: list[EmbeddedChunk] = []
                 for (document, doc), matrix in zip(piece, vectors, strict=True):
                     chunks.extend(embedded_chunks(document, doc.spans, matrix, model))
+                    long_docs += len(doc.input_ids) > window
+                    document_tokens += len(doc.input_ids)
+                    encoder_tokens += document_work(doc, window, window_overlap, config, special_ids)
                     progress.advance(docs=1, chunks=len(doc.spans))
                 writer.write(staging.chunk_table(chunks, encoder.dim))
         writer.add_metadata({ENCODER_DTYPE_KEY: str(encoder.dtype).removeprefix("torch.").encode()})
     summary = {"chunks_path": writer.uri, "device": str(encoder.device), "dtype": str(encoder.dtype).split(".")[-1],
-               **learnt_limits(encoder), **progress.summary()}  # fmt: skip
+               **learnt_limits(encoder), **progress.summary(),
+               **long_document_summary(config, staged.rows, long_docs, document_tokens, encoder_tokens)}  # fmt: skip
     log.info("embed summary: %s", summary)
     return summary
+
+
+def long_document_summary(
+    config: LateChunkingConfig, n_docs: int, long_docs: int, document_tokens: int, encoder_tokens: int
+) -> dict[str, Any]:
+    """Which method computed the vectors of documents longer than the window, how many there were and what they
+    cost: ``extra_tokens`` the encoder processed beyond the documents' own tokens (overlaps, frames, naive pass)."""
+    return {
+        "long_document_method": config.name,
+        "long_documents": long_docs,
+        "long_document_share": round(long_docs / n_docs, 4) if n_docs else 0.0,
+        "extra_tokens": encoder_tokens - document_tokens,
+        "encoder_cost": round(encoder_tokens / document_tokens, 4) if document_tokens else 1.0,
+    }
 
 
 def learnt_limits(encoder) -> dict[str, int]:

@@ -22,7 +22,7 @@ from latechunk.documents import (
 )
 from latechunk.index import ElasticsearchBackend
 from latechunk.index_mapping import IndexMismatchError
-from latechunk.late_chunking_config import LateChunkingConfig
+from latechunk.late_chunking_config import LateChunkingConfig, default_overlap
 from latechunk.pipeline.batch_failures import pending_uri, read_pending
 from latechunk.pipeline.models import describe_model, index_spec
 from latechunk.pipeline.progress import Progress
@@ -130,10 +130,11 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
     check_windows(settings, chunking)
     late_chunking = LateChunkingConfig(**settings.late_chunking)
     late_chunking.validate()
+    window = settings.window or model.window
+    overlap = default_overlap(window) if settings.window_overlap is None else settings.window_overlap
     spec = index_spec(
         settings.index, model=settings.model, dims=model.dims, revision=model.revision, chunking=chunking.as_dict(),
-        window=settings.window or model.window, window_overlap=settings.window_overlap,
-        late_chunking=late_chunking.recorded(),
+        window=window, window_overlap=overlap, late_chunking=late_chunking.recorded(),
     )  # fmt: skip
     index_exists = bool(es.indices.exists(index=settings.index))
     if index_exists:

@@ -114,6 +114,8 @@ SUMMARY_LABELS = (
     ("documents", "documents"),
     ("chunks", "chunks"),
     ("tokens", "tokens"),
+    ("long_documents", "documents longer than the window"),
+    ("extra_tokens", "extra tokens encoded for them"),
     ("documents_written", "documents written"),
     ("chunks_indexed", "chunks indexed"),
     ("superseded_chunks_deleted", "superseded chunks deleted"),
