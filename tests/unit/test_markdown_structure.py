@@ -72,7 +72,8 @@ def test_german_headings_levels_and_section_paths():
 def test_japanese_comment_in_code_is_code_not_a_heading():
     text, _, structure = extracted("fastapi-debugging-ja.md")
     assert [h.title for h in structure.headings] == [
-        "デバッグ", "uvicorn を呼び出す", '__name__ == "__main__" について', "より詳しい説明", "デバッガーでコードを実行",
+        "デバッグ", "uvicorn を呼び出す", '__name__ == "__main__" について', "より詳しい説明",
+        "デバッガーでコードを実行",
     ]  # fmt: skip
     comment = text.index("# その他のコード")
     assert any(b.kind == CODE and b.start <= comment < b.end for b in structure.blocks)

@@ -26,11 +26,10 @@ import re
 from typing import Any
 
 import yaml
-from markdown_it import MarkdownIt
-
 from latechunk.extractors import Deadline
 from latechunk.html_text import html_text
 from latechunk.sources.structure import CODE, LIST_ITEM, PARAGRAPH, QUOTE, TABLE_ROW, DocumentStructure, TextBuilder
+from markdown_it import MarkdownIt
 
 _MAX_FRONT_MATTER = 64 * 1024
 _FRONT_MATTER_END = re.compile(r"^(?:---|\.\.\.)[ \t]*$", re.MULTILINE)

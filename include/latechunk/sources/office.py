@@ -33,7 +33,8 @@ def check_zip(data: bytes, limits: Limits, what: str) -> None:
     except (zipfile.BadZipFile, ValueError, OSError) as error:
         raise SkipDocument(SkipReason.CORRUPT_FILE, f"not a {what} (zip) file: {error}") from None
     if len(members) > limits.max_parts:
-        raise SkipDocument(SkipReason.TOO_LARGE, f"{len(members)} zip members > max_parts_per_object={limits.max_parts}")
+        detail = f"{len(members)} zip members > max_parts_per_object={limits.max_parts}"
+        raise SkipDocument(SkipReason.TOO_LARGE, detail)
     inflated = sum(member.file_size for member in members)
     if inflated > limits.max_unzipped_bytes:
         raise SkipDocument(

@@ -19,7 +19,8 @@ import json
 from dataclasses import dataclass, field
 
 # Block kinds. A heading is also recorded as a block of kind "heading".
-HEADING, PARAGRAPH, LIST_ITEM, TABLE_ROW, CODE, QUOTE = "heading", "paragraph", "list_item", "table_row", "code", "quote"
+HEADING, PARAGRAPH, LIST_ITEM = "heading", "paragraph", "list_item"
+TABLE_ROW, CODE, QUOTE = "table_row", "code", "quote"
 # Consecutive blocks of these kinds are separated by one line break, all others by a blank line.
 _LINE_KINDS = frozenset({LIST_ITEM, TABLE_ROW})
 
