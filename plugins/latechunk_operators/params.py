@@ -159,7 +159,9 @@ def _params() -> dict[str, Param]:
         "index": Param(_env("INDEX", "latechunk-chunks"), type="string", description="Index or alias to write."),
         "model": Param(_env("MODEL", DEFAULT_MODEL), type="string", description="Encoder: hub id or local path."),
         "chunking_strategy": Param(
-            _env("CHUNKING_STRATEGY", "sentences"), enum=["sentences", "fixed"], description="How chunks are cut."
+            _env("CHUNKING_STRATEGY", "sentences"), enum=["sentences", "sections", "fixed"],
+            description="How chunks are cut: sentences, whole sections (heading to heading, up to max_chunk_tokens) "
+            "or fixed token runs.",
         ),
         "chunk_size": Param(
             int(_env("CHUNK_SIZE", "256")), type="integer", minimum=1, description="Tokens per fixed chunk."
@@ -169,7 +171,8 @@ def _params() -> dict[str, Param]:
             int(_env("SENTENCES_PER_CHUNK", "3")), type="integer", minimum=1, description="Sentences per chunk."
         ),
         "max_chunk_tokens": Param(
-            512, type="integer", minimum=1, description="Most tokens per sentence chunk (never more than the window)."
+            512, type="integer", minimum=1,
+            description="Most tokens per sentence or section chunk (never more than the window).",
         ),
         "max_document_tokens": Param(
             int(_env("MAX_DOCUMENT_TOKENS", "1000000")), type="integer", minimum=1,

@@ -3,9 +3,10 @@
 Both "sentences" and "sections" chunking read the headings of the document's structure (`latechunk.sources.structure`):
 
 * A heading always starts a chunk: the cut before its first word is made a paragraph break, which no chunk spans.
-* A heading never ends one: the cut after its last word is made the weakest there is (a space between words), so
-  the heading stays with the first sentence of its section, and only a chunk that is over the token cap with no
-  other cut left is split there. A heading directly followed by another heading is a chunk of its own.
+* A heading never ends one: the cut after its last word is made the weakest there is (as if inside a word), so the
+  heading stays with the first sentence of its section; a chunk over the token cap is split there only when it is
+  cut between any two words, and then the heading's piece takes as many words after it as the cap allows. A
+  heading directly followed by another heading is a chunk of its own.
 * "sections": the words of a section (from its heading to the next heading, or the whole document when it has no
   heading) are one chunk when they fit ``max_chunk_tokens``; a larger section is cut as "sentences" cuts it.
 """
@@ -16,7 +17,7 @@ import bisect
 from collections.abc import Callable, Sequence
 from itertools import accumulate
 
-from latechunk.segmentation import PARAGRAPH, WORD
+from latechunk.segmentation import INSIDE_WORD, PARAGRAPH
 from latechunk.sources.structure import DocumentStructure
 
 Ranges = list[tuple[int, int]]
@@ -24,13 +25,13 @@ Ranges = list[tuple[int, int]]
 
 def with_heading_cuts(strengths: Sequence[int], word_starts: Sequence[int], structure: DocumentStructure) -> list[int]:
     """``strengths`` (the cut before each word, `latechunk.token_words.gap_strengths`) with a paragraph break
-    before every heading's first word and no more than a word break after its last word."""
+    before every heading's first word and no cut after its last word."""
     adjusted = list(strengths)
     starts = section_start_words(word_starts, structure)
     for heading in structure.headings:
         after = bisect.bisect_left(word_starts, heading.end)
         if heading.end > heading.start and 0 < after < len(adjusted) and after not in starts:
-            adjusted[after] = min(adjusted[after], WORD)
+            adjusted[after] = INSIDE_WORD
     for word in starts:
         if 0 < word < len(adjusted):
             adjusted[word] = PARAGRAPH

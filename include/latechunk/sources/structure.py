@@ -111,9 +111,11 @@ class TextBuilder:
 
     Each block is whitespace-trimmed and inner whitespace runs other than line breaks are kept as they are;
     blank blocks are dropped. Blocks are separated by a blank line ("\\n\\n", a paragraph break for chunking),
-    except consecutive list items or table rows, which are separated by one line break."""
+    except consecutive list items or table rows, which are separated by one line break; with ``block_separator``,
+    every block is separated by that instead (HTML text has always had one block per line)."""
 
-    def __init__(self) -> None:
+    def __init__(self, block_separator: str | None = None) -> None:
+        self._separator = block_separator
         self._pieces: list[str] = []
         self._length = 0
         self._last_kind: str | None = None
@@ -132,7 +134,7 @@ class TextBuilder:
             return None
         if self._last_kind is not None:
             same_line = kind == self._last_kind and kind in _LINE_KINDS
-            self._append("\n" if same_line else "\n\n")
+            self._append(self._separator or ("\n" if same_line else "\n\n"))
         start = self._length
         self._flush_pending(start)
         self._append(text)
