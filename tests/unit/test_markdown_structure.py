@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from latechunk.extractors import Deadline
+from latechunk.sources.extractors import Deadline
 from latechunk.sources.markdown import front_matter, markdown_text
 from latechunk.sources.structure import CODE, HEADING, DocumentStructure, Heading, TextBuilder
 

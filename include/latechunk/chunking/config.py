@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-STRATEGIES = ("sentences", "fixed", "spans")
+STRATEGIES = ("sentences", "sections", "fixed", "spans")
 DEFAULT_MAX_CHUNK_TOKENS = 512
 
 
@@ -13,11 +13,11 @@ DEFAULT_MAX_CHUNK_TOKENS = 512
 class ChunkingConfig:
     """How to cut a document into chunks. Recorded with every chunk (``as_dict``)."""
 
-    strategy: str = "sentences"  # "sentences" | "fixed" | "spans"
+    strategy: str = "sentences"  # "sentences" | "sections" | "fixed" | "spans"
     chunk_size: int = 256  # tokens per chunk, "fixed" only
     overlap: int = 0  # tokens shared by consecutive chunks, "fixed" only
-    sentences_per_chunk: int = 1  # "sentences" only
-    max_chunk_tokens: int = DEFAULT_MAX_CHUNK_TOKENS  # content tokens per chunk at most, "sentences" only
+    sentences_per_chunk: int = 1  # "sentences", and "sections" over the cap
+    max_chunk_tokens: int = DEFAULT_MAX_CHUNK_TOKENS  # content tokens per chunk at most, "sentences", "sections"
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:

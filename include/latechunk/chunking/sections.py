@@ -17,7 +17,7 @@ import bisect
 from collections.abc import Callable, Sequence
 from itertools import accumulate
 
-from latechunk.segmentation import INSIDE_WORD, PARAGRAPH
+from latechunk.chunking.segmentation import INSIDE_WORD, PARAGRAPH
 from latechunk.sources.structure import DocumentStructure
 
 Ranges = list[tuple[int, int]]

@@ -94,13 +94,14 @@ def annotate_each(documents: list[Document], tokenizer, config: ChunkingConfig) 
     """The documents annotated; when that fails, each is annotated alone, and one that still fails gets its error
     in its place: one document the tokenizer or the chunker cannot take must not fail its whole batch."""
     try:
-        return annotate_documents([document.text for document in documents], tokenizer, config)
+        texts = [document.text for document in documents]
+        return annotate_documents(texts, tokenizer, config, [document.structure for document in documents])
     except Exception:
         log.exception("annotating %d documents failed: annotating them one by one", len(documents))
     results: list[AnnotatedDocument | str] = []
     for document in documents:
         try:
-            results.extend(annotate_documents([document.text], tokenizer, config))
+            results.extend(annotate_documents([document.text], tokenizer, config, [document.structure]))
         except Exception as error:
             results.append(f"{type(error).__name__}: {error}"[:2000])
     return results

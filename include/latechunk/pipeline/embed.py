@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from latechunk.chunking.sections import chunk_locations
 from latechunk.chunking.spans import AnnotatedDocument, ChunkSpan
 from latechunk.embedding.config import LateChunkingConfig
 from latechunk.pipeline.progress import Progress
@@ -144,6 +145,8 @@ def check_tokenizer(staged: StagedReader, identity: str, batch_path: str) -> Non
 
 
 def embedded_chunks(document: Document, spans: list[ChunkSpan], vectors, model: str) -> list[EmbeddedChunk]:
+    """The chunks of a document with their vectors, section paths and pages."""
+    locations = chunk_locations(document.structure, [(span.char_start, span.char_end) for span in spans])
     return [
         EmbeddedChunk(
             doc_id=document.doc_id,
@@ -161,6 +164,9 @@ def embedded_chunks(document: Document, spans: list[ChunkSpan], vectors, model: 
             vector=vector,
             model_id=model,
             metadata=document.metadata,
+            section=section,
+            page_start=page_start,
+            page_end=page_end,
         )
-        for span, vector in zip(spans, vectors, strict=True)
+        for span, vector, (section, page_start, page_end) in zip(spans, vectors, locations, strict=True)
     ]

@@ -1,6 +1,6 @@
 """Text in encodings other than UTF-8, found by detection (charset-normalizer) instead of being quarantined.
 
-`latechunk.extractors.decode_text` tries UTF-8 (and UTF-16/32 announced by a byte order mark) first: what decodes
+`latechunk.sources.extractors.decode_text` tries UTF-8 (and UTF-16/32 announced by a byte order mark) first: what decodes
 as UTF-8 is taken as UTF-8, since text in another encoding almost never does. Only bytes that are not UTF-8 come
 here. charset-normalizer decodes them with each plausible encoding and keeps the one whose text looks most like
 language (least "chaos", most coherent); it reads samples of the bytes, not all of them, so its cost is bounded.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from latechunk.extractors import SkipDocument, SkipReason
+from latechunk.sources.extractors import SkipDocument, SkipReason
 
 _WESTERN = "cp1252"
 # A well-formed UTF-8 sequence of two to four bytes (overlong forms and surrogates excluded).

@@ -26,8 +26,8 @@ import re
 from typing import Any
 
 import yaml
-from latechunk.extractors import Deadline
-from latechunk.html_text import html_text
+from latechunk.sources.extractors import Deadline
+from latechunk.sources.html_text import html_text
 from latechunk.sources.structure import CODE, LIST_ITEM, PARAGRAPH, QUOTE, TABLE_ROW, DocumentStructure, TextBuilder
 from markdown_it import MarkdownIt
 

@@ -21,7 +21,7 @@ import io
 import zipfile
 from typing import Any
 
-from latechunk.extractors import Deadline, Limits, SkipDocument, SkipReason, require_text
+from latechunk.sources.extractors import Deadline, Limits, SkipDocument, SkipReason, require_text
 from latechunk.sources.structure import LIST_ITEM, PARAGRAPH, TABLE_ROW, DocumentStructure, TextBuilder
 
 
