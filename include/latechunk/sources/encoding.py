@@ -1,9 +1,10 @@
 """Text in encodings other than UTF-8, found by detection (charset-normalizer) instead of being quarantined.
 
-`latechunk.sources.extractors.decode_text` tries UTF-8 (and UTF-16/32 announced by a byte order mark) first: what decodes
-as UTF-8 is taken as UTF-8, since text in another encoding almost never does. Only bytes that are not UTF-8 come
-here. charset-normalizer decodes them with each plausible encoding and keeps the one whose text looks most like
-language (least "chaos", most coherent); it reads samples of the bytes, not all of them, so its cost is bounded.
+`latechunk.sources.extractors.decode_text` tries UTF-8 (and UTF-16/32 announced by a byte order mark) first:
+what decodes as UTF-8 is taken as UTF-8, since text in another encoding almost never does. Only bytes that are not
+UTF-8 come here. charset-normalizer decodes them with each plausible encoding and keeps the one whose text looks
+most like language (least "chaos", most coherent); it reads samples of the bytes, not all of them, so its cost is
+bounded.
 When no encoding fits, the object is quarantined as ``invalid_encoding``. Short Western European text often fits
 several code pages equally well (Windows-1250 and Windows-1252 both decode French without "chaos", into different
 letters): among the equally good, Windows-1252, the most common of them (and a superset of Latin-1's printable
