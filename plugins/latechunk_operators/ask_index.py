@@ -120,6 +120,6 @@ class AskService:
         response = self.elasticsearch().search(
             index=index,
             knn={"field": "vector", "query_vector": vector.tolist(), "k": k, "num_candidates": max(50, 10 * k)},
-            source=["key", "part", "chunk_id", "text", "char_start", "char_end"],
+            source=["key", "part", "chunk_id", "text", "char_start", "char_end", "section", "page_start", "page_end"],
         )
         return [{**hit["_source"], "score": hit["_score"]} for hit in response["hits"]["hits"]]
