@@ -46,6 +46,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         JSON records, HTML tags, PDF pages and operators; a PDF's parser process is killed at the deadline).
     :param max_pdf_page_bytes: a PDF with a page that draws more decoded content is quarantined.
     :param max_pdf_bytes: a PDF whose pages draw more decoded content in all is quarantined.
+    :param max_unzipped_bytes: a DOCX or PPTX file whose zip members would unzip to more bytes is quarantined.
     :param window: the embed task's window, checked against the model and the chunking before anything is
         staged. (templated)
     :param window_overlap: the embed task's window overlap, likewise checked. (templated)
@@ -80,6 +81,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         "max_extract_seconds",
         "max_pdf_page_bytes",
         "max_pdf_bytes",
+        "max_unzipped_bytes",
         "window",
         "window_overlap",
         "probes",
@@ -110,6 +112,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         max_extract_seconds: float = 300.0,
         max_pdf_page_bytes: int = 16 * 1024 * 1024,
         max_pdf_bytes: int = 256 * 1024 * 1024,
+        max_unzipped_bytes: int = 256 * 1024 * 1024,
         window: int | None = None,
         window_overlap: int | None = None,
         probes: str | list[Any] | None = None,
@@ -137,6 +140,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         self.max_extract_seconds = max_extract_seconds
         self.max_pdf_page_bytes = max_pdf_page_bytes
         self.max_pdf_bytes = max_pdf_bytes
+        self.max_unzipped_bytes = max_unzipped_bytes
         self.window = window
         self.window_overlap = window_overlap
         self.probes = probes
@@ -200,6 +204,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
                 max_extract_seconds=float(self.max_extract_seconds),
                 max_pdf_page_bytes=int(self.max_pdf_page_bytes),
                 max_pdf_bytes=int(self.max_pdf_bytes),
+                max_unzipped_bytes=int(self.max_unzipped_bytes),
                 window=int(self.window) if self.window else None,
                 window_overlap=int(self.window_overlap) if self.window_overlap is not None else None,
                 late_chunking=late_chunking_settings(self.late_chunking),

@@ -91,7 +91,7 @@ CHUNKING: dict[str, Any] = {
 SECTIONS = {
     "Source": ("bucket", "prefix", "partition_by_date", "lookback_days", "select_by_last_modified", "delete_missing",
                "max_object_bytes", "json_text_field", "max_bad_fraction", "max_nesting_depth", "max_parts_per_object",
-               "max_extract_seconds", "max_pdf_page_bytes", "max_pdf_bytes"),
+               "max_extract_seconds", "max_pdf_page_bytes", "max_pdf_bytes", "max_unzipped_bytes"),
     "Chunking": ("chunking_strategy", "chunk_size", "chunk_overlap", "sentences_per_chunk", "max_chunk_tokens",
                  "max_document_tokens"),
     "Model and embedding": ("model", "window", "window_overlap", "window_layout", "frame_windows", "naive_weight",
@@ -253,6 +253,10 @@ def _params() -> dict[str, Param]:
         "max_pdf_bytes": Param(
             256 * 1024 * 1024, type="integer", minimum=1,
             description="A PDF whose pages draw more decoded content in all is quarantined.",
+        ),
+        "max_unzipped_bytes": Param(
+            256 * 1024 * 1024, type="integer", minimum=1,
+            description="A DOCX or PPTX (zip) file whose members would unzip to more bytes is quarantined.",
         ),
         "validation_sample_size": Param(50, type="integer", minimum=1, description="Chunks sampled by validate."),
         "exact_sample_tokens": Param(

@@ -50,6 +50,7 @@ def late_chunking_tasks(
         max_extract_seconds=param_ref("max_extract_seconds"),
         max_pdf_page_bytes=param_ref("max_pdf_page_bytes"),
         max_pdf_bytes=param_ref("max_pdf_bytes"),
+        max_unzipped_bytes=param_ref("max_unzipped_bytes"),
         window=param_ref("window"),
         window_overlap=param_ref("window_overlap"),
         late_chunking=LATE_CHUNKING,

@@ -74,6 +74,7 @@ class ExtractSettings:
     max_extract_seconds: float = 300.0
     max_pdf_page_bytes: int = 16 * 1024 * 1024
     max_pdf_bytes: int = 256 * 1024 * 1024
+    max_unzipped_bytes: int = 256 * 1024 * 1024
     # The embed stage's window settings, checked here so that a bad combination fails before anything is staged.
     window: int | None = None
     window_overlap: int | None = None
@@ -322,6 +323,7 @@ def _parse_object(
         time_budget_s=settings.max_extract_seconds,
         max_pdf_page_bytes=settings.max_pdf_page_bytes,
         max_pdf_bytes=settings.max_pdf_bytes,
+        max_unzipped_bytes=settings.max_unzipped_bytes,
     )
     return load_documents(
         obj, body, json_text_field=settings.json_text_field, max_bytes=settings.max_object_bytes, limits=limits
