@@ -160,10 +160,10 @@ def test_a_document_the_tokenizer_fails_on_is_quarantined_alone(
     poisoned = f"incoming/{OLD_DAY}/doc-3.txt"
     real = annotate_stage.annotate_documents
 
-    def fails_on_reef_3(texts, tokenizer, config):
+    def fails_on_reef_3(texts, tokenizer, config, structures=None):
         if any(text.startswith("Reef 3 ") for text in texts):
             raise ValueError("tokenizer: invalid byte sequence")
-        return real(texts, tokenizer, config)
+        return real(texts, tokenizer, config, structures)
 
     monkeypatch.setattr(annotate_stage, "annotate_documents", fails_on_reef_3)
     put(s3_client, s3_bucket, OLD)
