@@ -31,7 +31,7 @@ from latechunk.sources.extractors import (
     SkipDocument,
     SkipReason,
     clean_part,
-    decode_text_encoding,
+    decode_text,
     json_parts,
     jsonl_parts,
     require_text,
@@ -196,7 +196,7 @@ def extract_text(
     if content_type in _BINARY_FORMATS:
         parts, skipped = [ExtractedText("", *_BINARY_FORMATS[content_type](data, limits, deadline))], []
     else:
-        text, encoding = decode_text_encoding(data)
+        text, encoding = decode_text(data)
         if content_type in ("application/json", "application/x-ndjson"):
             split = json_parts if content_type == "application/json" else jsonl_parts
             parts, skipped = [], []

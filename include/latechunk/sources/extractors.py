@@ -116,12 +116,7 @@ _NOT_SYNTAX = bytes(byte for byte in range(256) if byte not in b'[]{}"\n')
 _DEPTH_BLOCK = 1 << 20
 
 
-def decode_text(data: bytes) -> str:
-    """`decode_text_encoding` without the encoding."""
-    return decode_text_encoding(data)[0]
-
-
-def decode_text_encoding(data: bytes) -> tuple[str, str | None]:
+def decode_text(data: bytes) -> tuple[str, str | None]:
     """(text, None) for UTF-8 (with or without a byte order mark) or UTF-16/UTF-32 announced by their byte order
     mark; (text, encoding) for other text, whose encoding is detected (`latechunk.sources.encoding`). Bytes that
     are mostly UTF-8 with a damaged sequence stay ``invalid_utf8``: decoding them as another encoding would garble
