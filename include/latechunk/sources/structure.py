@@ -40,7 +40,7 @@ class Block:
     end: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class DocumentStructure:
     headings: list[Heading] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
