@@ -51,6 +51,13 @@ def test_japanese_page_headings_metadata_and_chrome():
     assert structure.section_path(text.index("E4")) == ["手入れの手引き", "故障対応"]
 
 
+def test_a_header_inside_the_site_banner_does_not_end_the_banner_early():
+    markup = ("<body><header>Site <section><header>inner</header></section> still banner</header>"
+              "<main><h1>Title</h1><p>Body.</p></main></body>")
+    text, _, structure = html_document(markup, Deadline(5))
+    assert text == "Title\nBody." and [h.title for h in structure.headings] == ["Title"]
+
+
 def test_sample_manual_headings_are_sections():
     (doc,), _ = document("espresso-machine.html", (ROOT / "include/sample_corpus/espresso-machine.html").read_bytes())
     assert [(h.level, h.title) for h in doc.structure.headings] == [

@@ -93,6 +93,7 @@ class _Page:
         self.title = ""
         self.description = ""
         self._sectioning = 0
+        self._chrome: list[bool] = []  # for each open header or footer: whether it is dropped
         self.body_start: int | None = None
         self.body_end: int | None = None
         self._skipped: Counter[str] = Counter()
@@ -192,7 +193,9 @@ class _Page:
     def _start_tag(self, tag: str) -> None:
         if tag in _SECTIONING:
             self._sectioning += 1
-        if tag in _RAW_SKIPPED or tag in _SKIPPED or (tag in _CHROME and not self._sectioning):
+        if tag in _CHROME:
+            self._chrome.append(not self._sectioning)
+        if tag in _RAW_SKIPPED or tag in _SKIPPED or (tag in _CHROME and self._chrome[-1]):
             self._skipped[tag] += 1
         elif self._skipped.total():
             return
@@ -206,7 +209,7 @@ class _Page:
     def _end_tag(self, tag: str) -> None:
         if tag in _SECTIONING:
             self._sectioning = max(0, self._sectioning - 1)
-        if tag in _SKIPPED or (tag in _CHROME and self._skipped[tag]):
+        if tag in _SKIPPED or (tag in _CHROME and self._chrome and self._chrome.pop()):
             self._skipped[tag] = max(0, self._skipped[tag] - 1)
         elif self._skipped.total():
             return
