@@ -107,3 +107,22 @@ def test_a_model_is_resolved_at_the_recorded_revision_or_not_at_all(tiny_jina_di
     with pytest.raises(RevisionUnavailable):
         describe_model(str(changed), recorded)
     assert describe_model(str(changed)).revision != recorded
+
+
+def test_operators_accept_the_separate_arguments_of_dag_files_written_before():
+    from latechunk_operators import LateChunkExtractOperator, LateChunkValidateOperator
+    from latechunk_operators.validate import validation_settings
+
+    extract = LateChunkExtractOperator(
+        task_id="extract", bucket="b", prefix="p/", index_name="i", model="m", chunking={}, staging_bucket="s",
+        max_nesting_depth=50, limits={"max_pdf_bytes": 1024},
+    )  # fmt: skip
+    assert extract.limits == {"max_nesting_depth": 50, "max_pdf_bytes": 1024}
+    validate = LateChunkValidateOperator(
+        task_id="validate", manifest_path="s3://s/m.json", index_name="i", staging_bucket="s", sample_size="20",
+        self_retrieval_threshold=0.5, validation={"query_k": "5", "probes": "tides => a.txt"},
+    )  # fmt: skip
+    settings = validation_settings(validate.validation)
+    assert (settings.sample_size, settings.self_retrieval_threshold, settings.query_k) == (20, 0.5, 5)
+    assert settings.recall_threshold == ValidationSettings().recall_threshold
+    assert settings.probes == [{"query": "tides", "expected_keys": ["a.txt"]}]
