@@ -45,10 +45,13 @@ class LateChunkAnnotateOperator(LateChunkBaseOperator):
         from latechunk.chunking.config import DEFAULT_MAX_DOCUMENT_TOKENS
         from latechunk.pipeline.annotate import annotate
 
-        manifest = self.run_manifest(context, self.manifest_path)
-        summary = self.run_batch_stage("annotate", self.batch_path, lambda: annotate(
-            s3=self.s3(), area=self.staging_area(context), batch_path=self.batch_path, model=manifest.model,
-            revision=manifest.model_revision, chunking=manifest.chunking.as_dict(),
-            max_document_tokens=int(self.max_document_tokens or DEFAULT_MAX_DOCUMENT_TOKENS),
-        ))  # fmt: skip
+        def work() -> dict[str, Any]:
+            manifest = self.run_manifest(context, self.manifest_path)
+            return annotate(
+                s3=self.s3(), area=self.staging_area(context), batch_path=self.batch_path, model=manifest.model,
+                revision=manifest.model_revision, chunking=manifest.chunking.as_dict(),
+                max_document_tokens=int(self.max_document_tokens or DEFAULT_MAX_DOCUMENT_TOKENS),
+            )  # fmt: skip
+
+        summary = self.run_batch_stage("annotate", self.batch_path, work)
         return self.summarised(summary)

@@ -69,7 +69,8 @@ class LateChunkBaseOperator(BaseOperator):
 
     def run_manifest(self, context: Any, manifest_path: str | None) -> RunManifest:
         """The run's manifest: at ``manifest_path``, else where the extract task of this run staged it. A model
-        revision it records that is no longer at hand fails the task without retries (a retry cannot find it)."""
+        revision it records that is no longer at hand fails the task without retries (a retry cannot find it); in
+        `run_batch_stage`, the batch's failure record says why."""
         from airflow.sdk.exceptions import AirflowFailException
         from latechunk.embedding.checkpoints import RevisionUnavailable
         from latechunk.pipeline.manifest import manifest_uri, read_manifest

@@ -71,18 +71,21 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
         from latechunk.embedding.config import DEFAULT_TOKEN_BUDGET
         from latechunk.pipeline.embed import embed
 
-        manifest = self.run_manifest(context, self.manifest_path)
-        summary = self.run_batch_stage("embed", self.batch_path, lambda: embed(
-            s3=self.s3(), area=self.staging_area(context),
-            batch_path=self.batch_path,
-            model=manifest.model,
-            revision=manifest.model_revision,
-            window=manifest.window,
-            window_overlap=manifest.window_overlap,
-            token_budget=int(self.token_budget or DEFAULT_TOKEN_BUDGET),
-            device=self.device or None,
-            dtype=self.dtype or "auto",
-            attention=self.attention or "auto",
-            late_chunking=manifest.late_chunking.as_dict(),
-        ))  # fmt: skip
+        def work() -> dict[str, Any]:
+            manifest = self.run_manifest(context, self.manifest_path)
+            return embed(
+                s3=self.s3(), area=self.staging_area(context),
+                batch_path=self.batch_path,
+                model=manifest.model,
+                revision=manifest.model_revision,
+                window=manifest.window,
+                window_overlap=manifest.window_overlap,
+                token_budget=int(self.token_budget or DEFAULT_TOKEN_BUDGET),
+                device=self.device or None,
+                dtype=self.dtype or "auto",
+                attention=self.attention or "auto",
+                late_chunking=manifest.late_chunking.as_dict(),
+            )  # fmt: skip
+
+        summary = self.run_batch_stage("embed", self.batch_path, work)
         return self.summarised(summary)
