@@ -23,7 +23,7 @@ from latechunk.embedding.encoders.jina_packed import FLEX_BLOCK, packed_attend, 
 from latechunk.embedding.late_chunking import embed_documents
 from torch.nn.attention.flex_attention import BlockMask
 
-GOLDEN_DIR = Path(__file__).resolve().parents[1] / "data" / "jina_bert_tiny"
+GOLDEN_DIR = Path(__file__).resolve().parents[3] / "data" / "jina_bert_tiny"
 MIXED_LENGTHS = [1, 511, 512, 513, 4097, 9000]
 # crosses FlexAttention's 128-token blocks inside and between sequences
 FLEX_LENGTHS = [1, 127, 128, 129, 300]

@@ -59,12 +59,12 @@ def test_settings_are_checked_and_typed_from_the_form():
 
 
 @pytest.mark.parametrize("recorded", [{}, MEASURED, {"naive_weight": 0.3}])
-def test_the_exact_check_re_encodes_with_the_method_the_manifest_recorded(tiny_jina_dir, recorded):
+def test_the_exact_check_re_encodes_with_the_method_the_manifest_recorded(tiny_jina_model, recorded):
     """The validate task rebuilds the run's embedding path from its manifest: an index of the former defaults
     (nothing recorded) is re-encoded with plain late chunking, not with today's defaults."""
     from latechunk.pipeline.validate import run_reencoder
 
-    manifest = {"model": str(tiny_jina_dir), "chunking": {"strategy": "fixed", "chunk_size": 16}, "window": 64,
+    manifest = {"model": str(tiny_jina_model), "chunking": {"strategy": "fixed", "chunk_size": 16}, "window": 64,
                 "window_overlap": 16, "late_chunking": recorded}
     reencoder = run_reencoder(manifest, encoder=None)
     assert reencoder.late_chunking == LateChunkingConfig.from_recorded(recorded)
