@@ -55,7 +55,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Mark every test with its folder's tier, so that `-m unit` or `-m "not stack"` select by folder."""
     tests = Path(__file__).resolve().parent
     for item in items:
-        parts = item.path.resolve().relative_to(tests).parts
+        path = item.path.resolve()
+        parts = path.relative_to(tests).parts if path.is_relative_to(tests) else ()
         if len(parts) > 1 and parts[0] in TIERS:
             item.add_marker(TIERS[parts[0]])
 
