@@ -25,6 +25,7 @@ from latechunk.sources.documents import (
     check_size,
     load_documents,
 )
+from latechunk.sources.reconcile import ALL_KEYS, KeyRange
 from latechunk.staging import tables as staging
 from latechunk.staging.batch_plan import Batch, BatchPlanner, estimate_tokens
 from latechunk.staging.prefetch import map_ahead
@@ -103,11 +104,14 @@ def select(objects: list[SourceObject], settings: ExtractSettings) -> list[Sourc
     return objects
 
 
-def list_objects(s3, bucket: str, prefix: str) -> Iterator[SourceObject]:
-    """Every object under ``prefix``, over all pages of the listing; keys ending in "/" included, so that the run
-    reports them instead of losing what they hold without a word."""
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+def list_objects(s3, bucket: str, prefix: str, keys: KeyRange = ALL_KEYS) -> Iterator[SourceObject]:
+    """Every object under ``prefix`` (in the range ``keys``), in key order, over all pages of the listing; keys
+    ending in "/" included, so that the run reports them instead of losing what they hold without a word."""
+    start = {"StartAfter": keys.after} if keys.after is not None else {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, **start):
         for item in page.get("Contents", []):
+            if keys.through is not None and item["Key"] > keys.through:
+                return
             yield SourceObject(
                 bucket=bucket,
                 key=item["Key"],
