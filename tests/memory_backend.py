@@ -204,6 +204,20 @@ class MemoryBackend(SearchBackend):
             found.setdefault(name, _Found()).add(etag, n_chunks, object_records, count)
         return {name: state.complete_etag() for name, state in found.items()}
 
+    def iter_indexed_etags(
+        self, index: str, *, bucket: str, prefix: str = "", after: str | None = None, through: str | None = None
+    ) -> Iterator[tuple[str, str | None]]:
+        """As `IndexQueries.iter_indexed_etags`: keys in UTF-8 byte order, the order of Elasticsearch's keywords."""
+        low, high = (None if bound is None else bound.encode("utf-8") for bound in (after, through))
+        keys = {
+            key
+            for key in self.indexed_keys(index, bucket=bucket, prefix=prefix)
+            if (low is None or key.encode("utf-8") > low) and (high is None or key.encode("utf-8") <= high)
+        }
+        etags = self.indexed_etags(index, keys=sorted(keys), bucket=bucket) if keys else {}
+        for key in sorted(etags, key=lambda key: key.encode("utf-8")):
+            yield key, etags[key]
+
     def indexed_keys(self, index: str, *, bucket: str | None = None, prefix: str = "") -> set[str]:
         return {
             source["key"]
