@@ -7,6 +7,10 @@ from typing import Any
 
 STRATEGIES = ("sentences", "fixed", "spans")
 DEFAULT_MAX_CHUNK_TOKENS = 512
+# Documents of more tokens are quarantined by annotate. A million tokens is a long book (about 4 MB of English
+# text), about 4 minutes of jina-v2-base on two CPU cores (docs/performance.md). Embed memory no longer grows with
+# a document's tokens times the vector size (windows are pooled as they come), but its token ids and chunks do.
+DEFAULT_MAX_DOCUMENT_TOKENS = 1_000_000
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,12 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from latechunk.sources.limits import Limits
 
 
 class SkipReason(StrEnum):
@@ -63,21 +64,6 @@ class ExtractedText(NamedTuple):
 
 
 Part = ExtractedText | tuple[str, SkipDocument]
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Per-object extraction limits. ``max_depth`` bounds the nesting of JSON arrays and objects: deeper ones
-    would exhaust Python's recursion limit in the parser or, later, when the metadata is serialised (500 leaves
-    room for the stack of an Airflow task under the default limit of 1000)."""
-
-    max_depth: int = 500
-    max_parts: int = 10_000
-    time_budget_s: float = 300.0
-    # Decoded PDF content pypdf may parse for one page and for the whole object, repeats counted each time (see
-    # latechunk.sources.pdf_text): ordinary pages hold tens of KB; pypdf parses a few MB a second.
-    max_pdf_page_bytes: int = 16 * 1024 * 1024
-    max_pdf_bytes: int = 256 * 1024 * 1024
 
 
 class Deadline:
