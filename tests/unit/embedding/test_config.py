@@ -73,7 +73,8 @@ def test_the_exact_check_re_encodes_with_the_method_the_manifest_recorded(tiny_j
     manifest = RunManifest.from_dict({
         "bucket": "b", "prefix": "", "index": "i", "model": str(tiny_jina_model), "dims": 32,
         "model_revision": checkpoint_revision(Path(tiny_jina_model)),
-        "chunking": {"strategy": "fixed", "chunk_size": 16}, "window": 64, "window_overlap": 16, "late_chunking": recorded,
+        "chunking": {"strategy": "fixed", "chunk_size": 16}, "window": 64, "window_overlap": 16,
+        "late_chunking": recorded,
     })
     reencoder = run_reencoder(manifest, encoder=None)
     assert reencoder.late_chunking == LateChunkingConfig.from_recorded(recorded)
