@@ -3,9 +3,20 @@
 # and run the test suite.
 # With ES_URL set, the suite runs against that Elasticsearch instead of the local one.
 # Extra arguments go to pytest, e.g. scripts/test.sh tests/unit -k spans
+# scripts/test.sh --unit: lint and the quick unit tier (tests/unit) only; it starts nothing (no server, no Airflow
+# stack, no browser) and sets up the Python environment only when there is none. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+
+if [[ ${1:-} == --unit ]]; then
+    shift
+    [[ -x .venv/bin/python ]] || scripts/setup-env.sh
+    log "ruff"
+    .venv/bin/ruff check dags plugins include tests bench scripts
+    log "pytest tests/unit"
+    exec .venv/bin/python -m pytest tests/unit "$@"
+fi
 
 scripts/setup-env.sh
 if [[ -n ${ES_URL:-} ]]; then

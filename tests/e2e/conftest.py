@@ -9,7 +9,6 @@ from support import TINY_ENCODER_VALIDATION, Pipeline
 @pytest.fixture
 def ingest(airflow_home, connections, s3_bucket, staging_bucket, es_index, tiny_jina_model) -> Pipeline:
     return Pipeline(
-        "latechunk_ingest",
         {
             "bucket": s3_bucket,
             "prefix": "incoming/",

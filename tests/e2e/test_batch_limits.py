@@ -21,8 +21,6 @@ from latechunk.staging import tables as staging
 from latechunk.staging.batch_plan import estimate_tokens
 from support import REPO, assert_exact
 
-pytestmark = pytest.mark.integration
-
 DAY = datetime(2026, 4, 6, tzinfo=UTC)
 RUN_OF_DAY = DAY + timedelta(days=1)
 PREFIX = f"incoming/{DAY:%Y-%m-%d}/"

@@ -9,8 +9,6 @@ import pytest
 from elasticsearch import helpers
 from latechunk.sources.documents import SourceObject, load_documents
 
-pytestmark = pytest.mark.integration
-
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
 # A run with logical date D covers the day before D: the run for DAY's folder is the one of the next day.
 RUN_OF_DAY = DAY + timedelta(days=1)
@@ -157,7 +155,7 @@ def test_reindex_swaps_the_alias_only_after_validation(ingest, s3_client, s3_buc
     (served,) = es_client.indices.get_alias(name=es_index)
     before = es_client.count(index=es_index)["count"]
 
-    reindex = Pipeline("latechunk_reindex", {**ingest.conf, "sentences_per_chunk": 2, "delete_old_index": True})
+    reindex = Pipeline({**ingest.conf, "sentences_per_chunk": 2, "delete_old_index": True}, "latechunk_reindex")
     failing = reindex.run(DAY, probes="coral reefs => no/such/key.txt")
     assert_state(failing, "failed")
     assert list(es_client.indices.get_alias(name=es_index)) == [served], "a failed rebuild leaves the alias alone"
@@ -189,7 +187,7 @@ def test_an_index_of_the_former_long_document_defaults_is_refused_then_rebuilt(
     assert_state(ingest.run(RUN_OF_DAY), "failed")  # the extract task refuses the index
     assert list(es_client.indices.get_alias(name=es_index)) == [served]
 
-    assert_state(Pipeline("latechunk_reindex", {**ingest.conf, "delete_old_index": True}).run(DAY))
+    assert_state(Pipeline({**ingest.conf, "delete_old_index": True}, "latechunk_reindex").run(DAY))
     (rebuilt,) = es_client.indices.get_alias(name=es_index)
     assert rebuilt != served
     meta = es_client.indices.get_mapping(index=rebuilt)[rebuilt]["mappings"]["_meta"]["latechunk"]

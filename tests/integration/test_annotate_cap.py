@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from latechunk.pipeline.annotate import annotate
 from latechunk.pipeline.shared import stage_uri
 from latechunk.sources.documents import Document
 from latechunk.staging import tables as staging
 from tiny_models import save_tiny_bert
-
-pytestmark = pytest.mark.integration
 
 
 def test_sentence_chunks_never_exceed_the_model_window(s3_client, staging_bucket, tmp_path):

@@ -16,8 +16,6 @@ from latechunk.pipeline.index import index
 from latechunk.pipeline.validate import ValidationSettings, validate
 from latechunk.staging import tables as staging
 
-pytestmark = pytest.mark.integration
-
 PREFIX = "incoming/"
 LONG = " ".join(f"Sarah dives near coral reefs in Hawaii {i}." for i in range(30))
 OBJECTS = {

@@ -6,11 +6,8 @@ from __future__ import annotations
 import json
 import math
 
-import pytest
 from latechunk.sources.documents import SourceObject, load_documents
 from latechunk.staging.tables import StagingArea, read_documents, write_documents
-
-pytestmark = pytest.mark.integration
 
 
 def test_hostile_metadata_and_text_survive_extract_and_staging(s3_client, s3_bucket):

@@ -12,8 +12,6 @@ from latechunk.index.backend import Tombstone
 from latechunk.index.elasticsearch import ElasticsearchBackend
 from latechunk.index.spec import IndexMismatchError, IndexSpec, index_body
 
-pytestmark = pytest.mark.integration
-
 CHUNKING = {"strategy": "sentences", "chunk_size": 256, "overlap": 0, "sentences_per_chunk": 2}
 
 

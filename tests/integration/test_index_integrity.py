@@ -16,8 +16,6 @@ from latechunk.index.elasticsearch import ElasticsearchBackend
 from latechunk.index.spec import IndexSpec, index_body
 from latechunk.pipeline.index import IndexingError, ensure_served_index, served_index_name
 
-pytestmark = pytest.mark.integration
-
 FEED = "feed.jsonl"
 
 

@@ -4,7 +4,7 @@ merge can reconcile them, whole or in key ranges, against a real bucket and a re
 from __future__ import annotations
 
 import numpy as np
-from conftest import document_chunks
+from embedded_chunks import document_chunks
 from latechunk.index.elasticsearch import ElasticsearchBackend
 from latechunk.index.spec import IndexSpec
 from latechunk.pipeline.extract import list_objects

@@ -9,8 +9,6 @@ from latechunk.index.elasticsearch import ElasticsearchBackend
 from latechunk.index.spec import IndexSpec
 from latechunk.pipeline.alias import ForeignIndexError, swap_alias
 
-pytestmark = pytest.mark.integration
-
 
 def ours(es_client, name: str) -> str:
     ElasticsearchBackend(es_client).ensure_index(IndexSpec(name=name, dims=8, model_id="test/model", replicas=0))

@@ -5,10 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-import pytest
 from elasticsearch import helpers
-
-pytestmark = pytest.mark.integration
 
 DIMS = 768
 

@@ -15,8 +15,6 @@ from latechunk.pipeline.index import index
 from latechunk.pipeline.validate import ValidationSettings, validate
 from latechunk.staging import tables as staging
 
-pytestmark = pytest.mark.integration
-
 PREFIX = "incoming/"
 OBJECTS = {
     "one.txt": "Sarah Johnson is a marine biologist. She spends months diving near coral reefs.",

@@ -30,8 +30,6 @@ from latechunk.staging.tables import (
     write_json,
 )
 
-pytestmark = pytest.mark.integration
-
 RUN_ID = "scheduled__2026-11-24T00:00:00+00:00"
 
 

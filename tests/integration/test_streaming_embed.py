@@ -20,8 +20,6 @@ from latechunk.staging import tables as staging
 from latechunk.staging.tables import StagingArea
 from tiny_models import WORDS
 
-pytestmark = pytest.mark.integration
-
 WINDOW = 64  # tiny jina's window is 8192: a small window makes the long documents go through overlapping windows
 CHUNKING = {"strategy": "fixed", "chunk_size": 16}
 LATE = {"window_layout": "centred", "frame_windows": True, "naive_weight": 0.5}

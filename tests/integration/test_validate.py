@@ -10,8 +10,6 @@ from latechunk.index.elasticsearch import ElasticsearchBackend
 from latechunk.index.spec import IndexSpec
 from latechunk.validation.run import Probe, ValidationError, validate_index
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def backend(es_client) -> ElasticsearchBackend:

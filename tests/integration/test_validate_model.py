@@ -22,8 +22,6 @@ from latechunk.pipeline.embed import embedded_chunks
 from latechunk.sources.documents import SourceObject, load_documents
 from latechunk.validation.run import Reencoder, Thresholds, ValidationError, validate_index
 
-pytestmark = pytest.mark.integration
-
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_CORPUS = REPO / "include" / "sample_corpus"
 NFCORPUS = Path("/work/shared/datasets/nfcorpus/corpus.jsonl")

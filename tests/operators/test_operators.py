@@ -17,8 +17,6 @@ from latechunk_operators import (
     LateChunkValidateOperator,
 )
 
-pytestmark = pytest.mark.integration
-
 PREFIX = "incoming/2026-02-01/"
 OBJECTS = {
     "one.txt": "Ada Lovelace wrote the first program. She published it in 1843. Her notes were long.",

@@ -4,15 +4,11 @@ the real servers (scripts/servers.sh stop/start) or on the real network path (`f
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import subprocess
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -20,6 +16,7 @@ from elasticsearch import Elasticsearch
 from fault_proxy import FaultProxy
 from support import (  # noqa: F401 (the suites import them from here)
     TINY_ENCODER_VALIDATION,
+    Pipeline,
     assert_exact,
     indexed_chunks,
 )
@@ -43,71 +40,9 @@ def proxies(servers):
         proxy.close()
 
 
-def set_connections(monkeypatch, servers, *, es_url=None, s3_url=None, s3_login=None, s3_password=None, **extra):
-    """The pipeline's Airflow connections as environment variables, optionally through proxies or other creds."""
-    es = urlsplit(es_url or servers["es_url"])
-    s3_extra = {"endpoint_url": s3_url or servers["s3_endpoint_url"], "region_name": "us-east-1"}
-    s3_extra.update(extra.pop("s3_extra", {}))
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_LATECHUNK_S3",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "login": s3_login or servers["aws_access_key_id"],
-                "password": s3_password or servers["aws_secret_access_key"],
-                "extra": s3_extra,
-            }
-        ),
-    )
-    es_conn: dict[str, Any] = {"conn_type": "elasticsearch", "host": es.hostname, "port": es.port, "schema": "http"}
-    es_conn.update(extra.pop("es", {}))
-    monkeypatch.setenv("AIRFLOW_CONN_LATECHUNK_ES", json.dumps(es_conn))
-
-
-@pytest.fixture
-def connections(servers, monkeypatch):
-    """Direct connections to the real servers; call the returned function to route them through proxies."""
-    set_connections(monkeypatch, servers)
-    return lambda **kwargs: set_connections(monkeypatch, servers, **kwargs)
-
-
-@dataclass
-class Pipeline:
-    """The ingest DAG with a test's settings. `run` executes one whole DAG run through dag.test(); task retries
-    are off unless asked for (the DAG's own are minutes apart)."""
-
-    conf: dict[str, Any]
-    dag_id: str = "latechunk_ingest"
-    runs: list[Any] = field(default_factory=list)
-
-    def run(self, logical_date, *, retries: int = 0, retry_delay_s: float = 1, **overrides: Any):
-        from airflow.dag_processing.dagbag import DagBag
-
-        dag = DagBag(dag_folder=str(REPO / "dags")).get_dag(self.dag_id)
-        for task in dag.tasks:
-            task.retries = retries
-            task.retry_delay = timedelta(seconds=retry_delay_s)
-            task.retry_exponential_backoff = 0
-        run = dag.test(logical_date=logical_date, run_conf={**self.conf, **overrides})
-        self.runs.append(run)
-        return run
-
-    def manifest(self, s3_client, run) -> dict[str, Any]:
-        from latechunk.staging.tables import StagingArea
-
-        area = StagingArea(self.conf["staging_bucket"], "runs", self.dag_id, run.run_id)
-        return json.loads(s3_client.get_object(Bucket=area.bucket, Key=area.key("manifest.json"))["Body"].read())
-
-    def report(self, s3_client, run) -> dict[str, Any]:
-        from latechunk.staging.tables import StagingArea
-
-        area = StagingArea(self.conf["staging_bucket"], "runs", self.dag_id, run.run_id)
-        key = area.key("validation-report.json")
-        return json.loads(s3_client.get_object(Bucket=area.bucket, Key=key)["Body"].read())
-
-
 @pytest.fixture
 def pipeline(airflow_home, connections, s3_bucket, staging_bucket, es_index, tiny_jina_model) -> Pipeline:
+    """The ingest DAG with task retries off unless a run asks for them."""
     return Pipeline(
         {
             "bucket": s3_bucket,
@@ -123,7 +58,8 @@ def pipeline(airflow_home, connections, s3_bucket, staging_bucket, es_index, tin
             "docs_per_batch": 4,
             "validation_sample_size": 20,
             **TINY_ENCODER_VALIDATION,
-        }
+        },
+        retries=0,
     )
 
 

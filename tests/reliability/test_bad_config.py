@@ -13,8 +13,6 @@ from latechunk.pipeline.extract import ExtractSettings, extract
 from latechunk.pipeline.models import describe_model
 from latechunk.staging.tables import StagingArea
 
-pytestmark = pytest.mark.integration
-
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
 DOCS = {"a.txt": "Coral reefs bleach when the ocean warms. Divers see it first.", "b.md": "# Notes\n\nShort note."}
 

@@ -8,11 +8,8 @@ import json
 from datetime import UTC, datetime
 
 import numpy as np
-import pytest
 from conftest import assert_exact, chunk_counts, put, run_state, task_states
 from hostile_inputs import html_quotes_across_tags, json_escaped_quotes, pdf_repeated_stream
-
-pytestmark = pytest.mark.integration
 
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
 WORDS = "the reefs ocean coral diving research biologist she her they city people".split()

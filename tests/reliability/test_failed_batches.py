@@ -37,8 +37,6 @@ from latechunk.pipeline.validate import ValidationSettings, validate
 from latechunk.staging import tables as staging
 from support import TINY_ENCODER_VALIDATION
 
-pytestmark = pytest.mark.integration
-
 CHUNKING = {"strategy": "sentences", "sentences_per_chunk": 1}
 OLD_DAY, NEW_DAY = "2026-03-01", "2026-03-10"
 OLD = {f"{OLD_DAY}/doc-{i}.txt": f"Reef {i} has corals. Divers count fish {i} times. It is warm." for i in range(6)}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 
 import numpy as np
-import pytest
 import torch
 from conftest import put
 from latechunk.embedding.encoders.base import Encoder
@@ -16,8 +15,6 @@ from latechunk.pipeline.embed import embed
 from latechunk.pipeline.extract import ExtractSettings, extract
 from latechunk.staging import tables as staging
 from latechunk.staging.tables import StagingArea
-
-pytestmark = pytest.mark.integration
 
 CHUNKING = {"strategy": "sentences", "sentences_per_chunk": 1}
 

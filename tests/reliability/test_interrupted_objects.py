@@ -14,12 +14,9 @@ import json
 import re
 from datetime import UTC, datetime
 
-import pytest
 from conftest import assert_exact, chunk_counts, indexed_chunks, put, run_state, task_states
 from fault_proxy import FORWARD, Respond, Rewrite
 from latechunk.index.elasticsearch import ElasticsearchBackend
-
-pytestmark = pytest.mark.integration
 
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
 PRODUCT = {"X-Elastic-Product": "Elasticsearch"}

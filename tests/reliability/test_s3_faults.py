@@ -9,11 +9,8 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 
-import pytest
 from conftest import assert_exact, chunk_counts, put, restarts_server, run_state, servers_sh, task_states
 from fault_proxy import FORWARD, Respond
-
-pytestmark = pytest.mark.integration
 
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
 DOCS = {

@@ -11,11 +11,8 @@ import uuid
 from datetime import UTC, datetime
 
 import boto3
-import pytest
 from conftest import assert_exact, put, run_state, task_states
 from fault_proxy import FORWARD
-
-pytestmark = pytest.mark.integration
 
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
 

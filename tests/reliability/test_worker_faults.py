@@ -16,7 +16,6 @@ import sys
 import threading
 import uuid
 
-import pytest
 from conftest import assert_exact, chunk_counts, put
 from latechunk.index.elasticsearch import ElasticsearchBackend
 from latechunk.pipeline.annotate import annotate
@@ -24,8 +23,6 @@ from latechunk.pipeline.embed import embed
 from latechunk.pipeline.extract import ExtractSettings, extract
 from latechunk.pipeline.index import index as index_stage
 from latechunk.staging.tables import StagingArea
-
-pytestmark = pytest.mark.integration
 
 CHUNKING = {"strategy": "sentences", "sentences_per_chunk": 1}
 V1 = {f"doc-{i}.txt": " ".join(f"Sentence {j} of document {i} about reefs." for j in range(6)) for i in range(6)}

@@ -25,7 +25,7 @@ import pytest
 from stack_support import TOPICS, Corpus, new_corpus, run_and_wait
 from support import REPO, assert_exact
 
-pytestmark = [pytest.mark.stack, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 DAG_ID = "latechunk_ingest"
 STAGES = ("extract", "annotate", "embed", "index", "validate")

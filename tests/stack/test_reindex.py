@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from stack_support import TOPICS, run_and_wait
 
-pytestmark = [pytest.mark.stack, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def alias_target(es, alias: str) -> list[str]:

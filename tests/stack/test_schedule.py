@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from stack_support import TOPICS, airflow_cli, assert_ran_on_the_right_workers, run_and_wait
 
-pytestmark = [pytest.mark.stack, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def folder(day: datetime) -> str:

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 from stack_support import TOPICS, new_corpus, run_and_wait
 
-pytestmark = [pytest.mark.stack, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402

@@ -1,6 +1,8 @@
 """What the pipeline needs from a vector search engine (`SearchBackend`) and the results it gets back.
 
-`latechunk.index.elasticsearch` implements it for Elasticsearch.
+`latechunk.index.elasticsearch` implements it for Elasticsearch. The unit tests implement it in memory
+(`tests/memory_backend.py`: the same records and mapping checks, exact kNN), so that the validation checks and the
+index specs are tested without a server; the integration tests prove them against the real Elasticsearch.
 """
 
 from __future__ import annotations

@@ -38,8 +38,8 @@ def golden_model(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def random_model(tiny_jina_dir):
-    return load_jina_bert_model(tiny_jina_dir, torch.device("cpu"), torch.float32)
+def random_model(tiny_jina_model):
+    return load_jina_bert_model(Path(tiny_jina_model), torch.device("cpu"), torch.float32)
 
 
 @pytest.fixture(params=["golden", "random"])
@@ -163,16 +163,16 @@ def test_auto_attention_is_the_plain_reference_until_packed_is_measured_on_a_gpu
         resolve_attention("flash", torch.device("cpu"))
 
 
-def test_load_encoder_passes_the_attention_mode(tiny_jina_dir, tiny_bert_dir):
-    assert load_encoder(tiny_jina_dir, device="cpu").attention == "plain"
-    assert load_encoder(tiny_jina_dir, device="cpu", attention="packed").attention == "packed"
+def test_load_encoder_passes_the_attention_mode(tiny_jina_model, tiny_bert_dir):
+    assert load_encoder(tiny_jina_model, device="cpu").attention == "plain"
+    assert load_encoder(tiny_jina_model, device="cpu", attention="packed").attention == "packed"
     with pytest.raises(ValueError, match="jina-bert checkpoints only"):
         load_encoder(tiny_bert_dir, device="cpu", attention="packed")
 
 
-def test_late_chunking_through_the_packed_encoder_equals_plain(tiny_jina_dir):
-    plain = load_encoder(tiny_jina_dir, device="cpu", attention="plain")
-    packed_encoder = load_encoder(tiny_jina_dir, device="cpu", attention="packed")
+def test_late_chunking_through_the_packed_encoder_equals_plain(tiny_jina_model):
+    plain = load_encoder(tiny_jina_model, device="cpu", attention="plain")
+    packed_encoder = load_encoder(tiny_jina_model, device="cpu", attention="packed")
     text = "Sarah Johnson is a marine biologist. She works in Hawaii near coral reefs. " * 12
     docs = [annotate_spans(text[:n], plain.tokenizer, ChunkingConfig()) for n in (30, 300, len(text))]
     assert len(docs[-1].input_ids) > 3 * 48, "the long document is windowed"
@@ -183,8 +183,8 @@ def test_late_chunking_through_the_packed_encoder_equals_plain(tiny_jina_dir):
             assert cosines(g, w).min() >= 0.9999
 
 
-def test_an_empty_sequence_in_a_pack_gets_an_empty_array(tiny_jina_dir):
-    encoder = load_encoder(tiny_jina_dir, device="cpu", attention="packed")
+def test_an_empty_sequence_in_a_pack_gets_an_empty_array(tiny_jina_model):
+    encoder = load_encoder(tiny_jina_model, device="cpu", attention="packed")
     outputs = encoder.encode_token_batches([[2, 40, 3], [], [2, 41, 42, 3]])
     assert [o.shape for o in outputs] == [(3, encoder.dim), (0, encoder.dim), (4, encoder.dim)]
     (alone,) = encoder.encode_token_batches([[2, 41, 42, 3]])

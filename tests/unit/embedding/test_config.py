@@ -3,6 +3,8 @@ and refused when a run's differ from the index's."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from latechunk.embedding.config import PLAIN, LateChunkingConfig
 from latechunk.index.spec import IndexSpec, index_body, mismatches
@@ -61,7 +63,7 @@ def test_settings_are_checked_and_typed_from_the_form():
 
 
 @pytest.mark.parametrize("recorded", [{}, MEASURED, {"naive_weight": 0.3}])
-def test_the_exact_check_re_encodes_with_the_method_the_manifest_recorded(tiny_jina_dir, recorded):
+def test_the_exact_check_re_encodes_with_the_method_the_manifest_recorded(tiny_jina_model, recorded):
     """The validate task rebuilds the run's embedding path from its manifest: an index of the former defaults
     (nothing recorded) is re-encoded with plain late chunking, not with today's defaults."""
     from latechunk.embedding.checkpoints import checkpoint_revision
@@ -69,9 +71,10 @@ def test_the_exact_check_re_encodes_with_the_method_the_manifest_recorded(tiny_j
     from latechunk.pipeline.validate import run_reencoder
 
     manifest = RunManifest.from_dict({
-        "bucket": "b", "prefix": "", "index": "i", "model": str(tiny_jina_dir), "dims": 32,
-        "model_revision": checkpoint_revision(tiny_jina_dir), "chunking": {"strategy": "fixed", "chunk_size": 16},
-        "window": 64, "window_overlap": 16, "late_chunking": recorded,
+        "bucket": "b", "prefix": "", "index": "i", "model": str(tiny_jina_model), "dims": 32,
+        "model_revision": checkpoint_revision(Path(tiny_jina_model)),
+        "chunking": {"strategy": "fixed", "chunk_size": 16}, "window": 64, "window_overlap": 16,
+        "late_chunking": recorded,
     })
     reencoder = run_reencoder(manifest, encoder=None)
     assert reencoder.late_chunking == LateChunkingConfig.from_recorded(recorded)
