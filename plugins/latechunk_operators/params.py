@@ -13,6 +13,7 @@ from airflow.sdk import Asset, Param
 from latechunk.chunking.config import DEFAULT_MAX_DOCUMENT_TOKENS, ChunkingConfig
 from latechunk.embedding.config import DEFAULT_TOKEN_BUDGET, LateChunkingConfig
 from latechunk.sources.limits import Limits
+from latechunk.sources.settings import SourceSettings
 from latechunk.validation.settings import ValidationSettings
 
 DEFAULT_MODEL = "jinaai/jina-embeddings-v2-base-en"
@@ -156,6 +157,7 @@ def ingest_params() -> dict[str, Param]:
 _CHUNKING = ChunkingConfig()
 _LATE_CHUNKING = LateChunkingConfig()
 _LIMITS = Limits()
+_SOURCE = SourceSettings()
 _VALIDATION = ValidationSettings()
 
 
@@ -181,7 +183,8 @@ def _params() -> dict[str, Param]:
             False, type="boolean", description="Only objects whose LastModified lies in the run's data interval."
         ),
         "delete_missing": Param(
-            True, type="boolean", description="Remove from the index the keys under the prefix that are gone."
+            _SOURCE.delete_missing, type="boolean",
+            description="Remove from the index the keys under the prefix that are gone."
         ),
         "index": Param(_env("INDEX", "latechunk-chunks"), type="string", description="Index or alias to write."),
         "model": Param(_env("MODEL", DEFAULT_MODEL), type="string", description="Encoder: hub id or local path."),
@@ -246,19 +249,24 @@ def _params() -> dict[str, Param]:
             "rows, no padding); auto is plain. Other models run plain only.",
         ),
         "docs_per_batch": Param(
-            10_000, type="integer", minimum=1,
+            _SOURCE.docs_per_batch, type="integer", minimum=1,
             description="Most documents per staged batch, whatever their tokens (raised when a run would need more "
             "than [core] max_map_length batches).",
         ),
         "batch_token_budget": Param(
-            int(_env("BATCH_TOKEN_BUDGET", "2000000")), type="integer", minimum=1,
+            int(_env("BATCH_TOKEN_BUDGET", str(_SOURCE.batch_token_budget))), type="integer", minimum=1,
             description="Estimated tokens (text length / 4) per staged batch, i.e. per mapped annotate and embed "
             "task; raise it on GPU workers (tens of millions).",
         ),
-        "max_object_bytes": Param(50 * 1024 * 1024, type="integer", description="Larger objects are quarantined."),
-        "json_text_field": Param("text", type="string", description="Text field of .json/.jsonl documents."),
+        "max_object_bytes": Param(
+            _SOURCE.max_object_bytes, type="integer", description="Larger objects are quarantined."
+        ),
+        "json_text_field": Param(
+            _SOURCE.json_text_field, type="string", description="Text field of .json/.jsonl documents."
+        ),
         "max_bad_fraction": Param(
-            0.2, type="number", minimum=0, maximum=1, description="Fail when a larger share of objects is bad."
+            _SOURCE.max_bad_fraction, type="number", minimum=0, maximum=1,
+            description="Fail when a larger share of objects is bad."
         ),
         "max_nesting_depth": Param(
             _LIMITS.max_depth, type="integer", minimum=1, maximum=500,

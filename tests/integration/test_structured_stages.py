@@ -13,8 +13,6 @@ from latechunk.sources.documents import SourceObject, load_documents
 from latechunk.staging import tables as staging
 from latechunk.staging.tables import StagingArea
 
-pytestmark = pytest.mark.integration
-
 DATA = Path(__file__).parents[1] / "data" / "structured"
 FILES = ["fastapi-debugging-de.md", "fastapi-debugging-ja.md", "devils-dictionary-q.html", "siege-of-vicksburg.pdf"]
 

@@ -27,6 +27,7 @@ from latechunk.sources.documents import (
     load_documents,
 )
 from latechunk.sources.reconcile import ALL_KEYS, KeyRange
+from latechunk.sources.settings import SourceSettings
 from latechunk.staging import tables as staging
 from latechunk.staging.batch_plan import Batch, BatchPlanner, estimate_tokens
 from latechunk.staging.prefetch import map_ahead
@@ -59,16 +60,16 @@ class ExtractSettings:
     # With ``select_prefixes``: objects written (LastModified) in this window are read whatever their folder, so an
     # object rewritten in an old day's folder is read by the run of the day it was written.
     written_between: tuple[datetime, datetime] | None = None
-    delete_missing: bool = True
+    delete_missing: bool = SourceSettings.delete_missing
     # Staged batches (one mapped annotate and embed task each; see latechunk.staging.batch_plan): at most this many
     # estimated tokens and documents each, and at most max_batches of them (Airflow's [core] max_map_length),
     # whose limits grow when the run needs more batches than that.
-    batch_token_budget: int = 2_000_000
-    docs_per_batch: int = 10_000
+    batch_token_budget: int = SourceSettings.batch_token_budget
+    docs_per_batch: int = SourceSettings.docs_per_batch
     max_batches: int = 1024
-    max_object_bytes: int = 50 * 1024 * 1024
-    json_text_field: str = "text"
-    max_bad_fraction: float = 0.2
+    max_object_bytes: int = SourceSettings.max_object_bytes
+    json_text_field: str = SourceSettings.json_text_field
+    max_bad_fraction: float = SourceSettings.max_bad_fraction
     # Per-object extraction limits (latechunk.sources.extractors.Limits): beyond them the object is quarantined.
     max_nesting_depth: int = Limits.max_depth
     max_parts_per_object: int = Limits.max_parts

@@ -41,11 +41,12 @@ from latechunk.sources.html_text import html_document
 from latechunk.sources.markdown import markdown_text
 from latechunk.sources.office import docx_text, pptx_text
 from latechunk.sources.pdf_process import PDF_PROCESS
+from latechunk.sources.settings import SourceSettings
 from latechunk.sources.structure import DocumentStructure
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_BYTES = SourceSettings.max_object_bytes
 DEFAULT_LIMITS = Limits()
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"

@@ -12,7 +12,7 @@ from latechunk.sources.extractors import Deadline
 from latechunk.sources.markdown import front_matter, markdown_text
 from latechunk.sources.structure import CODE, HEADING, DocumentStructure, Heading, TextBuilder
 
-DATA = Path(__file__).parents[1] / "data" / "structured"
+DATA = Path(__file__).parents[2] / "data" / "structured"
 MARKDOWN_FILES = sorted(path for path in DATA.glob("*.md") if path.name != "SOURCES.md")
 # Markup that must not survive outside code blocks: heading attributes, link targets, images, inline HTML,
 # admonition markers, snippet includes, emphasis, heading marks at a line start.

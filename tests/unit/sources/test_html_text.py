@@ -10,7 +10,7 @@ from latechunk.sources.documents import Limits, SourceObject, load_documents
 from latechunk.sources.extractors import Deadline
 from latechunk.sources.html_text import _attributes, html_document
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 DATA = ROOT / "tests" / "data" / "structured"
 
 JAPANESE_PAGE = """<!DOCTYPE html><html lang="ja"><head><title>コーヒーマシンの手入れ</title>

@@ -13,12 +13,12 @@ from latechunk.chunking.sections import chunk_locations
 from latechunk.chunking.spans import annotate_documents
 from latechunk.sources.documents import Document, Limits, SourceObject, load_documents
 from latechunk.sources.structure import DocumentStructure
-from test_office_structure import build_docx, build_pptx
+from office_files import build_docx, build_pptx
 from transformers import AutoTokenizer
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 DATA = ROOT / "tests" / "data" / "structured"
-# Every real file but the table of contents, which is all navigation (test_html_structure.py).
+# Every real file but the table of contents, which is all navigation (sources/test_html_text.py).
 EXCLUDED = ("SOURCES", "devils-dictionary-toc")
 FILES = [
     *(path for path in sorted(DATA.iterdir()) if path.suffix in (".md", ".html", ".pdf") and path.stem not in EXCLUDED),
