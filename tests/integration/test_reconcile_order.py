@@ -7,7 +7,7 @@ import numpy as np
 from embedded_chunks import document_chunks
 from latechunk.index.elasticsearch import ElasticsearchBackend
 from latechunk.index.spec import IndexSpec
-from latechunk.pipeline.extract import list_objects
+from latechunk.pipeline.scan import list_objects
 from latechunk.sources.reconcile import Status, key_ranges, reconcile
 
 KEYS = [
@@ -53,3 +53,35 @@ def test_the_bucket_and_the_index_list_keys_in_the_same_order_and_reconcile_in_s
                 assert change.key in shard and change.key not in found
                 found[change.key] = change.status
         assert found == expected, boundaries
+
+
+def test_a_scan_reads_the_selected_changes_and_pending_keys_and_finds_the_deleted(
+    s3_client, s3_bucket, es_client, es_index
+):
+    from datetime import UTC, datetime
+
+    from latechunk.pipeline.extract import ExtractSettings
+    from latechunk.pipeline.scan import scan_prefix
+
+    for key in ("in/2026-03-01/old.txt", "in/2026-03-02/new.txt", "in/2026-03-02/same.txt", "in/2026-03-01/été.txt"):
+        s3_client.put_object(Bucket=s3_bucket, Key=key, Body=key.encode())
+    etags = {obj.key: obj.etag for obj in list_objects(s3_client, s3_bucket, "in/")}
+    backend = ElasticsearchBackend(es_client)
+    backend.ensure_index(IndexSpec(name=es_index, dims=4, model_id="test/model", replicas=0))
+    vectors = np.eye(4, dtype=np.float32)[[0]]
+    for key, etag in (("in/2026-03-02/same.txt", etags["in/2026-03-02/same.txt"]), ("in/gone.txt", "e")):
+        chunks = document_chunks(key, 1, bucket=s3_bucket, etag=etag, vectors=vectors)
+        assert backend.upsert_documents(es_index, chunks).ok
+    es_client.indices.refresh(index=es_index)
+    settings = ExtractSettings(
+        bucket=s3_bucket, prefix="in/", index=es_index, model="m", chunking={}, select_prefixes=("in/2026-03-02/",),
+        written_between=(datetime(2000, 1, 1, tzinfo=UTC), datetime(2000, 1, 2, tzinfo=UTC)),
+    )
+    scan = scan_prefix(s3_client, backend, settings, retried={"in/2026-03-01/été.txt"})
+    assert [obj.key for obj in scan.changed] == ["in/2026-03-01/été.txt", "in/2026-03-02/new.txt"]
+    assert scan.indexed == {"in/2026-03-01/été.txt": None, "in/2026-03-02/new.txt": None}
+    assert (scan.listed, scan.selected, scan.unchanged, scan.missing) == (4, 3, 1, ["in/gone.txt"])
+    no_deletions = scan_prefix(s3_client, None, settings, retried=set())
+    assert no_deletions.missing == [] and [obj.key for obj in no_deletions.changed] == [
+        "in/2026-03-02/new.txt", "in/2026-03-02/same.txt",
+    ]  # fmt: skip

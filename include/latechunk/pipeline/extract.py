@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +15,7 @@ from latechunk.pipeline.batch_failures import pending_uri, read_pending
 from latechunk.pipeline.manifest import RunManifest
 from latechunk.pipeline.models import describe_model, index_spec
 from latechunk.pipeline.progress import Progress
+from latechunk.pipeline.scan import scan_prefix
 from latechunk.sources.documents import (
     Document,
     Limits,
@@ -26,7 +26,6 @@ from latechunk.sources.documents import (
     check_size,
     load_documents,
 )
-from latechunk.sources.reconcile import ALL_KEYS, KeyRange
 from latechunk.sources.settings import SourceSettings
 from latechunk.staging import tables as staging
 from latechunk.staging.batch_plan import Batch, BatchPlanner, estimate_tokens
@@ -93,36 +92,6 @@ def day_prefixes(prefix: str, start: datetime, end: datetime, lookback_days: int
     return tuple(f"{prefix}{day.isoformat()}/" for day in days)
 
 
-def select(objects: list[SourceObject], settings: ExtractSettings) -> list[SourceObject]:
-    """The listed objects this run reads: in one of ``select_prefixes`` or written in ``written_between`` (when
-    ``select_prefixes`` are given), and modified in the data interval (when ``modified_between`` is given)."""
-    if settings.select_prefixes:
-        start, end = settings.written_between or (None, None)
-        objects = [obj for obj in objects if obj.key.startswith(settings.select_prefixes)
-                   or (start is not None and start <= obj.last_modified < end)]  # fmt: skip
-    if settings.modified_between:
-        start, end = settings.modified_between
-        objects = [obj for obj in objects if start <= obj.last_modified < end]
-    return objects
-
-
-def list_objects(s3, bucket: str, prefix: str, keys: KeyRange = ALL_KEYS) -> Iterator[SourceObject]:
-    """Every object under ``prefix`` (in the range ``keys``), in key order, over all pages of the listing; keys
-    ending in "/" included, so that the run reports them instead of losing what they hold without a word."""
-    start = {"StartAfter": keys.after} if keys.after is not None else {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, **start):
-        for item in page.get("Contents", []):
-            if keys.through is not None and item["Key"] > keys.through:
-                return
-            yield SourceObject(
-                bucket=bucket,
-                key=item["Key"],
-                etag=item["ETag"].strip('"'),
-                size=item["Size"],
-                last_modified=item["LastModified"],
-            )
-
-
 def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> dict[str, Any]:
     """Stage the documents of new or changed objects in batches and write the run manifest.
 
@@ -148,37 +117,25 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         if problems:
             raise IndexMismatchError(settings.index, problems)
 
-    listed = list(list_objects(s3, settings.bucket, settings.prefix))
-    objects = select(listed, settings)
     # Objects earlier runs could not finish (failed batches, changed while read) are read again, whatever folders
     # this run selects.
     pending_at = pending_uri(area, settings.index)
     retried = {key: entry["runs"] for key, entry in read_pending(s3, pending_at).items()
                if entry["bucket"] == settings.bucket and key.startswith(settings.prefix)}  # fmt: skip
-    selected = {obj.key for obj in objects}
-    objects += [obj for obj in listed if obj.key in retried and obj.key not in selected]
     if retried:
         log.info("reading again %d objects earlier runs left pending (%s)", len(retried), pending_at)
-    if listed and not objects:
+    scan = scan_prefix(s3, backend if index_exists else None, settings, retried)
+    changed, indexed, missing = scan.changed, scan.indexed, scan.missing
+    if scan.listed and not scan.selected:
         log.warning(
             "NOTHING SELECTED: s3://%s/%s holds %d objects but none is in this run's selection (folders %s, "
             "modified between %s): check the prefix, partition_by_date and the run's data interval",
-            settings.bucket, settings.prefix, len(listed), list(settings.select_prefixes) or "all",
+            settings.bucket, settings.prefix, scan.listed, list(settings.select_prefixes) or "all",
             settings.modified_between or "any time",
         )
-    indexed: dict[str, str | None] = {}
-    missing: list[str] = []
-    if index_exists:
-        indexed = backend.indexed_etags(settings.index, keys=[obj.key for obj in objects], bucket=settings.bucket)
-        if settings.delete_missing:
-            present = {obj.key for obj in listed}
-            in_index = backend.indexed_keys(settings.index, bucket=settings.bucket, prefix=settings.prefix)
-            missing = sorted(key for key in in_index if key not in present)
-    changed = [obj for obj in objects if indexed.get(obj.key) != obj.etag]
     log.info(
         "s3://%s/%s: %d objects listed, %d selected, %d new or changed, %d unchanged, %d gone from the bucket",
-        settings.bucket, settings.prefix, len(listed), len(objects), len(changed), len(objects) - len(changed),
-        len(missing),
+        settings.bucket, settings.prefix, scan.listed, scan.selected, len(changed), scan.unchanged, len(missing),
     )
 
     planner = BatchPlanner(
@@ -218,7 +175,7 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
     # The share of the prefix's objects that cannot be ingested. Over all selected objects, not only the changed
     # ones: a quarantined object is never indexed, so it is "changed" in every later run, and a share of the
     # changed objects alone would fail every re-run of the same content that once passed.
-    bad_share = bad_objects / len(objects) if objects else 0.0
+    bad_share = bad_objects / scan.selected if scan.selected else 0.0
     manifest = RunManifest(
         bucket=settings.bucket,
         prefix=settings.prefix,
@@ -231,7 +188,7 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         window_overlap=spec.window_overlap,
         late_chunking=late_chunking,
         max_bad_fraction=settings.max_bad_fraction,
-        objects_selected=len(objects),
+        objects_selected=scan.selected,
         objects_quarantined=bad_objects,
         batches=batches,
         batching=planner.summary(),
@@ -248,12 +205,12 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         "batches": batches,
         "prefix": settings.prefix,
         "select_prefixes": list(settings.select_prefixes),
-        "objects_under_prefix": len(listed),
-        "objects_listed": len(objects),
+        "objects_under_prefix": scan.listed,
+        "objects_listed": scan.selected,
         "objects_changed": len(changed),
         "objects_new": staged_new,
         "objects_modified": staged_modified,
-        "objects_unchanged": len(objects) - len(changed),
+        "objects_unchanged": scan.unchanged,
         "objects_retried": len(retried),
         "objects_quarantined": bad_objects,
         "quarantined_entries": len(quarantine),
@@ -266,7 +223,7 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
     log.info("extract summary: %s", {k: v for k, v in summary.items() if k != "batches"})
     if bad_share > settings.max_bad_fraction:
         raise TooManyBadDocuments(
-            f"{bad_objects} of {len(objects)} objects ({bad_share:.0%}) could not be ingested, more than "
+            f"{bad_objects} of {scan.selected} objects ({bad_share:.0%}) could not be ingested, more than "
             f"max_bad_fraction={settings.max_bad_fraction:.0%}; see the quarantine list in {manifest_uri}"
         )
     return summary

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from latechunk.pipeline.extract import ExtractSettings, day_prefixes, select
+from latechunk.pipeline.extract import ExtractSettings, day_prefixes
+from latechunk.pipeline.scan import select
 from latechunk.sources.documents import SourceObject
 
 DAY = datetime(2026, 3, 4, tzinfo=UTC)
