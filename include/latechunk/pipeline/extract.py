@@ -79,6 +79,9 @@ class ExtractSettings:
     window_overlap: int | None = None
     # How the embed stage computes vectors beyond one window (LateChunkingConfig fields), recorded with the index.
     late_chunking: dict[str, Any] = field(default_factory=dict)
+    # Explicit keys (from object-storage notifications): instead of listing the prefix, each key's current state is
+    # read (HEAD); a key gone from the bucket leaves the index (with ``delete_missing``), whatever event named it.
+    keys: tuple[str, ...] | None = None
 
 
 def day_prefixes(prefix: str, start: datetime, end: datetime, lookback_days: int = 0) -> tuple[str, ...]:
@@ -117,6 +120,23 @@ def list_objects(s3, bucket: str, prefix: str) -> Iterator[SourceObject]:
             )
 
 
+def head_objects(s3, bucket: str, keys: list[str]) -> tuple[list[SourceObject], list[str]]:
+    """The current state of each key (HEAD, concurrently): the objects that exist, and the keys that do not."""
+
+    def head(key: str) -> SourceObject | None:
+        try:
+            item = s3.head_object(Bucket=bucket, Key=key)
+        except s3.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return SourceObject(bucket=bucket, key=key, etag=item["ETag"].strip('"'), size=item["ContentLength"],
+                            last_modified=item["LastModified"])  # fmt: skip
+
+    found = list(map_ahead(head, keys, workers=READER_THREADS))
+    return [obj for obj in found if obj is not None], [key for key, obj in zip(keys, found, strict=True) if obj is None]
+
+
 def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> dict[str, Any]:
     """Stage the documents of new or changed objects in batches and write the run manifest.
 
@@ -142,13 +162,20 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         if problems:
             raise IndexMismatchError(settings.index, problems)
 
-    listed = list(list_objects(s3, settings.bucket, settings.prefix))
-    objects = select(listed, settings)
     # Objects earlier runs could not finish (failed batches, changed while read) are read again, whatever folders
     # this run selects.
     pending_at = pending_uri(area, settings.index)
     retried = {key: entry["runs"] for key, entry in read_pending(s3, pending_at).items()
                if entry["bucket"] == settings.bucket and key.startswith(settings.prefix)}  # fmt: skip
+    gone: list[str] = []
+    if settings.keys is None:
+        listed = list(list_objects(s3, settings.bucket, settings.prefix))
+        objects = select(listed, settings)
+    else:
+        wanted = [key for key in dict.fromkeys([*settings.keys, *retried]) if key.startswith(settings.prefix)]
+        listed, gone = head_objects(s3, settings.bucket, wanted)
+        objects = list(listed)
+        log.info("%d keys given: %d exist, %d are gone from the bucket", len(wanted), len(listed), len(gone))
     selected = {obj.key for obj in objects}
     objects += [obj for obj in listed if obj.key in retried and obj.key not in selected]
     if retried:
@@ -164,7 +191,9 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
     missing: list[str] = []
     if index_exists:
         indexed = backend.indexed_etags(settings.index, keys=[obj.key for obj in objects], bucket=settings.bucket)
-        if settings.delete_missing:
+        if settings.delete_missing and settings.keys is not None:
+            missing = sorted(backend.indexed_etags(settings.index, keys=gone, bucket=settings.bucket)) if gone else []
+        elif settings.delete_missing:
             present = {obj.key for obj in listed}
             in_index = backend.indexed_keys(settings.index, bucket=settings.bucket, prefix=settings.prefix)
             missing = sorted(key for key in in_index if key not in present)
@@ -242,6 +271,7 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         "prefix": settings.prefix,
         "select_prefixes": list(settings.select_prefixes),
         "objects_under_prefix": len(listed),
+        "keys_given": None if settings.keys is None else len(settings.keys),
         "objects_listed": len(objects),
         "objects_changed": len(changed),
         "objects_new": staged_new,
