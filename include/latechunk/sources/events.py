@@ -198,6 +198,43 @@ def keys_to_check(events: list[ObjectEvent]) -> list[str]:
     return sorted(last, key=lambda key: (last[key], key))
 
 
+def parse_payloads(payloads: list[Any]) -> Parsed:
+    """The object events of a run's asset events: each payload is what a watcher carried, one Kafka message
+    (``{"message": text, "source": ...}``) or an SQS batch (``{"message_batch": [...]}``)."""
+    events: list[ObjectEvent] = []
+    rejected: list[Rejected] = []
+    for payload in payloads:
+        parsed = parse_message(payload["message"] if isinstance(payload, dict) and "message" in payload else payload)
+        events += parsed.events
+        rejected += parsed.rejected
+    return Parsed(events, rejected)
+
+
+def event_figures(events: list[ObjectEvent], rejected: list[Rejected], keys: list[str]) -> dict[str, Any]:
+    """What a run took from the notifications, for its summary and report: events in scope, the distinct keys
+    they name, the rejected ones by reason, and the oldest and newest event time."""
+    reasons: dict[str, int] = {}
+    for entry in rejected:
+        reasons[entry.reason] = reasons.get(entry.reason, 0) + 1
+    times = [event.time for event in events]
+    return {
+        "events": len(events),
+        "keys": len(keys),
+        "rejected": reasons,
+        "oldest": min(times).isoformat() if times else None,
+        "newest": max(times).isoformat() if times else None,
+    }
+
+
+def delays(figures: dict[str, Any], indexed_at: datetime) -> dict[str, float | None]:
+    """End-to-end delay of a run's events: from the oldest and the newest event time to ``indexed_at``."""
+    return {
+        f"delay_{end}_s": round((indexed_at - datetime.fromisoformat(figures[end])).total_seconds(), 1)
+        if figures.get(end) else None
+        for end in ("oldest", "newest")
+    }  # fmt: skip
+
+
 def _rejected(reason: str, detail: str, message: Any) -> Rejected:
     if isinstance(message, bytes | bytearray):
         text = message[:MESSAGE_EXCERPT_CHARS].decode("utf-8", "replace")
