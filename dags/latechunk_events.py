@@ -9,9 +9,10 @@ reordered events change nothing. Events outside ``bucket``/``prefix``, of anothe
 the run report and logged with their message.
 
 One run at a time (``max_active_runs=1``): events that arrive while a run is busy wait, and the next run takes them
-all. The daily ``latechunk_ingest`` run stays the reconciliation: it lists the prefix and catches whatever the
-events missed (a broker outage, a watcher stopped). Both write the same index, each object complete or absent and
-keyed by its ETag (see docs/deployment.md).
+all (``requeue_late_events`` makes sure there is a next run for them). The daily ``latechunk_ingest`` run stays
+the reconciliation: it lists the prefix and catches whatever the events missed (a broker outage, a watcher
+stopped). Both write the same index, each object complete or absent and keyed by its ETag (see
+docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -19,15 +20,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
-from latechunk_operators.events import object_events_asset
+from latechunk_operators.events import RequeueLateEventsOperator, object_events_asset
 from latechunk_operators.params import INDEX_ASSET, TASK_RETRIES, execution_timeout, ingest_params, param_ref
 from latechunk_operators.publish import LateChunkPublishOperator
 from latechunk_operators.tasks import late_chunking_tasks
 
+OBJECT_EVENTS = object_events_asset()
+
 with DAG(
     dag_id="latechunk_events",
     description="Bucket notifications -> the objects they name -> late-chunked embeddings -> Elasticsearch",
-    schedule=[object_events_asset()],
+    schedule=[OBJECT_EVENTS],
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -53,3 +56,6 @@ with DAG(
         index_name=param_ref("index"),
         execution_timeout=execution_timeout("publish"),
     )
+    # Events that came after this run's window but before it started get the next run (see the operator).
+    RequeueLateEventsOperator(task_id="requeue_late_events", asset=OBJECT_EVENTS, retries=0,
+                              execution_timeout=execution_timeout("requeue_late_events"))  # fmt: skip

@@ -181,7 +181,9 @@ def test_the_event_dag_runs_on_the_watched_asset_one_run_at_a_time(dag_bag):
     assert kwargs["apply_function"] == "latechunk_operators.events.kafka_message_payload"
     assert dag.max_active_runs == 1
     assert dag.get_task("extract").from_events is True
-    assert set(dag.task_ids) == set(dag_bag.dags["latechunk_ingest"].task_ids)
+    assert set(dag.task_ids) == set(dag_bag.dags["latechunk_ingest"].task_ids) | {"requeue_late_events"}
+    requeue = dag.get_task("requeue_late_events")
+    assert requeue.inlets == requeue.outlets == [asset] and not requeue.upstream_task_ids
 
 
 def test_the_watcher_carries_every_kafka_message_on_even_a_null_or_undecodable_one():

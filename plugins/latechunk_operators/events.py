@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from airflow.sdk import Asset, AssetWatcher
+from airflow.sdk import Asset, AssetWatcher, BaseOperator
 
 # Most characters of one message carried in an asset event: a notification is a few kB; anything larger is cut
 # (and then rejected as not JSON by the run, with its excerpt) rather than bloating the metadata database.
@@ -69,3 +69,35 @@ def object_events_asset() -> Asset:
         uri=f"latechunk://object-events/{where}",
         watchers=[AssetWatcher(name=f"latechunk_{scheme}_watcher", trigger=_watcher_trigger())],
     )
+
+
+class RequeueLateEventsOperator(BaseOperator):
+    """Make sure the events this run's window left out get a run of their own.
+
+    Airflow gives an asset-scheduled run the asset events up to the moment the first of them queued the DAG
+    (``run_after``). Events that arrive after that, while the run waits to be created (``max_active_runs=1``: the
+    previous run is busy), queue nothing (the DAG is already queued) and fall outside this run's window: they
+    belong to the next run, but no next run comes until another event arrives. This task, in parallel with the
+    run's work, looks for watcher events later than ``run_after`` and, when there are some, succeeds, emitting an
+    event of the asset (its outlet, without a payload): that queues the next run, whose window starts where this
+    one ended. When there are none it skips, emitting nothing, so runs do not requeue themselves for ever.
+    """
+
+    ui_color = "#f0f0ff"
+
+    def __init__(self, *, asset: Asset, **kwargs: Any) -> None:
+        super().__init__(inlets=[asset], outlets=[asset], **kwargs)
+        self.asset = asset
+
+    def execute(self, context: Any) -> int:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        run_after = context["dag_run"].run_after
+        later = [event for event in context["inlet_events"][self.asset].after(run_after.isoformat())
+                 if event.timestamp > run_after and (event.extra or {}).get("from_trigger")]  # fmt: skip
+        if not later:
+            raise AirflowSkipException(f"no notification arrived after this run's window ({run_after})")
+        self.log.info("%d notifications arrived after this run's window (%s, first at %s): queuing the next run",
+                      len(later), run_after, later[0].timestamp)  # fmt: skip
+        context["outlet_events"][self.asset].extra = {"requeued_after": run_after.isoformat()}
+        return len(later)
