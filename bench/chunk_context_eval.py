@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from latechunk.evaluation import annotate, chunking_configs
-from latechunk.late_chunking import special_affixes
-from latechunk.pooling import l2_normalize
-from latechunk.retrieval import ChunkVectors, evaluate_ranking, load_beir, rank_memory
-from latechunk.spans import AnnotatedDocument
+from latechunk.chunking.spans import AnnotatedDocument
+from latechunk.embedding.late_chunking import special_affixes
+from latechunk.embedding.pooling import l2_normalize
+from latechunk.evaluation.harness import annotate, chunking_configs
+from latechunk.evaluation.retrieval import ChunkVectors, evaluate_ranking, load_beir, rank_memory
 
 
 def chunk_windows(
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    from latechunk.encoders import load_encoder
+    from latechunk.embedding.encoders import load_encoder
 
     data = load_beir(args.dataset, args.split)
     encoder = load_encoder(args.model, device="cpu")

@@ -29,9 +29,9 @@ DIM, CHUNK = 768, 256
 
 def measure(n_tokens: int, mode: str, results) -> None:
     import numpy as np
-    from latechunk.late_chunking import embed_documents, embed_tokens
-    from latechunk.pooling import pool_spans
-    from latechunk.spans import AnnotatedDocument, ChunkSpan
+    from latechunk.chunking.spans import AnnotatedDocument, ChunkSpan
+    from latechunk.embedding.late_chunking import embed_documents, embed_tokens
+    from latechunk.embedding.pooling import pool_spans
     from tiny_models import stand_in_encoder
 
     encoder = stand_in_encoder(dim=DIM)

@@ -20,9 +20,9 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from latechunk.batching import padding_fraction, plan_batches
-from latechunk.encoders.jina_bert import JinaBertConfig, JinaBertModel, alibi_bias
-from latechunk.late_chunking import plan_windows
+from latechunk.embedding.batching import padding_fraction, plan_batches
+from latechunk.embedding.encoders.jina_bert import JinaBertConfig, JinaBertModel, alibi_bias
+from latechunk.embedding.late_chunking import plan_windows
 from torch import nn
 
 # Dense bf16 tensor-core peaks (no sparsity), FLOP/s.

@@ -1,4 +1,4 @@
-"""Measure the cosine bound of the exact validation check (`latechunk.validate_exact.MIN_COSINE`).
+"""Measure the cosine bound of the exact validation check (`latechunk.validation.exact.MIN_COSINE`).
 
 The embed stage encodes many documents per forward pass (padded, under a token budget) in the worker's dtype; the
 validate task re-encodes a few documents alone in float32. This prints, per embed dtype, the lowest cosine between
@@ -45,10 +45,11 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from latechunk.encoders import load_encoder
-    from latechunk.late_chunking import embed_documents
-    from latechunk.pooling import pool_spans
-    from latechunk.spans import ChunkingConfig, annotate_documents
+    from latechunk.chunking.config import ChunkingConfig
+    from latechunk.chunking.spans import annotate_documents
+    from latechunk.embedding.encoders import load_encoder
+    from latechunk.embedding.late_chunking import embed_documents
+    from latechunk.embedding.pooling import pool_spans
 
     model = args.model
     if model is None:
@@ -86,7 +87,7 @@ def main() -> None:
 
 
 def _token_matrix(encoder, doc) -> np.ndarray:
-    from latechunk.late_chunking import embed_tokens
+    from latechunk.embedding.late_chunking import embed_tokens
 
     return embed_tokens(encoder, [doc.input_ids])[0]
 

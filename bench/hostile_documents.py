@@ -2,7 +2,7 @@
 
     PYTHONPATH=include .venv/bin/python bench/hostile_documents.py [--budget 0.5] [--cap 60] [--large]
 
-Each case is one object from `tests/hostile_inputs.py` through `latechunk.documents.load_documents` with
+Each case is one object from `tests/hostile_inputs.py` through `latechunk.sources.documents.load_documents` with
 ``Limits(time_budget_s=budget)`` (the other limits at their defaults), in a fresh Python process that is stopped
 after ``--cap`` seconds (a case that outlives it is reported as such). One ordinary PDF is read first in that process,
 so a PDF case's time does not include starting the PDF parser's process. The figure is the wall time of
@@ -45,7 +45,7 @@ LARGE = {
 
 
 def run_case(name: str, budget: float) -> dict:
-    from latechunk.documents import Limits, SourceObject, load_documents
+    from latechunk.sources.documents import Limits, SourceObject, load_documents
 
     key, build = {**CASES, **LARGE}[name]
     load_documents(SourceObject("b", "warm.pdf", "e", 0), hostile.pdf_text_pages(1))

@@ -75,7 +75,7 @@ def _healthy(url: str) -> bool:
 
 
 def synthetic_chunks(n: int, seed: int = 0) -> list:
-    from latechunk.documents import EmbeddedChunk, document_id
+    from latechunk.sources.documents import EmbeddedChunk, document_id
 
     rng = np.random.default_rng(seed)
     vectors = rng.standard_normal((n, DIMS)).astype(np.float32)
@@ -140,8 +140,8 @@ def measure(client, spec_for, chunks: list, path: str, concurrency: int) -> tupl
     """Seconds to index `chunks` into a fresh index through `path`, as (total, before the final refresh);
     checks the count and removes the index."""
     from elasticsearch import helpers
-    from latechunk.index import ElasticsearchBackend
-    from latechunk.index_mapping import index_body
+    from latechunk.index.elasticsearch import ElasticsearchBackend
+    from latechunk.index.spec import index_body
 
     name = f"bench-index-{path}-{uuid.uuid4().hex[:8]}"
     client.indices.create(index=name, **index_body(spec_for(name)))
@@ -178,9 +178,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from elasticsearch import Elasticsearch
-    from latechunk.index_bulk import BULK_CONCURRENCY
-    from latechunk.index_mapping import IndexSpec
-    from latechunk.pipeline.load import DEFAULT_INDEX_OPTIONS
+    from latechunk.index.bulk import BULK_CONCURRENCY
+    from latechunk.index.spec import IndexSpec
+    from latechunk.pipeline.index import DEFAULT_INDEX_OPTIONS
 
     concurrency = args.concurrency or BULK_CONCURRENCY
     url = es_url()

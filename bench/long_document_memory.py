@@ -6,7 +6,8 @@ The first ``--docs`` QMSum meeting transcripts (about 13k tokens each) are embed
 (512-token windows, fixed 128-token chunks, ``--token-budget`` tokens per forward pass), each mode in a fresh child
 process whose peak resident memory is read from the kernel (``ru_maxrss``):
 
-* ``streamed``: `latechunk.late_chunking.embed_documents`, as the embed stage runs it: long documents go in groups
+* ``streamed``: `latechunk.embedding.late_chunking.embed_documents`, as the embed stage runs it: long documents go in
+groups
   of about one token budget, and each document is pooled and dropped as soon as its last window is encoded;
 * ``all windows held`` (the baseline, how the project did it before): every window of every document encoded
   first, all outputs kept, all documents stitched, then pooled.
@@ -30,8 +31,8 @@ CHUNK_TOKENS = 128
 
 
 def all_windows_held(encoder, docs, token_budget: int) -> list[np.ndarray]:
-    from latechunk.late_chunking import default_overlap, plan_windows
-    from latechunk.pooling import pool_spans
+    from latechunk.embedding.late_chunking import default_overlap, plan_windows
+    from latechunk.embedding.pooling import pool_spans
 
     window = encoder.max_length
     plans = [plan_windows(len(doc.input_ids), window, default_overlap(window)) for doc in docs]
@@ -44,9 +45,10 @@ def all_windows_held(encoder, docs, token_budget: int) -> list[np.ndarray]:
 
 
 def measure(mode: str, model: str, count: int, token_budget: int, results) -> None:
-    from latechunk.encoders import load_encoder
-    from latechunk.late_chunking import embed_documents
-    from latechunk.spans import ChunkingConfig, annotate_spans
+    from latechunk.chunking.config import ChunkingConfig
+    from latechunk.chunking.spans import annotate_spans
+    from latechunk.embedding.encoders import load_encoder
+    from latechunk.embedding.late_chunking import embed_documents
 
     texts = [json.loads(line)["text"] for line in QMSUM.open()][:count]
     encoder = load_encoder(model, device="cpu")

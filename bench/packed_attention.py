@@ -26,10 +26,10 @@ import time
 
 import numpy as np
 import torch
-from latechunk.batching import padding_fraction
-from latechunk.encoders.jina_bert import JinaBertConfig, JinaBertEncoder, JinaBertModel
-from latechunk.encoders.jina_packed import BACKENDS
-from latechunk.late_chunking import default_overlap, plan_windows
+from latechunk.embedding.batching import padding_fraction
+from latechunk.embedding.encoders.jina_bert import JinaBertConfig, JinaBertEncoder, JinaBertModel
+from latechunk.embedding.encoders.jina_packed import BACKENDS
+from latechunk.embedding.late_chunking import default_overlap, plan_windows
 
 
 def sequence_lengths(tokens: int, window: int, median: int, short: int, seed: int) -> list[int]:

@@ -178,8 +178,8 @@ def stack_cpu_seconds(roots: dict[str, list[int]]) -> dict[str, float]:
 def bare_encoder(model: str, documents: list[str], token_budget: int, device: str | None) -> dict[str, float]:
     """The encoder alone: every document's tokens (one window each, or its windows), longest first over the whole
     corpus, under the same token budget; outputs dropped as they come."""
-    from latechunk.encoders import load_encoder
-    from latechunk.late_chunking import default_overlap, plan_windows
+    from latechunk.embedding.encoders import load_encoder
+    from latechunk.embedding.late_chunking import default_overlap, plan_windows
 
     encoder = load_encoder(model, device=device)
     ids = encoder.tokenizer(documents, add_special_tokens=True, truncation=False)["input_ids"]

@@ -5,7 +5,7 @@
         --chunker fixed --chunk-size 32,64,128,256 --out nfcorpus.json --plot nfcorpus.png
 
 Prints a table (nDCG@10 and Recall@100 per strategy and chunk size), writes it as JSON and plots nDCG@10
-against chunk size for naive and late. The protocol is described in `latechunk.evaluation`.
+against chunk size for naive and late. The protocol is described in `latechunk.evaluation.harness`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from latechunk.evaluation import (
+from latechunk.evaluation.harness import (
     STRATEGIES,
     LateVariant,
     chunking_configs,
@@ -31,7 +31,7 @@ from latechunk.evaluation import (
     mix_name,
     token_ids,
 )
-from latechunk.retrieval import evaluate_ranking, load_beir, rank_elasticsearch, rank_memory
+from latechunk.evaluation.retrieval import evaluate_ranking, load_beir, rank_elasticsearch, rank_memory
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -141,7 +141,7 @@ def plot(rows: list[dict], path: str, title: str, strategies: list[str] | None =
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from latechunk.encoders import load_encoder
+    from latechunk.embedding.encoders import load_encoder
 
     started = time.perf_counter()
     data = load_beir(args.dataset, args.split, args.max_docs, args.max_queries)
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     client = None
     if args.backend == "elasticsearch":
         from elasticsearch import Elasticsearch
-        from latechunk.index import ElasticsearchBackend
+        from latechunk.index.elasticsearch import ElasticsearchBackend
 
         client = Elasticsearch(args.es_url, request_timeout=120)
         backend = ElasticsearchBackend(client)

@@ -24,10 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 # What each operator's execute() imports (the operator module itself is imported when the DAG file is parsed).
 TASK_IMPORTS = {
     "extract": ["latechunk_operators.extract", "latechunk_operators.hooks", "latechunk.pipeline.extract"],
-    "index": ["latechunk_operators.index", "latechunk_operators.hooks", "latechunk.pipeline.load"],
-    "annotate": ["latechunk_operators.annotate", "latechunk.pipeline.embed"],
-    "embed": ["latechunk_operators.embed", "latechunk.pipeline.embed", "latechunk.encoders"],
-    "validate": ["latechunk_operators.validate", "latechunk.pipeline.check"],
+    "index": ["latechunk_operators.index", "latechunk_operators.hooks", "latechunk.pipeline.index"],
+    "annotate": ["latechunk_operators.annotate", "latechunk.pipeline.annotate"],
+    "embed": ["latechunk_operators.embed", "latechunk.pipeline.embed", "latechunk.embedding.encoders"],
+    "validate": ["latechunk_operators.validate", "latechunk.pipeline.validate"],
 }
 # Before the stage modules were split, operators imported the package, which imported every stage.
 PACKAGE_IMPORT = "latechunk.pipeline"

@@ -229,8 +229,8 @@ start() {
     start_service triggerer airflow triggerer
     # Task instances record their worker by hostname_callable (see latechunk_operators.worker): each worker has
     # its own loopback address. The gpu worker skips the log server: the default one serves the shared log folder.
-    # Both import torch, the tokenizers and the encoder once, before forking their tasks (latechunk.worker_preload).
-    local preload=latechunk.worker_preload.PRELOADING_CELERY_CONFIG
+    # Both import torch, the tokenizers and the encoder once, before forking their tasks (latechunk_operators.worker_preload).
+    local preload=latechunk_operators.worker_preload.PRELOADING_CELERY_CONFIG
     LATECHUNK_WORKER_HOSTNAME=127.0.0.1 AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=$preload start_service worker-default \
         airflow celery worker -q default --concurrency 2 --celery-hostname "default@%h"
     LATECHUNK_WORKER_HOSTNAME=127.0.0.2 AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=$preload start_service worker-gpu \

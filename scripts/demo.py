@@ -59,7 +59,7 @@ class RunFollower:
 
 
 def print_hits(question: str, model: str, index: str, es) -> None:
-    from latechunk.encoders import load_encoder
+    from latechunk.embedding.encoders import load_encoder
 
     query = load_encoder(model).encode_queries([question])[0]
     response = es.search(

@@ -53,7 +53,7 @@ def assert_exact(es_client, index: str, s3_client, bucket: str, *, expect_missin
     ids 0..n-1, the object's current ETag, the exact text slice; nothing of a deleted object or an old version.
 
     `expect_missing`: keys that are in the bucket but legitimately not indexed (quarantined, deferred)."""
-    from latechunk.documents import SourceObject, load_documents
+    from latechunk.sources.documents import SourceObject, load_documents
 
     chunks = indexed_chunks(es_client, index)
     assert len({chunk["_id"] for chunk in chunks}) == len(chunks)

@@ -243,7 +243,7 @@ def test_workers_import_the_encoder_before_forking_their_tasks(services, worker)
     assert {name: settings[name] for name in DEFAULT_CELERY_CONFIG} == DEFAULT_CELERY_CONFIG
     for module in settings["imports"]:
         importlib.import_module(module)
-    assert "latechunk.encoders" in settings["imports"]
+    assert "latechunk.embedding.encoders" in settings["imports"]
 
 
 def test_cpu_worker_takes_the_default_queue_and_no_gpu(services):

@@ -113,7 +113,7 @@ def stand_in_encoder(dim: int = 768, window: int = 8192, vocab: int = 1000):
     """A one-layer stand-in with a real model's vector size and window, cheap enough for a million tokens on CPU:
     each output is the token's embedding plus the mean embedding of its window (so outputs depend on the window).
     It has no tokenizer: feed it token ids."""
-    from latechunk.encoders.base import Encoder
+    from latechunk.embedding.encoders.base import Encoder
 
     class StandInEncoder(Encoder):
         def __init__(self) -> None:

@@ -40,7 +40,7 @@ class LateChunkAnnotateOperator(LateChunkBaseOperator):
         self.max_document_tokens = max_document_tokens
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from latechunk.pipeline.embed import annotate
+        from latechunk.pipeline.annotate import annotate
 
         summary = self.run_batch_stage("annotate", self.batch_path, lambda: annotate(
             s3=self.s3(), area=self.staging_area(context), batch_path=self.batch_path, model=self.model,

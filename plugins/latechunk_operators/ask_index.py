@@ -55,7 +55,7 @@ class AskLimits:
 
 def load_query_encoder(model: str, revision: str | None) -> Any:
     """The run's model; a hub model at the run's commit (a local checkpoint's revision is a hash of its files)."""
-    from latechunk.encoders import load_encoder
+    from latechunk.embedding.encoders import load_encoder
 
     return load_encoder(model, revision=revision if revision and HUB_COMMIT.fullmatch(revision) else None)
 

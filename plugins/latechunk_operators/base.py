@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 if TYPE_CHECKING:
-    from latechunk.staging import StagingArea
+    from latechunk.staging.tables import StagingArea
 
 # One INFO line per HTTP request would bury the pipeline's own progress lines in the task log.
 QUIET_LOGGERS = ("elastic_transport", "botocore", "urllib3", "httpx", "s3transfer")
@@ -56,7 +56,7 @@ class LateChunkBaseOperator(BaseOperator):
         """End the task log with one human sentence about the task's structured summary (which goes to XCom),
         add the task process's peak resident memory to it, and send its figures as metrics (``run_metrics``)."""
         from latechunk.pipeline.progress import summary_line
-        from latechunk.run_metrics import stage_metrics
+        from latechunk.reporting.metrics import stage_metrics
 
         from latechunk_operators.metrics import emit
 
@@ -80,7 +80,7 @@ class LateChunkBaseOperator(BaseOperator):
             raise
 
     def staging_area(self, context: Any) -> StagingArea:
-        from latechunk.staging import StagingArea
+        from latechunk.staging.tables import StagingArea
 
         return StagingArea(
             bucket=self.staging_bucket, prefix=self.staging_prefix, dag_id=self.dag_id, run_id=context["run_id"]

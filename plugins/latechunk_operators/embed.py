@@ -21,11 +21,12 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
         min(256, window // 4). (templated)
     :param token_budget: padded tokens per forward pass; bounds memory. (templated)
     :param device: ``cuda``, ``cpu`` or None for automatic. (templated)
-    :param dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16`` (see ``latechunk.encoders.base.resolve_dtype``).
+    :param dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16`` (see
+    ``latechunk.embedding.encoders.base.resolve_dtype``).
         (templated)
     :param attention: ``auto``, ``plain`` or ``packed`` (jina-bert models only). (templated)
     :param late_chunking: how vectors are computed beyond one window: ``window_layout``, ``frame_windows``,
-        ``naive_weight`` (see ``latechunk.late_chunking_config``). (templated)
+        ``naive_weight`` (see ``latechunk.embedding.config``). (templated)
     """
 
     template_fields = (

@@ -35,7 +35,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
     :param delete_missing: remove from the index the keys under ``prefix`` (all of it, not only the run's
         folders) that the bucket no longer has.
     :param batch_token_budget: estimated tokens per staged batch, i.e. per mapped annotate and embed task (text
-        length / 4; see ``latechunk.batch_plan``). (templated)
+        length / 4; see ``latechunk.staging.batch_plan``). (templated)
     :param docs_per_batch: most documents per staged batch, whatever their tokens. (templated)
     :param max_object_bytes: larger objects are quarantined, not read.
     :param json_text_field: field holding the text in ``.json``/``.jsonl`` objects.
@@ -151,7 +151,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
 
     def execute(self, context: Any) -> list[str]:
         from airflow.sdk.exceptions import AirflowFailException
-        from latechunk.index_mapping import IndexMismatchError
+        from latechunk.index.spec import IndexMismatchError
         from latechunk.pipeline.extract import TooManyBadDocuments
 
         try:
@@ -163,7 +163,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
     def _extract(self, context: Any) -> list[str]:
         from airflow.configuration import conf
         from latechunk.pipeline.extract import ExtractSettings, day_prefixes, extract
-        from latechunk.probes import parse_probes
+        from latechunk.validation.probes import parse_probes
 
         from latechunk_operators.embed import late_chunking_settings
         from latechunk_operators.hooks import elasticsearch_client

@@ -50,7 +50,7 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from latechunk.pipeline.load import index
+        from latechunk.pipeline.index import index
 
         from latechunk_operators.hooks import elasticsearch_client
 

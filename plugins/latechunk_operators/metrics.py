@@ -1,4 +1,4 @@
-"""Send the pipeline's metrics (``latechunk.run_metrics``) through Airflow's metrics backend: StatsD, Datadog's
+"""Send the pipeline's metrics (``latechunk.reporting.metrics``) through Airflow's metrics backend: StatsD, Datadog's
 DogStatsD or OpenTelemetry, as ``[metrics]`` configures it; nothing when metrics are off."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from latechunk.run_metrics import Metric
+    from latechunk.reporting.metrics import Metric
 
 log = logging.getLogger(__name__)
 

@@ -72,7 +72,7 @@ def execution_timeout(task: str) -> timedelta:
     return timedelta(minutes=float(_env(f"{task.upper()}_TIMEOUT_MIN", str(TASK_TIMEOUT_MINUTES[task]))))
 
 
-# How vectors are computed beyond one window (latechunk.late_chunking_config.LateChunkingConfig).
+# How vectors are computed beyond one window (latechunk.embedding.config.LateChunkingConfig).
 LATE_CHUNKING: dict[str, Any] = {
     "window_layout": param_ref("window_layout"),
     "frame_windows": param_ref("frame_windows"),

@@ -48,7 +48,7 @@ class LateChunkPublishOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
-        from latechunk.run_metrics import Metric, metric_name
+        from latechunk.reporting.metrics import Metric, metric_name
 
         from latechunk_operators.hooks import elasticsearch_client
         from latechunk_operators.metrics import emit

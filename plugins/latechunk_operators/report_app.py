@@ -93,7 +93,7 @@ def read_staged(uri: str | None) -> dict[str, Any] | None:
     if not uri:
         return None
     from botocore.exceptions import ClientError
-    from latechunk.staging import read_json
+    from latechunk.staging.tables import read_json
 
     from latechunk_operators.hooks import s3_client
 
@@ -106,7 +106,7 @@ def read_staged(uri: str | None) -> dict[str, Any] | None:
 
 
 def build_report(dag_id: str, run_id: str) -> dict[str, Any]:
-    from latechunk.run_report import build_run_report
+    from latechunk.reporting.run_report import build_run_report
 
     data = run_data(dag_id, run_id)
     manifest = read_staged(data["paths"].get("manifest"))
@@ -157,7 +157,7 @@ def recent_runs(dag_id: str, limit: int) -> list[tuple[str, str, str]]:
 
 def trend_points(dag_id: str, limit: int) -> list:
     """Each recent run's figures, from the same sources as its report (XCom, manifest, validation report)."""
-    from latechunk.run_trends import run_point
+    from latechunk.reporting.trends import run_point
 
     points = []
     for run_id, when, state in recent_runs(dag_id, limit):

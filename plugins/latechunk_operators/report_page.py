@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from latechunk.display import human_number, model_label
+from latechunk.reporting.display import human_number, model_label
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.2rem; color: #1a202c; }

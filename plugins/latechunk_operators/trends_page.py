@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from html import escape
 
-from latechunk.display import human_number, model_label
-from latechunk.run_trends import DOCUMENT_COUNTS, RunPoint, trend_charts
-from latechunk.svg_chart import line_chart
+from latechunk.reporting.display import human_number, model_label
+from latechunk.reporting.svg_chart import line_chart
+from latechunk.reporting.trends import DOCUMENT_COUNTS, RunPoint, trend_charts
 
 from latechunk_operators.report_page import STYLE
 

@@ -11,9 +11,9 @@ from latechunk_operators.links import RunReportLink
 class LateChunkValidateOperator(LateChunkBaseOperator):
     """Run the index checks of the run and fail the task when a blocking one is below its threshold.
 
-    Checks (``latechunk.validate``): chunk counts per document equal the staged chunks; the mapping and the recorded
-    model, chunking and window are the run's; a sample of the run's documents re-encoded by the run's model gives
-    exactly the chunks the index serves (the exact check); sampled chunks find themselves at rank 1; approximate
+    Checks (``latechunk.validation.run``): chunk counts per document equal the staged chunks; the mapping and the
+    recorded model, chunking and window are the run's; a sample of the run's documents re-encoded by the run's model
+    gives exactly the chunks the index serves (the exact check); sampled chunks find themselves at rank 1; approximate
     kNN agrees with exact search (recall@10); sampled chunks' texts and documents' titles, encoded by the run's
     model, find their documents; the vectors are spread and no vector is shared by different texts; optional probe
     queries find their expected documents. The query, spread and shared-vector checks depend on the corpus and
@@ -94,8 +94,8 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from latechunk.run_metrics import validation_metrics
-        from latechunk.validate_report import ValidationError
+        from latechunk.reporting.metrics import validation_metrics
+        from latechunk.validation.report import ValidationError
 
         from latechunk_operators.metrics import emit
 
@@ -107,8 +107,8 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
             raise
 
     def run_checks(self) -> dict[str, Any]:
-        from latechunk.pipeline.check import ValidationSettings, validate
-        from latechunk.probes import parse_probes
+        from latechunk.pipeline.validate import ValidationSettings, validate
+        from latechunk.validation.probes import parse_probes
 
         from latechunk_operators.hooks import elasticsearch_client
 

@@ -17,8 +17,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from latechunk import staging
-from latechunk.batch_plan import estimate_tokens
+from latechunk.staging import tables as staging
+from latechunk.staging.batch_plan import estimate_tokens
 from support import REPO, assert_exact
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 from elasticsearch import helpers
-from latechunk.documents import SourceObject, load_documents
+from latechunk.sources.documents import SourceObject, load_documents
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ def source_texts(s3_client, bucket: str) -> dict[str, str]:
 
 
 def validation_report(s3_client, ingest, run) -> dict:
-    from latechunk.staging import StagingArea, read_json
+    from latechunk.staging.tables import StagingArea, read_json
 
     area = StagingArea(ingest.conf["staging_bucket"], "runs", ingest.dag_id, run.run_id)
     return read_json(s3_client, area.uri(area.key("validation-report.json")))
@@ -117,7 +117,7 @@ def test_backfill_processes_exactly_each_interval(ingest, s3_client, s3_bucket, 
 
 
 def test_validation_fails_on_vectors_from_another_model(ingest, s3_client, s3_bucket, es_client, es_index):
-    from latechunk.staging import StagingArea
+    from latechunk.staging.tables import StagingArea
     from latechunk_operators import LateChunkValidateOperator
 
     put_documents(s3_client, s3_bucket, f"incoming/{DAY:%Y-%m-%d}/", DOCUMENTS)
@@ -141,7 +141,7 @@ def test_validation_fails_on_vectors_from_another_model(ingest, s3_client, s3_bu
         model=ingest.conf["model"],
         staging_bucket=ingest.conf["staging_bucket"],
     )
-    from latechunk.validate import ValidationError
+    from latechunk.validation.run import ValidationError
 
     with pytest.raises(ValidationError) as failure:
         operator.execute({"run_id": run.run_id})
@@ -178,7 +178,7 @@ def test_an_index_of_the_former_long_document_defaults_is_refused_then_rebuilt(
     """An index built with plain long late chunking (the defaults before the measured method) records no
     late-chunking settings; a run with today's defaults is refused, and the reindex DAG moves the alias to a new
     index that records them."""
-    from latechunk.late_chunking_config import PLAIN, LateChunkingConfig
+    from latechunk.embedding.config import PLAIN, LateChunkingConfig
     from support import Pipeline
 
     put_documents(s3_client, s3_bucket, f"incoming/{DAY:%Y-%m-%d}/", DOCUMENTS)

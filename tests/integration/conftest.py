@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from latechunk.documents import EmbeddedChunk, document_id
+from latechunk.sources.documents import EmbeddedChunk, document_id
 
 DIMS = 768
 MODEL_ID = "test/random-encoder"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from latechunk import staging
-from latechunk.documents import Document
-from latechunk.pipeline.embed import annotate, stage_uri
+from latechunk.pipeline.annotate import annotate
+from latechunk.pipeline.shared import stage_uri
+from latechunk.sources.documents import Document
+from latechunk.staging import tables as staging
 from tiny_models import save_tiny_bert
 
 pytestmark = pytest.mark.integration

@@ -9,11 +9,12 @@ import json
 import uuid
 
 import pytest
-from latechunk import staging
-from latechunk.pipeline.check import ValidationSettings, validate
-from latechunk.pipeline.embed import TOO_MANY_TOKENS, annotate, embed
+from latechunk.pipeline.annotate import TOO_MANY_TOKENS, annotate
+from latechunk.pipeline.embed import embed
 from latechunk.pipeline.extract import ExtractSettings, TooManyBadDocuments, extract
-from latechunk.pipeline.load import index
+from latechunk.pipeline.index import index
+from latechunk.pipeline.validate import ValidationSettings, validate
+from latechunk.staging import tables as staging
 
 pytestmark = pytest.mark.integration
 

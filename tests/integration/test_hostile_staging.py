@@ -7,8 +7,8 @@ import json
 import math
 
 import pytest
-from latechunk.documents import SourceObject, load_documents
-from latechunk.staging import StagingArea, read_documents, write_documents
+from latechunk.sources.documents import SourceObject, load_documents
+from latechunk.staging.tables import StagingArea, read_documents, write_documents
 
 pytestmark = pytest.mark.integration
 

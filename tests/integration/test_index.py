@@ -7,9 +7,10 @@ import time
 
 import numpy as np
 import pytest
-from latechunk.index import ElasticsearchBackend
-from latechunk.index_mapping import IndexMismatchError, IndexSpec, Tombstone, index_body
-from latechunk.late_chunking_config import PLAIN, LateChunkingConfig
+from latechunk.embedding.config import PLAIN, LateChunkingConfig
+from latechunk.index.backend import Tombstone
+from latechunk.index.elasticsearch import ElasticsearchBackend
+from latechunk.index.spec import IndexMismatchError, IndexSpec, index_body
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,11 @@ import math
 import numpy as np
 import pytest
 from elasticsearch import helpers
-from latechunk.index import ElasticsearchBackend
-from latechunk.index_actions import MAX_METADATA_BYTES, MAX_METADATA_DEPTH, TRUNCATED
-from latechunk.index_mapping import IndexSpec, Tombstone, index_body
-from latechunk.pipeline.load import IndexingError, ensure_served_index, served_index_name
+from latechunk.index.actions import MAX_METADATA_BYTES, MAX_METADATA_DEPTH, TRUNCATED
+from latechunk.index.backend import Tombstone
+from latechunk.index.elasticsearch import ElasticsearchBackend
+from latechunk.index.spec import IndexSpec, index_body
+from latechunk.pipeline.index import IndexingError, ensure_served_index, served_index_name
 
 pytestmark = pytest.mark.integration
 

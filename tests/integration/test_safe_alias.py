@@ -5,8 +5,8 @@ stay as they were; its own indices are swapped and, when asked, the old one dele
 from __future__ import annotations
 
 import pytest
-from latechunk.index import ElasticsearchBackend
-from latechunk.index_mapping import IndexSpec
+from latechunk.index.elasticsearch import ElasticsearchBackend
+from latechunk.index.spec import IndexSpec
 from latechunk.pipeline.alias import ForeignIndexError, swap_alias
 
 pytestmark = pytest.mark.integration

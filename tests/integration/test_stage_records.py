@@ -7,12 +7,13 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from latechunk import staging
-from latechunk.index_mapping import IndexMismatchError
-from latechunk.pipeline.check import ValidationSettings, validate
-from latechunk.pipeline.embed import annotate, embed
+from latechunk.index.spec import IndexMismatchError
+from latechunk.pipeline.annotate import annotate
+from latechunk.pipeline.embed import embed
 from latechunk.pipeline.extract import ExtractSettings, TooManyBadDocuments, extract
-from latechunk.pipeline.load import index
+from latechunk.pipeline.index import index
+from latechunk.pipeline.validate import ValidationSettings, validate
+from latechunk.staging import tables as staging
 
 pytestmark = pytest.mark.integration
 

@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from latechunk.documents import Document, document_id
-from latechunk.spans import AnnotatedDocument, ChunkSpan
-from latechunk.staging import (
+from latechunk.chunking.spans import AnnotatedDocument, ChunkSpan
+from latechunk.sources.documents import Document, document_id
+from latechunk.staging.tables import (
     STAGE_CHUNKS,
     STAGE_DOCUMENTS,
     STAGE_SPANS,

@@ -10,13 +10,14 @@ import shutil
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from latechunk import staging
-from latechunk.documents import Document, document_id
-from latechunk.encoders import load_encoder
-from latechunk.late_chunking import LateChunkingConfig, document_work, embed_documents
+from latechunk.chunking.spans import AnnotatedDocument
+from latechunk.embedding.encoders import load_encoder
+from latechunk.embedding.late_chunking import LateChunkingConfig, document_work, embed_documents
+from latechunk.pipeline import annotate as annotate_stage
 from latechunk.pipeline import embed as embed_stage
-from latechunk.spans import AnnotatedDocument
-from latechunk.staging import StagingArea
+from latechunk.sources.documents import Document, document_id
+from latechunk.staging import tables as staging
+from latechunk.staging.tables import StagingArea
 from tiny_models import WORDS
 
 pytestmark = pytest.mark.integration
@@ -64,7 +65,7 @@ def one_shot(s3_client, spans_uri: str, model: str, token_budget: int) -> tuple[
 
 
 def streamed(s3_client, area: StagingArea, batch_uri: str, model: str, token_budget: int, piece_tokens: int):
-    annotated = embed_stage.annotate(s3=s3_client, area=area, batch_path=batch_uri, model=model, chunking=CHUNKING)
+    annotated = annotate_stage.annotate(s3=s3_client, area=area, batch_path=batch_uri, model=model, chunking=CHUNKING)
     summary = embed_stage.embed(
         s3=s3_client, area=area, batch_path=batch_uri, model=model, window=WINDOW, window_overlap=16,
         token_budget=token_budget, device="cpu", late_chunking=LATE, piece_tokens=piece_tokens,
@@ -82,7 +83,7 @@ def test_streamed_vectors_are_byte_identical_to_one_shot_processing(
     s3_client, staged_batch, tiny_jina_model, monkeypatch
 ):
     area, batch_uri = staged_batch
-    monkeypatch.setattr(embed_stage, "ANNOTATE_ROWS", 5)
+    monkeypatch.setattr(annotate_stage, "ANNOTATE_ROWS", 5)
     # A budget of one token gives every window a forward pass of its own in both paths, so that the only
     # differences left are the streaming's: pieces, read-ahead, per-document pooling, row groups.
     annotated, summary = streamed(s3_client, area, batch_uri, tiny_jina_model, token_budget=1, piece_tokens=150)
@@ -119,7 +120,7 @@ def test_streamed_vectors_match_one_shot_with_batched_forward_passes(s3_client, 
 
 def test_a_failing_read_ahead_fails_the_task_and_stages_nothing(s3_client, staged_batch, tiny_jina_model, monkeypatch):
     area, batch_uri = staged_batch
-    annotated = embed_stage.annotate(
+    annotated = annotate_stage.annotate(
         s3=s3_client, area=area, batch_path=batch_uri, model=tiny_jina_model, chunking=CHUNKING
     )
     real = staging.annotated_from_row
@@ -145,7 +146,7 @@ def test_a_failing_read_ahead_fails_the_task_and_stages_nothing(s3_client, stage
 
 def test_token_ids_of_another_tokenizer_are_refused(s3_client, staged_batch, tiny_jina_model, tmp_path):
     area, batch_uri = staged_batch
-    embed_stage.annotate(s3=s3_client, area=area, batch_path=batch_uri, model=tiny_jina_model, chunking=CHUNKING)
+    annotate_stage.annotate(s3=s3_client, area=area, batch_path=batch_uri, model=tiny_jina_model, chunking=CHUNKING)
     other = shutil.copytree(tiny_jina_model, tmp_path / "another-model")
     with pytest.raises(ValueError, match="annotate and embed must use the same model"):
         embed_stage.embed(s3=s3_client, area=area, batch_path=batch_uri, model=str(other), device="cpu")

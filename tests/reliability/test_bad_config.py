@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 from conftest import put, run_state, task_states
-from latechunk.index_mapping import IndexSpec, index_body
+from latechunk.index.spec import IndexSpec, index_body
 from latechunk.pipeline.extract import ExtractSettings, extract
 from latechunk.pipeline.models import describe_model
-from latechunk.staging import StagingArea
+from latechunk.staging.tables import StagingArea
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,9 @@ import uuid
 
 import pytest
 from conftest import assert_exact, chunk_counts, put, run_state, task_states
-from latechunk import staging
+from latechunk.pipeline import annotate as annotate_stage
 from latechunk.pipeline import embed as embed_stage
+from latechunk.pipeline.annotate import annotate
 from latechunk.pipeline.batch_failures import (
     NO_RECORD,
     RETRY_RUNS,
@@ -25,10 +26,11 @@ from latechunk.pipeline.batch_failures import (
     record_failure,
     update_pending,
 )
-from latechunk.pipeline.check import ValidationSettings, validate
-from latechunk.pipeline.embed import annotate, embed
+from latechunk.pipeline.embed import embed
 from latechunk.pipeline.extract import ExtractSettings, day_prefixes, extract
-from latechunk.pipeline.load import index
+from latechunk.pipeline.index import index
+from latechunk.pipeline.validate import ValidationSettings, validate
+from latechunk.staging import tables as staging
 from support import TINY_ENCODER_VALIDATION
 
 pytestmark = pytest.mark.integration
@@ -156,14 +158,14 @@ def test_a_document_the_tokenizer_fails_on_is_quarantined_alone(
     runs, s3_client, s3_bucket, es_client, es_index, monkeypatch
 ):
     poisoned = f"incoming/{OLD_DAY}/doc-3.txt"
-    real = embed_stage.annotate_documents
+    real = annotate_stage.annotate_documents
 
     def fails_on_reef_3(texts, tokenizer, config):
         if any(text.startswith("Reef 3 ") for text in texts):
             raise ValueError("tokenizer: invalid byte sequence")
         return real(texts, tokenizer, config)
 
-    monkeypatch.setattr(embed_stage, "annotate_documents", fails_on_reef_3)
+    monkeypatch.setattr(annotate_stage, "annotate_documents", fails_on_reef_3)
     put(s3_client, s3_bucket, OLD)
     result = runs.run(OLD_DAY)
 

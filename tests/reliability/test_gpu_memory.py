@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import put
-from latechunk import staging
-from latechunk.encoders.base import Encoder
-from latechunk.pipeline.embed import annotate, embed
+from latechunk.embedding.encoders.base import Encoder
+from latechunk.pipeline.annotate import annotate
+from latechunk.pipeline.embed import embed
 from latechunk.pipeline.extract import ExtractSettings, extract
-from latechunk.staging import StagingArea
+from latechunk.staging import tables as staging
+from latechunk.staging.tables import StagingArea
 
 pytestmark = pytest.mark.integration
 

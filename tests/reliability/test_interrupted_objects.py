@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import pytest
 from conftest import assert_exact, chunk_counts, indexed_chunks, put, run_state, task_states
 from fault_proxy import FORWARD, Respond, Rewrite
-from latechunk.index import ElasticsearchBackend
+from latechunk.index.elasticsearch import ElasticsearchBackend
 
 pytestmark = pytest.mark.integration
 

@@ -18,11 +18,12 @@ import uuid
 
 import pytest
 from conftest import assert_exact, chunk_counts, put
-from latechunk.index import ElasticsearchBackend
-from latechunk.pipeline.embed import annotate, embed
+from latechunk.index.elasticsearch import ElasticsearchBackend
+from latechunk.pipeline.annotate import annotate
+from latechunk.pipeline.embed import embed
 from latechunk.pipeline.extract import ExtractSettings, extract
-from latechunk.pipeline.load import index as index_stage
-from latechunk.staging import StagingArea
+from latechunk.pipeline.index import index as index_stage
+from latechunk.staging.tables import StagingArea
 
 pytestmark = pytest.mark.integration
 

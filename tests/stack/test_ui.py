@@ -74,7 +74,7 @@ def finished_run(stack, s3_client, es_client, minilm):
 
 
 def test_run_report_in_the_ui_matches_the_staged_files(stack, browser, shots, finished_run):
-    from latechunk.staging import read_json
+    from latechunk.staging.tables import read_json
 
     corpus, run = finished_run
     run_id = run["dag_run_id"]
@@ -184,8 +184,8 @@ def several_runs(stack, s3_client, es_client, minilm):
 
 
 def test_trends_page_plots_every_run_and_links_to_its_report(stack, browser, shots, several_runs, minilm):
-    from latechunk.display import model_label
-    from latechunk.staging import read_json
+    from latechunk.reporting.display import model_label
+    from latechunk.staging.tables import read_json
 
     corpus, run_ids = several_runs
     log_in(browser, stack)

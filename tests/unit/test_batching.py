@@ -5,7 +5,7 @@ import weakref
 import numpy as np
 import pytest
 import torch
-from latechunk.batching import padding_fraction, plan_batches, run_with_oom_split
+from latechunk.embedding.batching import padding_fraction, plan_batches, run_with_oom_split
 
 LENGTHS = [512, 37, 8192, 300, 301, 2048, 5, 8000, 299, 1024, 40, 41]
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from hostile_inputs import pdf
-from latechunk.documents import (
+from latechunk.sources.documents import (
     SkipDocument,
     SkipReason,
     SourceObject,

@@ -9,9 +9,9 @@ import math
 import time
 
 import pytest
-from latechunk import documents, extractors
-from latechunk.documents import Limits, SkipDocument, SkipReason, SourceObject, extract_text, load_documents
-from latechunk.extractors import json_depth
+from latechunk.sources import documents, extractors
+from latechunk.sources.documents import Limits, SkipDocument, SkipReason, SourceObject, extract_text, load_documents
+from latechunk.sources.extractors import json_depth
 
 
 def quarantined(key: str, data: bytes, **options) -> tuple[str, str]:

@@ -24,10 +24,10 @@ from hostile_inputs import (
     pdf_repeated_stream,
     pdf_text_pages,
 )
-from latechunk.documents import Limits, SourceObject, extract_text, load_documents
-from latechunk.extractors import Deadline, json_depth
-from latechunk.html_text import _Page
-from latechunk.pdf_process import PDF_PROCESS
+from latechunk.sources.documents import Limits, SourceObject, extract_text, load_documents
+from latechunk.sources.extractors import Deadline, json_depth
+from latechunk.sources.html_text import _Page
+from latechunk.sources.pdf_process import PDF_PROCESS
 
 
 def outcome(key: str, data: bytes, **limits) -> tuple[str, str]:

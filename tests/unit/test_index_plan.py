@@ -4,10 +4,10 @@ deleted keys deleted) and the object sizes it writes, from a hand-made manifest 
 from __future__ import annotations
 
 import pytest
-from latechunk.documents import Document
-from latechunk.index_bulk import is_transient_item
+from latechunk.index.bulk import is_transient_item
 from latechunk.pipeline.batch_failures import RETRY_RUNS, failed_objects
 from latechunk.pipeline.index_plan import NO_CHUNKS, IndexPlan, UnaccountedObjects, Unchunked, account
+from latechunk.sources.documents import Document
 
 
 def manifest(changed: dict[str, str], quarantine: list[dict], *, selected: int, deleted=()) -> dict:

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from latechunk.checkpoints import is_jina_bert_config
-from latechunk.encoders import load_encoder
-from latechunk.encoders.base import resolve_dtype
-from latechunk.encoders.hf_auto import HFAutoEncoder
-from latechunk.encoders.jina_bert import (
+from latechunk.embedding.checkpoints import is_jina_bert_config
+from latechunk.embedding.encoders import load_encoder
+from latechunk.embedding.encoders.base import resolve_dtype
+from latechunk.embedding.encoders.hf_auto import HFAutoEncoder
+from latechunk.embedding.encoders.jina_bert import (
     JinaBertEncoder,
     alibi_bias,
     alibi_slopes,

@@ -3,9 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from latechunk.encoders.base import Encoder
-from latechunk.late_chunking import embed_documents, embed_tokens, plan_windows
-from latechunk.spans import ChunkingConfig, annotate_spans
+from latechunk.chunking.config import ChunkingConfig
+from latechunk.chunking.spans import annotate_spans
+from latechunk.embedding.encoders.base import Encoder
+from latechunk.embedding.late_chunking import embed_documents, embed_tokens, plan_windows
 
 LONG_TEXT = " ".join(
     f"Sarah Johnson works in Berlin {i}. She spends months diving near coral reefs. Her research focuses on "
@@ -65,7 +66,7 @@ def test_stitched_rows_come_from_one_window_each_and_batch_across_documents():
 
 
 def single_pass_vectors(encoder, doc):
-    from latechunk.pooling import pool_spans
+    from latechunk.embedding.pooling import pool_spans
 
     with torch.no_grad():
         ids = torch.tensor([doc.input_ids])

@@ -4,8 +4,8 @@ and refused when a run's differ from the index's."""
 from __future__ import annotations
 
 import pytest
-from latechunk.index_mapping import IndexSpec, index_body, mismatches
-from latechunk.late_chunking_config import PLAIN, LateChunkingConfig
+from latechunk.embedding.config import PLAIN, LateChunkingConfig
+from latechunk.index.spec import IndexSpec, index_body, mismatches
 from latechunk_operators.embed import late_chunking_settings
 
 MEASURED = {"window_layout": "centred", "frame_windows": True, "naive_weight": 0.6}
@@ -62,7 +62,7 @@ def test_settings_are_checked_and_typed_from_the_form():
 def test_the_exact_check_re_encodes_with_the_method_the_manifest_recorded(tiny_jina_dir, recorded):
     """The validate task rebuilds the run's embedding path from its manifest: an index of the former defaults
     (nothing recorded) is re-encoded with plain late chunking, not with today's defaults."""
-    from latechunk.pipeline.check import run_reencoder
+    from latechunk.pipeline.validate import run_reencoder
 
     manifest = {"model": str(tiny_jina_dir), "chunking": {"strategy": "fixed", "chunk_size": 16}, "window": 64,
                 "window_overlap": 16, "late_chunking": recorded}

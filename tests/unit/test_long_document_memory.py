@@ -8,9 +8,9 @@ from __future__ import annotations
 import tracemalloc
 
 import numpy as np
-from latechunk.late_chunking import embed_documents, plan_windows
-from latechunk.late_chunking_config import PLAIN
-from latechunk.spans import AnnotatedDocument, ChunkSpan
+from latechunk.chunking.spans import AnnotatedDocument, ChunkSpan
+from latechunk.embedding.config import PLAIN
+from latechunk.embedding.late_chunking import embed_documents, plan_windows
 from tiny_models import stand_in_encoder
 
 N_TOKENS = 1_000_000

@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from latechunk.evaluation import LateVariant, encoder_work, late_key
-from latechunk.late_chunking import (
+from latechunk.chunking.config import ChunkingConfig
+from latechunk.chunking.spans import annotate_spans
+from latechunk.embedding.config import PLAIN
+from latechunk.embedding.late_chunking import (
     LateChunkingConfig,
     document_work,
     embed_documents,
@@ -20,9 +22,8 @@ from latechunk.late_chunking import (
     embed_tokens,
     encoded_tokens,
 )
-from latechunk.late_chunking_config import PLAIN
-from latechunk.retrieval import ChunkVectors
-from latechunk.spans import ChunkingConfig, annotate_spans
+from latechunk.evaluation.harness import LateVariant, encoder_work, late_key
+from latechunk.evaluation.retrieval import ChunkVectors
 
 QMSUM = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "qmsum_dev" / "corpus.jsonl"
 SLICE_TOKENS = 2000
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.skipif(not QMSUM.is_file(), reason="needs ../shared/dat
 
 @pytest.fixture(scope="module")
 def minilm_encoder(minilm_dir):
-    from latechunk.encoders import load_encoder
+    from latechunk.embedding.encoders import load_encoder
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return load_encoder(minilm_dir, device="cpu")

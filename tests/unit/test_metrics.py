@@ -8,7 +8,7 @@ import socket
 from datetime import UTC, datetime
 
 import pytest
-from latechunk.run_metrics import metric_name, stage_metrics
+from latechunk.reporting.metrics import metric_name, stage_metrics
 from support import REPO
 
 EXTRACT = {"objects_listed": 12, "objects_new": 5, "objects_modified": 2, "objects_unchanged": 5,
@@ -103,7 +103,7 @@ def test_each_stage_sends_its_figures_to_statsd(statsd_listener):
 
 def test_a_failed_validation_sends_the_values_that_failed_it(monkeypatch):
     from airflow.sdk import DAG
-    from latechunk.validate_report import Check, ValidationError, ValidationReport
+    from latechunk.validation.report import Check, ValidationError, ValidationReport
     from latechunk_operators import metrics
     from latechunk_operators.validate import LateChunkValidateOperator
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from latechunk.late_chunking import embed_documents
-from latechunk.spans import ChunkingConfig, annotate_spans
+from latechunk.chunking.config import ChunkingConfig
+from latechunk.chunking.spans import annotate_spans
+from latechunk.embedding.late_chunking import embed_documents
 
 DOCUMENT = (
     "Sarah Johnson is a marine biologist who works at a research station in Hawaii. "

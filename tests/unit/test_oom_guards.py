@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from latechunk.batching import SequenceDoesNotFit
-from latechunk.encoders.base import Encoder, resolve_dtype
-from latechunk.late_chunking import embed_documents
-from latechunk.late_chunking_config import PLAIN
-from latechunk.spans import AnnotatedDocument, ChunkSpan
+from latechunk.chunking.spans import AnnotatedDocument, ChunkSpan
+from latechunk.embedding.batching import SequenceDoesNotFit
+from latechunk.embedding.config import PLAIN
+from latechunk.embedding.encoders.base import Encoder, resolve_dtype
+from latechunk.embedding.late_chunking import embed_documents
 
 DIM = 8
 

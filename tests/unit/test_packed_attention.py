@@ -9,12 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from latechunk.encoders import load_encoder
-from latechunk.encoders.jina_bert import JinaBertEncoder, alibi_slopes, load_jina_bert_model, resolve_attention
-from latechunk.encoders.jina_packed import FLEX_BLOCK, packed_attend, plan_packs, sequence_block_mask
-from latechunk.late_chunking import embed_documents
-from latechunk.late_chunking_config import PLAIN, LateChunkingConfig
-from latechunk.spans import ChunkingConfig, annotate_spans
+from latechunk.chunking.config import ChunkingConfig
+from latechunk.chunking.spans import annotate_spans
+from latechunk.embedding.config import PLAIN, LateChunkingConfig
+from latechunk.embedding.encoders import load_encoder
+from latechunk.embedding.encoders.jina_bert import (
+    JinaBertEncoder,
+    alibi_slopes,
+    load_jina_bert_model,
+    resolve_attention,
+)
+from latechunk.embedding.encoders.jina_packed import FLEX_BLOCK, packed_attend, plan_packs, sequence_block_mask
+from latechunk.embedding.late_chunking import embed_documents
 from torch.nn.attention.flex_attention import BlockMask
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "data" / "jina_bert_tiny"

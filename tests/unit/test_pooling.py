@@ -5,9 +5,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from latechunk.late_chunking import embed_documents
-from latechunk.pooling import l2_normalize, pool_spans
-from latechunk.spans import ChunkingConfig, annotate_spans
+from latechunk.chunking.config import ChunkingConfig
+from latechunk.chunking.spans import annotate_spans
+from latechunk.embedding.late_chunking import embed_documents
+from latechunk.embedding.pooling import l2_normalize, pool_spans
 
 TEXT = (
     "Sarah Johnson is a marine biologist. She works in Hawaii!\r\n\r\nHer research focuses on coral reefs? "

@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from latechunk.prefetch import map_ahead, prefetched
+from latechunk.staging.prefetch import map_ahead, prefetched
 
 
 def test_map_ahead_keeps_the_order_of_slow_and_fast_items():

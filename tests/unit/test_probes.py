@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from latechunk.probes import ProbeFormatError, parse_probes
+from latechunk.validation.probes import ProbeFormatError, parse_probes
 
 
 def test_form_lines_become_probes():

@@ -67,9 +67,9 @@ def test_summary_line_reads_the_counts_in_order():
 def test_embed_progress_moves_inside_one_long_document(caplog):
     """The embed stage advances its progress by the tokens of every forward pass (`embed_documents`'s
     ``on_tokens``): during one long document the line shows its tokens going up while 0 documents are done."""
-    from latechunk.late_chunking import embed_documents
-    from latechunk.late_chunking_config import PLAIN
-    from latechunk.spans import AnnotatedDocument, ChunkSpan
+    from latechunk.chunking.spans import AnnotatedDocument, ChunkSpan
+    from latechunk.embedding.config import PLAIN
+    from latechunk.embedding.late_chunking import embed_documents
     from tiny_models import stand_in_encoder
 
     encoder = stand_in_encoder(dim=4, window=64)

@@ -21,7 +21,7 @@ import transformers.models.auto.tokenization_auto  # what worker_preload imports
 if sys.argv[2] == "quiet":
     from latechunk.quiet_logs import quiet_libraries
     quiet_libraries()
-from latechunk.encoders import load_encoder
+from latechunk.embedding.encoders import load_encoder
 load_encoder(sys.argv[1], device="cpu")
 from transformers.utils import logging as transformers_logging
 transformers_logging.get_logger("transformers.modeling_utils").warning("an advisory of transformers")

@@ -11,7 +11,7 @@ import threading
 import httpx
 import numpy as np
 import pytest
-from latechunk.run_report import build_run_report
+from latechunk.reporting.run_report import build_run_report
 
 MANIFEST = {"index": "docs", "model": "/models/minilm", "model_revision": "sha256:0123456789abcdef"}
 REPORT = {

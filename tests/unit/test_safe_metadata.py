@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import orjson
-from latechunk.index_actions import MAX_METADATA_BYTES, MAX_METADATA_DEPTH, TRUNCATED, safe_metadata
+from latechunk.index.actions import MAX_METADATA_BYTES, MAX_METADATA_DEPTH, TRUNCATED, safe_metadata
 
 
 def test_values_json_cannot_carry_are_replaced():

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from latechunk.segmentation import PARAGRAPH, SEGMENT, SOFT_LINE, WORD, cut_strengths, first_sentence
+from latechunk.chunking.segmentation import PARAGRAPH, SEGMENT, SOFT_LINE, WORD, cut_strengths, first_sentence
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from latechunk.documents import SourceObject
 from latechunk.pipeline.extract import ExtractSettings, day_prefixes, select
+from latechunk.sources.documents import SourceObject
 
 DAY = datetime(2026, 3, 4, tzinfo=UTC)
 

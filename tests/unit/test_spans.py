@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from latechunk.spans import ChunkingConfig, annotate_spans
+from latechunk.chunking.config import ChunkingConfig
+from latechunk.chunking.spans import annotate_spans
 from transformers import AutoTokenizer
 
 ADVERSARIAL_TEXTS = {

@@ -7,8 +7,9 @@ Boundaries come from the text, so every family gives the same number of chunks o
 from __future__ import annotations
 
 import pytest
-from latechunk.documents import extract_text
-from latechunk.spans import ChunkingConfig, annotate_documents, annotate_spans
+from latechunk.chunking.config import ChunkingConfig
+from latechunk.chunking.spans import annotate_documents, annotate_spans
+from latechunk.sources.documents import extract_text
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 

@@ -8,7 +8,10 @@ import random
 
 import numpy as np
 import pytest
-from latechunk.late_chunking import (
+from latechunk.chunking.config import ChunkingConfig
+from latechunk.chunking.spans import annotate_spans
+from latechunk.embedding.config import WINDOW_LAYOUTS
+from latechunk.embedding.late_chunking import (
     LateChunkingConfig,
     embed_documents,
     mix_vectors,
@@ -16,9 +19,7 @@ from latechunk.late_chunking import (
     plan_windows,
     special_affixes,
 )
-from latechunk.late_chunking_config import WINDOW_LAYOUTS
-from latechunk.pooling import SpanPooler, l2_normalize, pool_spans
-from latechunk.spans import ChunkingConfig, annotate_spans
+from latechunk.embedding.pooling import SpanPooler, l2_normalize, pool_spans
 from tiny_models import WORDS
 
 WINDOW, OVERLAP = 32, 8

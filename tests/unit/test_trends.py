@@ -7,10 +7,10 @@ import re
 import xml.etree.ElementTree as ElementTree
 
 import pytest
-from latechunk.display import human_number, model_label
-from latechunk.run_report import build_run_report
-from latechunk.run_trends import run_point, trend_charts
-from latechunk.svg_chart import nice_ticks
+from latechunk.reporting.display import human_number, model_label
+from latechunk.reporting.run_report import build_run_report
+from latechunk.reporting.svg_chart import nice_ticks
+from latechunk.reporting.trends import run_point, trend_charts
 from latechunk_operators.report_page import render_page
 from latechunk_operators.trends_page import render_trends
 

@@ -1,4 +1,5 @@
-"""Workers import torch and the encoder code before forking their tasks (latechunk.worker_preload). That is safe
+"""Workers import torch and the encoder code before forking their tasks (latechunk_operators.worker_preload). That is
+safe
 only while nothing initialises CUDA in the worker: a task forked after CUDA was initialised cannot use it (torch's
 "bad fork"). A fresh interpreter does what a preloading worker does (records every torch.cuda call that could
 initialise CUDA, imports PRELOADED_MODULES), then forks a task, which must be free to use CUDA."""
@@ -28,7 +29,7 @@ for name in ("is_available", "device_count", "init", "_lazy_init", "current_devi
         return _original(*args, **kwargs)
     setattr(torch.cuda, name, recorded)
 
-from latechunk.worker_preload import PRELOADED_MODULES
+from latechunk_operators.worker_preload import PRELOADED_MODULES
 for module in PRELOADED_MODULES:
     importlib.import_module(module)
 parent_initialized = torch.cuda.is_initialized()
@@ -50,11 +51,12 @@ print(json.dumps({"calls": calls, "parent_initialized": parent_initialized, "tas
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_task_forked_from_a_preloading_worker_can_use_cuda():
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "include"), os.environ.get("PYTHONPATH", "")])}
+    path = [str(REPO / "include"), str(REPO / "plugins"), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     done = subprocess.run([sys.executable, "-c", WORKER], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert "latechunk.encoders" in result["modules"]
+    assert "latechunk.embedding.encoders" in result["modules"]
     assert result["calls"] == [], f"importing the preloaded modules called torch.cuda: {result['calls']}"
     assert result["parent_initialized"] is False
     assert result["task"] == {"bad_fork": False, "initialized": False}

@@ -7,8 +7,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from latechunk.index import ElasticsearchBackend
-from latechunk.index_mapping import META_KEY
+from latechunk.index.elasticsearch import ElasticsearchBackend
+from latechunk.index.spec import META_KEY
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def swap_alias(*, es, alias: str, new_index: str, delete_old: bool = False) -> d
 
 def foreign_indices(es, alias: str, names: Sequence[str]) -> dict[str, str]:
     """name -> why, for the ``names`` this pipeline did not build for ``alias``. Its indices record their settings
-    in ``_meta.latechunk`` and are named ``<alias>-<version>`` (`latechunk.pipeline.load.served_index_name`, and
+    in ``_meta.latechunk`` and are named ``<alias>-<version>`` (`latechunk.pipeline.index.served_index_name`, and
     the reindex DAG's ``<alias>-<run>``)."""
     mappings = es.indices.get_mapping(index=list(dict.fromkeys(names)))
     foreign = {}

@@ -17,8 +17,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from latechunk import staging
-from latechunk.pipeline.embed import stage_uri
+from latechunk.pipeline.shared import stage_uri
+from latechunk.staging import tables as staging
 
 FAILURES = "failures"  # <run>/failures/batch-00003.json: the last recorded error of the batch
 BATCH_FAILED = "batch_failed"

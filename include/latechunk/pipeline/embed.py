@@ -1,137 +1,27 @@
-"""Annotate and embed stages: chunk spans on the whole tokenization, then late-chunked vectors per span."""
+"""Embed stage: late-chunked vectors per span, from the whole tokenization of each annotated document."""
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
-from latechunk import staging
-from latechunk.documents import Document, EmbeddedChunk, QuarantineEntry
-from latechunk.late_chunking_config import LateChunkingConfig
-from latechunk.pipeline.models import describe_model, load_tokenizer
+from latechunk.chunking.spans import AnnotatedDocument, ChunkSpan
+from latechunk.embedding.config import LateChunkingConfig
 from latechunk.pipeline.progress import Progress
-from latechunk.prefetch import prefetched
-from latechunk.spans import AnnotatedDocument, ChunkingConfig, ChunkSpan, annotate_documents
-from latechunk.staging_stream import ENCODER_DTYPE_KEY, TOKENIZER_KEY, TOKENS_KEY, StagedReader, StagedWriter
+from latechunk.pipeline.shared import batch_index, stage_uri, tokenizer_identity
+from latechunk.sources.documents import Document, EmbeddedChunk
+from latechunk.staging import tables as staging
+from latechunk.staging.prefetch import prefetched
+from latechunk.staging.stream import ENCODER_DTYPE_KEY, TOKENIZER_KEY, TOKENS_KEY, StagedReader, StagedWriter
 
 log = logging.getLogger(__name__)
 
-# Documents per Parquet read and row group when annotating.
-ANNOTATE_ROWS = 512
 # Embed pieces: this many forward passes' token budget (1,048,576 tokens by default). Length sorting inside a piece
 # must see enough documents to pair long ones with long ones: with 8 budgets per piece the padding of a log-normal
 # length mix made encoding 35% slower than one sorted pass (bench/pipeline_throughput.py corpus, tiny encoder, CPU).
 # A piece holds texts, token ids and pooled vectors, never the token matrices of more than one forward pass.
 PIECES_PER_BUDGET = 64
-_BATCH_INDEX = re.compile(r"batch-(\d+)\.parquet$")
-# Documents of more tokens are quarantined by annotate. A million tokens is a long book (about 4 MB of English
-# text), about 4 minutes of jina-v2-base on two CPU cores (docs/performance.md). Embed memory no longer grows with
-# a document's tokens times the vector size (windows are pooled as they come), but its token ids and chunks do.
-DEFAULT_MAX_DOCUMENT_TOKENS = 1_000_000
-TOO_MANY_TOKENS = "too_many_tokens"
-ANNOTATE_FAILED = "annotate_failed"  # the tokenizer or the chunker raised on the document
-
-
-def batch_index(batch_uri: str) -> int:
-    """The batch number of a staged batch URI; every stage of a batch uses the same number."""
-    match = _BATCH_INDEX.search(batch_uri)
-    if not match:
-        raise ValueError(f"not a staged batch URI: {batch_uri!r}")
-    return int(match.group(1))
-
-
-def stage_uri(batch_uri: str, stage: str) -> str:
-    """The same batch at another stage: ``.../<run>/documents/batch-00003.parquet`` -> ``.../<run>/<stage>/...``."""
-    batch_index(batch_uri)
-    folder, _, name = batch_uri.rpartition("/")
-    return f"{folder.rpartition('/')[0]}/{stage}/{name}"
-
-
-def annotate(
-    *,
-    s3,
-    area: staging.StagingArea,
-    batch_path: str,
-    model: str,
-    chunking: dict[str, Any],
-    max_document_tokens: int = DEFAULT_MAX_DOCUMENT_TOKENS,
-) -> dict[str, Any]:
-    """Tokenize each staged document whole and stage its chunk spans; documents with no chunk are quarantined, and
-    so are documents of more than ``max_document_tokens`` tokens (reason ``too_many_tokens``) and documents the
-    tokenizer or the chunker fails on (``annotate_failed``, see `annotate_each`). Both are recorded in the spans
-    batch's footer for the index task, which quarantines their whole object.
-
-    Sentence chunks are capped at ``max_chunk_tokens`` and never at more tokens than the model's window. The batch
-    is read and written ``ANNOTATE_ROWS`` documents at a time.
-    """
-    info = describe_model(model)
-    config = ChunkingConfig(**chunking)
-    config = replace(config, max_chunk_tokens=min(config.max_chunk_tokens, info.window))
-    tokenizer = load_tokenizer(model)
-    quarantine: list[QuarantineEntry] = []
-    failures: dict[str, dict[str, str]] = {}  # doc_id -> reason and detail, in the spans footer for index
-    tokens = 0
-    with (
-        StagedReader(s3, batch_path, staging.STAGE_DOCUMENTS) as staged,
-        StagedWriter(s3, area, staging.STAGE_SPANS, batch_index(batch_path), staging.ANNOTATED_SCHEMA) as writer,
-    ):
-        with Progress("annotate", total_docs=staged.rows) as progress:
-            for rows in staged.iter_batches(ANNOTATE_ROWS):
-                documents = [staging.document_from_row(row) for row in rows]
-                annotated: list[tuple[Document, AnnotatedDocument]] = []
-                for document, doc in zip(documents, annotate_each(documents, tokenizer, config), strict=True):
-                    if isinstance(doc, str):
-                        entry = QuarantineEntry(document.ref, document.etag, ANNOTATE_FAILED, doc)
-                        failures[document.doc_id] = {"reason": entry.reason, "detail": entry.detail}
-                        quarantine.append(entry)
-                        progress.advance(docs=1)
-                        continue
-                    if len(doc.input_ids) > max_document_tokens:
-                        entry = QuarantineEntry(
-                            document.ref, document.etag, TOO_MANY_TOKENS,
-                            f"{len(doc.input_ids):,} tokens, more than max_document_tokens={max_document_tokens:,}: "
-                            "split the object or raise the limit",
-                        )  # fmt: skip
-                        failures[document.doc_id] = {"reason": entry.reason, "detail": entry.detail}
-                        quarantine.append(entry)
-                        doc = replace(doc, spans=[])
-                    elif doc.spans:
-                        annotated.append((document, doc))
-                        tokens += len(doc.input_ids)
-                    else:
-                        entry = QuarantineEntry(document.ref, document.etag, "no_chunks", "no token to chunk")
-                        quarantine.append(entry)
-                    progress.advance(docs=1, tokens=len(doc.input_ids) if doc.spans else 0, chunks=len(doc.spans))
-                writer.write(staging.annotated_table(annotated))
-        identity = tokenizer_identity(model, info.revision)
-        writer.add_metadata({TOKENS_KEY: str(tokens).encode(), TOKENIZER_KEY: identity.encode(),
-                             staging.ANNOTATE_FAILURES_KEY: json.dumps(failures).encode()})  # fmt: skip
-    return {"spans_path": writer.uri, "quarantine": [entry.to_dict() for entry in quarantine], **progress.summary()}
-
-
-def annotate_each(documents: list[Document], tokenizer, config: ChunkingConfig) -> list[AnnotatedDocument | str]:
-    """The documents annotated; when that fails, each is annotated alone, and one that still fails gets its error
-    in its place: one document the tokenizer or the chunker cannot take must not fail its whole batch."""
-    try:
-        return annotate_documents([document.text for document in documents], tokenizer, config)
-    except Exception:
-        log.exception("annotating %d documents failed: annotating them one by one", len(documents))
-    results: list[AnnotatedDocument | str] = []
-    for document in documents:
-        try:
-            results.extend(annotate_documents([document.text], tokenizer, config))
-        except Exception as error:
-            results.append(f"{type(error).__name__}: {error}"[:2000])
-    return results
-
-
-def tokenizer_identity(model: str, revision: str) -> str:
-    """The model and revision whose tokenizer gave a batch's token ids."""
-    return f"{model}@{revision}"
 
 
 def embed(
@@ -151,10 +41,10 @@ def embed(
 ) -> dict[str, Any]:
     """Late-chunk embedding of one staged batch: every document is encoded whole (in overlapping windows when
     longer than ``window``) and each chunk vector is the mean of its span's token embeddings.
-    ``late_chunking``: the fields of `latechunk.late_chunking.LateChunkingConfig` (window layout, framing, naive
-    mix for documents longer than the window); empty for its defaults. ``window_overlap``: None for
+    ``late_chunking``: the fields of `latechunk.embedding.late_chunking.LateChunkingConfig` (window layout, framing,
+    naive mix for documents longer than the window); empty for its defaults. ``window_overlap``: None for
     min(256, window // 4). ``dtype`` and ``attention``: see
-    `latechunk.encoders.load_encoder`.
+    `latechunk.embedding.encoders.load_encoder`.
 
     The batch streams through in pieces of about ``piece_tokens`` tokens (default ``PIECES_PER_BUDGET`` forward
     passes' worth): the next piece is read (with the token ids annotate staged) while this one is encoded,
@@ -163,8 +53,8 @@ def embed(
     and by one forward pass's outputs plus one running sum per chunk, whatever a document's length. The progress
     line counts tokens after every forward pass, so it moves inside a long document.
     """
-    from latechunk.encoders import load_encoder
-    from latechunk.late_chunking import default_overlap, document_work, embed_documents
+    from latechunk.embedding.encoders import load_encoder
+    from latechunk.embedding.late_chunking import default_overlap, document_work, embed_documents
 
     config = LateChunkingConfig(**(late_chunking or {}))
     config.validate()

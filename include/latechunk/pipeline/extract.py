@@ -8,9 +8,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from latechunk import staging
-from latechunk.batch_plan import Batch, BatchPlanner, estimate_tokens
-from latechunk.documents import (
+from latechunk.chunking.config import ChunkingConfig
+from latechunk.embedding.config import LateChunkingConfig, default_overlap
+from latechunk.index.elasticsearch import ElasticsearchBackend
+from latechunk.index.spec import IndexMismatchError
+from latechunk.pipeline.batch_failures import pending_uri, read_pending
+from latechunk.pipeline.models import describe_model, index_spec
+from latechunk.pipeline.progress import Progress
+from latechunk.sources.documents import (
     Document,
     Limits,
     QuarantineEntry,
@@ -20,14 +25,9 @@ from latechunk.documents import (
     check_size,
     load_documents,
 )
-from latechunk.index import ElasticsearchBackend
-from latechunk.index_mapping import IndexMismatchError
-from latechunk.late_chunking_config import LateChunkingConfig, default_overlap
-from latechunk.pipeline.batch_failures import pending_uri, read_pending
-from latechunk.pipeline.models import describe_model, index_spec
-from latechunk.pipeline.progress import Progress
-from latechunk.prefetch import map_ahead
-from latechunk.spans import ChunkingConfig
+from latechunk.staging import tables as staging
+from latechunk.staging.batch_plan import Batch, BatchPlanner, estimate_tokens
+from latechunk.staging.prefetch import map_ahead
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class ExtractSettings:
     # object rewritten in an old day's folder is read by the run of the day it was written.
     written_between: tuple[datetime, datetime] | None = None
     delete_missing: bool = True
-    # Staged batches (one mapped annotate and embed task each; see latechunk.batch_plan): at most this many
+    # Staged batches (one mapped annotate and embed task each; see latechunk.staging.batch_plan): at most this many
     # estimated tokens and documents each, and at most max_batches of them (Airflow's [core] max_map_length),
     # whose limits grow when the run needs more batches than that.
     batch_token_budget: int = 2_000_000
@@ -68,7 +68,7 @@ class ExtractSettings:
     max_object_bytes: int = 50 * 1024 * 1024
     json_text_field: str = "text"
     max_bad_fraction: float = 0.2
-    # Per-object extraction limits (latechunk.extractors.Limits): beyond them the object is quarantined.
+    # Per-object extraction limits (latechunk.sources.extractors.Limits): beyond them the object is quarantined.
     max_nesting_depth: int = 500
     max_parts_per_object: int = 10_000
     max_extract_seconds: float = 300.0

@@ -2,7 +2,7 @@
 
 The plan comes from the staged documents and their annotated spans (no vectors): every document of the run, the
 chunks each will have, the ones that gave no chunk. From it the task knows each object's size in index records
-before writing any (`object_records`, see `latechunk.index_mapping`), so an object interrupted half-way reads back
+before writing any (`object_records`, see `latechunk.index.spec`), so an object interrupted half-way reads back
 as incomplete.
 
 The account holds the run to its invariant: every changed object of the manifest ends indexed (all its documents,
@@ -21,12 +21,12 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from latechunk import staging
-from latechunk.documents import Document, QuarantineEntry
-from latechunk.index_mapping import Tombstone
+from latechunk.index.backend import Tombstone
 from latechunk.pipeline.batch_failures import BATCH_FAILED, FailedObjects
-from latechunk.pipeline.embed import stage_uri
 from latechunk.pipeline.extract import RACE_CHANGED
+from latechunk.pipeline.shared import stage_uri
+from latechunk.sources.documents import Document, QuarantineEntry
+from latechunk.staging import tables as staging
 
 INDEX_QUARANTINE = "index-quarantine.json"  # beside the run's manifest
 NO_CHUNKS = "no_chunks"

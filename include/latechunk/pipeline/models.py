@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from latechunk.checkpoints import (
+from latechunk.embedding.checkpoints import (
     checkpoint_revision,
     is_jina_bert_config,
     model_window,
     resolve_checkpoint,
     tokenizer_limit,
 )
-from latechunk.index_mapping import IndexSpec
+from latechunk.index.spec import IndexSpec
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Chunk vectors: the encoders, late chunking over whole documents and windows, span pooling and batching."""

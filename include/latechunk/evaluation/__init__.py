@@ -1,0 +1,1 @@
+"""Retrieval-quality evaluation of chunking strategies on BEIR-format datasets."""

@@ -1,0 +1,1 @@
+"""The search index: its spec and mapping, the backend interface, and the Elasticsearch backend."""

@@ -1,0 +1,263 @@
+"""Index and alias stages: upsert a run's staged chunks and remove what the bucket no longer has."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import replace
+from typing import Any
+
+from latechunk.index.elasticsearch import ElasticsearchBackend
+from latechunk.index.spec import IndexSpec
+from latechunk.pipeline.batch_failures import (
+    FailedObjects,
+    failed_batches,
+    failed_objects,
+    failure_summary,
+    update_pending,
+    write_batch_failures,
+)
+from latechunk.pipeline.extract import RACE_CHANGED, TooManyBadDocuments
+from latechunk.pipeline.index_plan import (
+    BATCH_FAILED,
+    NO_CHUNKS,
+    REFUSED,
+    IndexPlan,
+    ObjectAccount,
+    Unchunked,
+    account,
+    read_plan,
+    write_index_quarantine,
+)
+from latechunk.pipeline.models import manifest_index_spec
+from latechunk.pipeline.progress import Progress
+from latechunk.pipeline.shared import stage_uri
+from latechunk.sources.documents import Document, EmbeddedChunk, QuarantineEntry, utf16_offsets
+from latechunk.staging import tables as staging
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INDEX_OPTIONS = {"type": "int8_hnsw", "m": 16, "ef_construction": 100}
+MAX_LISTED = 100  # quarantine entries listed in the summary (all are counted)
+
+
+class IndexingError(Exception):
+    """Some chunks could not be written, or the index does not hold what was written; a retry of the task writes
+    them again (upserts are idempotent)."""
+
+
+def chunk_batch_uris(manifest: dict[str, Any]) -> list[str]:
+    """The embed stage's output for every batch the extract stage staged."""
+    return [stage_uri(uri, staging.STAGE_CHUNKS) for uri in manifest["batches"]]
+
+
+def unchunked_documents(s3, manifest: dict[str, Any], failed_batches: Collection[str] = ()) -> Unchunked:
+    """Staged documents that the annotate stage gave no chunk (it stages only documents with chunks)."""
+    return read_plan(s3, manifest, failed_batches).unchunked
+
+
+def check_bad_share(manifest: dict[str, Any], bad_keys: set[str], *, refused: bool = False) -> None:
+    """Fail when the objects quarantined by extract plus ``bad_keys`` (objects that gave no chunk or that annotate
+    failed on, or that the engine refused when ``refused``) exceed ``max_bad_fraction``."""
+    selected = manifest.get("objects_selected")
+    if not selected:
+        return
+    bad = manifest["objects_quarantined"] + len(bad_keys)
+    limit = manifest["settings"]["max_bad_fraction"]
+    if bad / selected > limit:
+        what = "gave no chunk or were refused by the index" if refused else "gave no chunk"
+        raise TooManyBadDocuments(
+            f"{bad} of {selected} objects ({bad / selected:.0%}) could not be ingested ({len(bad_keys)} {what}), "
+            f"more than max_bad_fraction={limit:.0%}" + ("" if refused else "; nothing was indexed")
+        )
+
+
+def with_utf16_offsets(chunks: Sequence[EmbeddedChunk], documents: Sequence[Document]) -> list[EmbeddedChunk]:
+    """The chunks with their character spans also in UTF-16 code units, from their documents' texts."""
+    by_doc: dict[str, list[EmbeddedChunk]] = defaultdict(list)
+    for chunk in chunks:
+        by_doc[chunk.doc_id].append(chunk)
+    texts = {document.doc_id: document.text for document in documents}
+    converted = []
+    for doc_id, doc_chunks in by_doc.items():
+        starts = utf16_offsets(texts[doc_id], [chunk.char_start for chunk in doc_chunks])
+        ends = utf16_offsets(texts[doc_id], [chunk.char_end for chunk in doc_chunks])
+        converted += [
+            replace(chunk, char_start_utf16=start, char_end_utf16=end)
+            for chunk, start, end in zip(doc_chunks, starts, ends, strict=True)
+        ]
+    return converted
+
+
+def index(
+    *,
+    s3,
+    es,
+    manifest_path: str,
+    index_name: str,
+    index_options: dict[str, Any] | None = None,
+    create_as_alias: bool = True,
+) -> dict[str, Any]:
+    """Create the index if needed, upsert every staged chunk, and delete superseded and removed objects.
+
+    A new index is created behind an alias of the given name when ``create_as_alias`` (see
+    `ensure_served_index`), else under that name itself (the reindex DAG's versioned index). An object with a
+    chunk the engine refuses is quarantined and removed from the index; items that fail for the cluster's sake
+    (429, 5xx) fail the task, whose retry writes them. Ends by checking that every object it indexed is complete
+    in the index and that the run's objects add up (`latechunk.pipeline.index_plan`).
+    """
+    manifest = staging.read_json(s3, manifest_path)
+    bucket = manifest["bucket"]
+    backend = ElasticsearchBackend(es)
+    spec = manifest_index_spec(index_name, manifest, index_options or DEFAULT_INDEX_OPTIONS)
+    batches_failed = failed_batches(s3, manifest)
+    plan = read_plan(s3, manifest, batches_failed)
+    failed = failed_objects(manifest, batches_failed, plan.keys_by_failed_batch)
+    # Deferred objects (changed while extract read them) wait for the next run like those of failed batches.
+    deferred = {entry["key"]: entry["etag"] for entry in manifest["quarantine"] if entry["reason"] == RACE_CHANGED}
+    update_pending(s3, manifest, failed, deferred, settled=False)  # recorded before anything can fail the task
+    check_bad_share(manifest, plan.unchunked.bad_keys | set(plan.annotate_failed))
+    created = ensure_served_index(es, backend, spec) if create_as_alias else backend.ensure_index(spec)
+    written = _write_chunks(s3, backend, index_name, manifest, plan)
+    refused = {key: reason for (_, key), reason in written.pop("refused").items()}
+    transient_keys = written.pop("transient_keys")
+    tombstones = backend.record_tombstones(
+        index_name, plan.unchunked.tombstones(), model_id=manifest["model"], object_records=plan.object_records()
+    )
+    # Complete or absent: a changed object that has nothing to index (quarantined by extract or annotate, given
+    # up after failed batches) or that the engine refused in part leaves the index whole, whatever an earlier
+    # version or an interrupted run left of it. An object of a failed batch pending a retry keeps its version.
+    unusable = (set(manifest["changed"]) - plan.staged_keys - set(failed.pending)) | set(refused)
+    quarantined_deleted = backend.delete_objects(index_name, bucket, sorted(unusable))
+    # An object with a chunk that failed for the cluster's sake keeps its previous version until the retry.
+    completed = {key: etag for key, etag in manifest["changed"].items()
+                 if key not in unusable and key not in transient_keys and key not in failed.pending}  # fmt: skip
+    superseded = backend.delete_superseded(index_name, bucket, completed)
+    removed = backend.delete_objects(index_name, bucket, manifest["deleted_keys"])
+    if transient_keys:
+        raise IndexingError(
+            f"{len(transient_keys)} objects were not fully indexed into {index_name!r} (the cluster throttled or "
+            f"failed some writes); first errors: {written['errors'][:3]}"
+        )
+    outcome = account(manifest, plan, refused, failed)
+    check_bad_share(manifest, plan.unchunked.bad_keys | set(plan.annotate_failed) | set(refused), refused=True)
+    _verify(backend, index_name, manifest, outcome)
+    update_pending(s3, manifest, failed, deferred, settled=True)
+    quarantine = run_quarantine(manifest, plan, refused, failed)
+    write_index_quarantine(s3, manifest_path, quarantine)  # validation leaves these objects out
+    write_batch_failures(s3, manifest_path, failed)
+    if failed.batches:
+        log.warning("%s", failure_summary(failed))
+    summary = {
+        "index": index_name,
+        "index_created": created,
+        **{name: written[name] for name in ("chunks_indexed", "documents_written", "stale_chunks_deleted")},
+        "superseded_chunks_deleted": superseded,
+        "removed_object_chunks_deleted": removed,
+        "quarantined_object_chunks_deleted": quarantined_deleted,
+        "failed_documents": written["failed_documents"],
+        "tombstones_recorded": tombstones,
+        "quarantined_no_chunks": len(plan.unchunked.documents),
+        **outcome.counts(),
+        "failed_batches": [{"batch": uri, "reason": reason} for uri, reason in failed.batches.items()][:MAX_LISTED],
+        "objects_retried": len(manifest.get("retried", {})),
+        "index_quarantine": quarantine[:MAX_LISTED],
+        **{key: value for key, value in written["progress"].items() if key in ("seconds", "docs_per_s")},
+    }
+    log.info("index summary: %s", summary)
+    return summary
+
+
+def run_quarantine(
+    manifest: dict[str, Any], plan: IndexPlan, refused: dict[str, str], failed: FailedObjects
+) -> list[dict[str, str]]:
+    """The objects the index task left out, with their reasons: refused by the engine, with a document annotate
+    failed on, of a failed batch (pending a retry, or given up)."""
+    changed = manifest["changed"]
+    entries = [QuarantineEntry(key, changed[key], REFUSED, reason) for key, reason in refused.items()]
+    left_out = set(refused) | failed.keys
+    entries += [QuarantineEntry(key, changed[key], entry["reason"], entry["detail"])
+                for key, entry in plan.annotate_failed.items() if key not in left_out]  # fmt: skip
+    entries += [QuarantineEntry(key, changed[key], BATCH_FAILED, f"{reason}; pending: the next run retries it")
+                for key, reason in failed.pending.items()]  # fmt: skip
+    entries += [QuarantineEntry(key, changed[key], BATCH_FAILED, reason) for key, reason in failed.given_up.items()]
+    return [entry.to_dict() for entry in entries]
+
+
+def _write_chunks(s3, backend: ElasticsearchBackend, index_name: str, manifest: dict, plan: IndexPlan) -> dict:
+    """Upsert every staged batch of chunks; the totals, the objects refused and those with transient failures."""
+    progress = Progress("index", total_docs=None)
+    records = plan.object_records()
+    written: dict[str, Any] = {"chunks_indexed": 0, "documents_written": 0, "stale_chunks_deleted": 0,
+                               "failed_documents": 0, "refused": {}, "transient_keys": set(), "errors": []}  # fmt: skip
+    for documents_uri, chunks_uri in zip(manifest["batches"], chunk_batch_uris(manifest), strict=True):
+        if documents_uri in plan.keys_by_failed_batch:
+            continue
+        chunks = [chunk for chunk in staging.read_chunks(s3, chunks_uri) if chunk.doc_id in plan.key_by_doc]
+        chunks = with_utf16_offsets(chunks, staging.read_documents(s3, documents_uri))
+        report = backend.upsert_documents(index_name, chunks, object_records=records)
+        for ref, reason in report.refused_objects.items():
+            written["refused"].setdefault(ref, reason)
+        refused_docs = {chunk.doc_id for chunk in chunks if (chunk.bucket, chunk.key) in report.refused_objects}
+        written["transient_keys"] |= {plan.key_by_doc[doc_id] for doc_id in report.failed_doc_ids - refused_docs}
+        written["errors"].extend(report.errors)
+        written["failed_documents"] += len(report.failed_doc_ids)
+        for name in ("chunks_indexed", "documents_written", "stale_chunks_deleted"):
+            written[name] += getattr(report, name)
+        progress.advance(docs=report.documents_written, chunks=report.chunks_indexed)
+    written["transient_keys"] -= {key for _, key in written["refused"]}
+    written["progress"] = progress.summary()
+    return written
+
+
+def _verify(backend: ElasticsearchBackend, index_name: str, manifest: dict, outcome: ObjectAccount) -> None:
+    """The index holds every object written complete at its current ETag (those that gave no chunk as their
+    tombstones), and nothing of the deleted keys nor of the other quarantined objects."""
+    bucket, changed = manifest["bucket"], manifest["changed"]
+    present = outcome.indexed | {key for key, reason in outcome.quarantined.items() if reason == NO_CHUNKS}
+    absent = outcome.deleted | (set(outcome.quarantined) - present)
+    found = backend.indexed_etags(index_name, keys=sorted(present | absent), bucket=bucket) if present | absent else {}
+    incomplete = sorted(key for key in present if found.get(key) != changed[key])
+    left = sorted(absent & set(found))
+    if incomplete or left:
+        raise IndexingError(
+            f"after writing, {len(incomplete)} objects are not complete at their current ETag in {index_name!r} "
+            f"(first: {incomplete[:5]}) and {len(left)} deleted or quarantined objects still have chunks (first: "
+            f"{left[:5]})"
+        )
+
+
+def ensure_served_index(es, backend: ElasticsearchBackend, spec: IndexSpec) -> bool:
+    """Make sure ``spec.name`` can be written; returns True when an index was created.
+
+    A name that does not exist yet becomes an alias over a versioned index named after the spec
+    (`served_index_name`), so the reindex DAG can later build a replacement and swap the alias without the ingest
+    DAG changing its target. The name is the same on every try: a task killed between creating the index and the
+    alias finds the empty index on its retry and puts the alias on it, instead of leaving it behind as an orphan.
+    An existing index or alias is checked against the spec (and refused when it differs).
+    """
+    if es.indices.exists(index=spec.name):
+        return backend.ensure_index(spec)
+    concrete = served_index_name(spec)
+    created = backend.ensure_index(replace(spec, name=concrete))
+    if not created:
+        held = es.count(index=concrete)["count"]
+        if held:
+            raise IndexingError(
+                f"index {concrete!r} of this configuration exists with {held} chunks but no alias {spec.name!r}: it "
+                f"is not a leftover of a failed first run. Put the alias on it ({concrete!r} -> {spec.name!r}) to "
+                "serve it again, or delete it to start anew"
+            )
+        log.info("adopting the empty index %s that an interrupted run created", concrete)
+    es.indices.put_alias(index=concrete, name=spec.name, is_write_index=True)
+    log.info("serving index %s behind the new alias %s", concrete, spec.name)
+    return created
+
+
+def served_index_name(spec: IndexSpec) -> str:
+    """``<alias>-<digest of the spec's recorded settings>``: the same for the same model, chunking and window."""
+    settings = json.dumps({"meta": spec.meta(), "shards": spec.shards}, sort_keys=True)
+    return f"{spec.name}-{hashlib.sha256(settings.encode()).hexdigest()[:12]}"

@@ -1,0 +1,1 @@
+"""What people and monitors see of runs: the run report, trends across runs, metrics, charts and number display."""
