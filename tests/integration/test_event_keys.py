@@ -6,10 +6,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from latechunk import staging
-from latechunk.pipeline.embed import annotate, embed
+from latechunk.pipeline.annotate import annotate
+from latechunk.pipeline.embed import embed
 from latechunk.pipeline.extract import ExtractSettings, extract
-from latechunk.pipeline.load import index
+from latechunk.pipeline.index import index
+from latechunk.staging import tables as staging
 from support import assert_exact
 
 pytestmark = pytest.mark.integration
