@@ -119,7 +119,7 @@ start_s3() {
         install_minio
         mkdir -p "$VAR/minio/data"
         log "starting MinIO on 127.0.0.1:$S3_PORT"
-        # No queue_dir: while Kafka is down, events are dropped (the daily run reconciles), never held up writes.
+        # No queue_dir: while Kafka is down, notifications are dropped (the daily run reconciles) and writes go on.
         MINIO_ROOT_USER=$S3_USER MINIO_ROOT_PASSWORD=$S3_PASSWORD MINIO_BROWSER=off \
             env "MINIO_NOTIFY_KAFKA_ENABLE_$MINIO_KAFKA_TARGET=on" \
             "MINIO_NOTIFY_KAFKA_BROKERS_$MINIO_KAFKA_TARGET=127.0.0.1:$KAFKA_PORT" \
