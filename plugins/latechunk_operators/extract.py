@@ -87,7 +87,6 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         "window_overlap",
         "probes",
         "late_chunking",
-        "from_events",
     )
     ui_color = "#e8f4fd"
     operator_extra_links = (QuarantineLink(), RunReportLink())
@@ -220,7 +219,6 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         context["ti"].xcom_push(key="manifest", value=summary["manifest"])
         context["ti"].xcom_push(key="summary", value=self.summarised(summary))
         return batches
-
 
     def _event_keys(self, context: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
         """The keys named by the run's triggering asset events under bucket/prefix, and the event figures."""

@@ -179,3 +179,11 @@ def test_files_uploaded_while_the_broker_is_down_are_caught_by_the_daily_run(
     later = f"{folder}after-outage.txt"
     etags[later] = s3_client.put_object(Bucket=BUCKET, Key=later, Body=TOPICS["tea.txt"].encode())["ETag"].strip('"')
     wait_until_indexed(es_client, event_index, folder, etags)
+
+
+def test_the_ui_lists_the_asset_with_its_watcher(stack):
+    """What the UI's asset page shows (it reads the same API): the watched asset, its Kafka watcher, and the event
+    DAG scheduled on it."""
+    (asset,) = stack.request("GET", "/assets", params={"name_pattern": "latechunk_object_events"})["assets"]
+    assert [watcher["name"] for watcher in asset["watchers"]] == ["latechunk_kafka_watcher"]
+    assert [dag["dag_id"] for dag in asset["scheduled_dags"]] == [DAG_ID]
