@@ -108,6 +108,14 @@ def rejected_by_reason(stack, runs: list[dict[str, Any]]) -> dict[str, int]:
     return totals
 
 
+def touched(stack, s3, run: dict[str, Any], prefix: str) -> bool:
+    """Whether the run's manifest has an object under ``prefix`` to write or delete."""
+    manifest_uri = stack.xcom(DAG_ID, run["dag_run_id"], "extract", key="summary")["manifest"]
+    bucket, _, key = manifest_uri.removeprefix("s3://").partition("/")
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    return any(name.startswith(prefix) for name in [*manifest["changed"], *manifest["deleted_keys"]])
+
+
 def wait_for_runs(stack, since: set[str], rejected: set[str]) -> list[dict[str, Any]]:
     """The event runs since ``since``, once none is busy and they have counted messages of each ``rejected``
     reason (the injected ones come last on the topic)."""
@@ -150,7 +158,10 @@ def test_uploads_overwrites_and_deletes_reach_the_index_exactly_through_events(
     wait_until_indexed(es_client, event_index, folder, etags)
     runs = wait_for_runs(stack, before, rejected={"not_json", "unknown_type", "outside_prefix"})
     assert {run["run_type"] for run in runs} == {"asset_triggered"}, "no manual trigger"
-    assert all(run["state"] == "success" for run in runs), runs
+    # The runs that wrote or deleted this folder's objects all succeeded (validation included); runs of other
+    # traffic on the shared stack are not this test's business.
+    ours = [run for run in runs if touched(stack, s3_client, run, folder)]
+    assert ours and all(run["state"] == "success" for run in ours), ours
     assert indexed(es_client, event_index, folder) == {key: {etag} for key, etag in etags.items()}
     taken = sum(stack.xcom(DAG_ID, run["dag_run_id"], "extract", key="summary")["events"]["events"] for run in runs)
     assert taken >= 10, "MinIO's six events under the folder and the four injected ones in scope"
