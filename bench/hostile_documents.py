@@ -36,6 +36,10 @@ CASES = {
     "json nested 100,000 deep": ("d.json", lambda: hostile.json_nested(100_000)),
     "pdf 1 MB stream drawn 4 times": ("s.pdf", lambda: hostile.pdf_repeated_stream(1_000_000, 4)),
     "pdf 100 KB form drawn 100 times": ("f.pdf", lambda: hostile.pdf_repeated_form(100_000, 100)),
+    "markdown brackets, 100 x 1 KB": ("b.md", lambda: hostile.markdown_brackets(100, 1_000)),
+    "markdown brackets, 200 x 1 KB": ("b.md", lambda: hostile.markdown_brackets(200, 1_000)),
+    "markdown brackets, one 1 MB paragraph": ("b.md", lambda: hostile.markdown_brackets(1, 1_000_000)),
+    "docx inflating to 300 MB": ("z.docx", lambda: hostile.zip_bomb("word/document.xml", 300 << 20)),
 }
 LARGE = {
     "html quotes across tags, 6 MB": ("q.html", lambda: hostile.html_quotes_across_tags(1_000_000)),

@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", required=True, help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
     parser.add_argument("--model", required=True, help="hub id or local checkpoint directory")
     parser.add_argument("--strategies", default="naive,late,none", help="comma list of naive, late, none")
-    parser.add_argument("--chunker", choices=("sentences", "fixed"), default="fixed")
+    parser.add_argument("--chunker", choices=("sentences", "sections", "fixed"), default="fixed")
     parser.add_argument("--chunk-size", default="256", help="content tokens per fixed chunk: N or a list 32,64,128")
     parser.add_argument("--backend", choices=("memory", "elasticsearch"), default="memory")
     parser.add_argument("--es-url", default=os.environ.get("ES_URL", "http://127.0.0.1:9200"))

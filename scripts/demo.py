@@ -65,14 +65,17 @@ def print_hits(question: str, model: str, index: str, es) -> None:
     response = es.search(
         index=index,
         knn={"field": "vector", "query_vector": query.tolist(), "k": 5, "num_candidates": 50},
-        source=["key", "part", "chunk_id", "text", "char_start", "char_end"],
+        source=["key", "part", "chunk_id", "text", "char_start", "char_end", "section", "page_start", "page_end"],
     )
     print(f"\nQuestion: {question}\n")
     for rank, hit in enumerate(response["hits"]["hits"], start=1):
         src = hit["_source"]
         where = src["key"] + (f"#{src['part']}" if src["part"] else "")
         span = f"chars [{src['char_start']}, {src['char_end']})"
-        print(f"{rank}. {hit['_score']:.3f}  {where}  chunk {src['chunk_id']}  {span}")
+        first, last = src.get("page_start"), src.get("page_end")
+        pages = "" if first is None else f"  p. {first}" + (f"-{last}" if last not in (None, first) else "")
+        section = f"  § {' › '.join(src['section'])}" if src.get("section") else ""
+        print(f"{rank}. {hit['_score']:.3f}  {where}{section}{pages}  chunk {src['chunk_id']}  {span}")
         print(f"   {' '.join(src['text'].split())[:160]}")
 
 

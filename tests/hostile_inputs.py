@@ -2,11 +2,14 @@
 
 Each builder takes a size and returns bytes whose naive parsing grows faster than their size: quotes that pair up
 across HTML tags, a JSON string of escaped quotes that never ends, a small PDF whose page draws one big Flate
-stream many times (directly in its contents, or through a form XObject).
+stream many times (directly in its contents, or through a form XObject), Markdown whose inline pass crawls (unmatched
+brackets), a small zip that declares a huge document (DOCX, PPTX).
 """
 
 from __future__ import annotations
 
+import io
+import zipfile
 import zlib
 
 
@@ -109,3 +112,18 @@ def pdf_repeated_form(form_bytes: int, calls: int) -> bytes:
 def pdf_text_pages(pages: int, text: str = "A page of ordinary text.") -> bytes:
     """An ordinary PDF: ``pages`` pages with one line of text each."""
     return pdf_repeated_stream(0, 1, pages, text)
+
+
+def markdown_brackets(paragraphs: int, per_paragraph: int) -> bytes:
+    """Paragraphs of unmatched "[": markdown-it-py's inline pass takes about 40 us a byte on them."""
+    return (("[" * per_paragraph + "a\n\n") * paragraphs).encode()
+
+
+def zip_bomb(member: str, size: int) -> bytes:
+    """A zip (a DOCX or PPTX by its name) whose one member inflates to ``size`` zero bytes: a few KB per 10 MB."""
+    buffer = io.BytesIO()
+    block = bytes(1 << 20)
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive, archive.open(member, "w") as out:
+        for start in range(0, size, len(block)):
+            out.write(block[: min(len(block), size - start)])
+    return buffer.getvalue()

@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-
-HUB_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 class QuestionRefused(Exception):
@@ -54,10 +51,11 @@ class AskLimits:
 
 
 def load_query_encoder(model: str, revision: str | None) -> Any:
-    """The run's model; a hub model at the run's commit (a local checkpoint's revision is a hash of its files)."""
+    """The run's model at the revision its manifest recorded: a hub model at that commit, a local checkpoint only
+    while its files still hash to it (else the question is answered with that error, not with another model)."""
     from latechunk.embedding.encoders import load_encoder
 
-    return load_encoder(model, revision=revision if revision and HUB_COMMIT.fullmatch(revision) else None)
+    return load_encoder(model, revision=revision or None)
 
 
 class AskService:
@@ -120,6 +118,6 @@ class AskService:
         response = self.elasticsearch().search(
             index=index,
             knn={"field": "vector", "query_vector": vector.tolist(), "k": k, "num_candidates": max(50, 10 * k)},
-            source=["key", "part", "chunk_id", "text", "char_start", "char_end"],
+            source=["key", "part", "chunk_id", "text", "char_start", "char_end", "section", "page_start", "page_end"],
         )
         return [{**hit["_source"], "score": hit["_score"]} for hit in response["hits"]["hits"]]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import resource
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 if TYPE_CHECKING:
+    from latechunk.pipeline.manifest import RunManifest
     from latechunk.staging.tables import StagingArea
 
 # One INFO line per HTTP request would bury the pipeline's own progress lines in the task log.
@@ -65,6 +67,22 @@ class LateChunkBaseOperator(BaseOperator):
         emit(stage_metrics(self.dag_id, self.task_id, summary))
         return summary
 
+    def run_manifest(self, context: Any, manifest_path: str | None) -> RunManifest:
+        """The run's manifest: at ``manifest_path``, else where the extract task of this run staged it. A model
+        revision it records that is no longer at hand fails the task without retries (a retry cannot find it); in
+        `run_batch_stage`, the batch's failure record says why."""
+        from airflow.sdk.exceptions import AirflowFailException
+        from latechunk.embedding.checkpoints import RevisionUnavailable
+        from latechunk.pipeline.manifest import manifest_uri, read_manifest
+        from latechunk.pipeline.models import describe_model
+
+        manifest = read_manifest(self.s3(), manifest_path or manifest_uri(self.staging_area(context)))
+        try:
+            describe_model(manifest.model, manifest.model_revision)
+        except RevisionUnavailable as error:
+            raise AirflowFailException(str(error)) from error
+        return manifest
+
     def run_batch_stage(self, stage: str, batch_path: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """Run one batch's stage; a failed try stages its error, which the index task reports if no later try of
         the batch succeeds (`latechunk.pipeline.batch_failures`), and fails as usual."""
@@ -90,3 +108,15 @@ class LateChunkBaseOperator(BaseOperator):
         from latechunk_operators.hooks import s3_client
 
         return s3_client(self.aws_conn_id)
+
+
+def warn_superseded(operator: str, **arguments: Any) -> None:
+    """Arguments an operator still accepts (DAG files written for earlier versions keep parsing) but no longer
+    uses: the run manifest carries those settings."""
+    given = sorted(name for name, value in arguments.items() if value is not None)
+    if given:
+        warnings.warn(
+            f"{operator}: {', '.join(given)} ignored: the settings the run manifest recorded are used",
+            DeprecationWarning,
+            stacklevel=3,
+        )

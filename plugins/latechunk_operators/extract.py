@@ -8,6 +8,11 @@ from typing import Any
 from latechunk_operators.base import LateChunkBaseOperator
 from latechunk_operators.links import QuarantineLink, RunReportLink
 
+# The per-object limits extract took as separate arguments before `limits` (ExtractSettings fields).
+LIMIT_ARGUMENTS = (
+    "max_nesting_depth", "max_parts_per_object", "max_extract_seconds", "max_pdf_page_bytes", "max_pdf_bytes",
+)
+
 
 class LateChunkExtractOperator(LateChunkBaseOperator):
     """List ``s3://{bucket}/{prefix}``, keep the objects that are new or changed, and stage their text.
@@ -40,17 +45,20 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
     :param max_object_bytes: larger objects are quarantined, not read.
     :param json_text_field: field holding the text in ``.json``/``.jsonl`` objects.
     :param max_bad_fraction: fail when more than this share of the selected objects is quarantined.
-    :param max_nesting_depth: a ``.json``/``.jsonl`` object (or line) nested deeper is quarantined.
-    :param max_parts_per_object: a ``.json`` list or ``.jsonl`` file with more records is quarantined whole.
-    :param max_extract_seconds: an object whose extraction takes longer is quarantined (checked between steps:
-        JSON records, HTML tags, PDF pages and operators; a PDF's parser process is killed at the deadline).
-    :param max_pdf_page_bytes: a PDF with a page that draws more decoded content is quarantined.
-    :param max_pdf_bytes: a PDF whose pages draw more decoded content in all is quarantined.
+    :param limits: per-object extraction limits, by param name (the fields of ``ExtractSettings``):
+        ``max_nesting_depth`` (a ``.json``/``.jsonl`` object or line nested deeper is quarantined),
+        ``max_parts_per_object`` (a ``.json`` list or ``.jsonl`` file with more records is quarantined whole),
+        ``max_extract_seconds`` (an object whose extraction takes longer is quarantined; checked between steps:
+        JSON records, HTML tags, PDF pages and operators; a PDF's parser process is killed at the deadline),
+        ``max_pdf_page_bytes`` and ``max_pdf_bytes`` (a PDF with a page, or pages in all, that draw more decoded
+        content is quarantined), ``max_unzipped_bytes`` (a DOCX or PPTX file whose zip members would unzip to more
+        bytes is quarantined). Also accepted as separate arguments, as DAG files of earlier versions pass them.
+        (templated)
     :param window: the embed task's window, checked against the model and the chunking before anything is
         staged. (templated)
     :param window_overlap: the embed task's window overlap, likewise checked. (templated)
-    :param late_chunking: the embed task's late-chunking settings, checked and recorded with the index.
-        (templated)
+    :param late_chunking: the embed task's late-chunking settings (``LateChunkingConfig`` fields), checked and
+        recorded with the index and in the run manifest, which annotate and embed follow. (templated)
     :param probes: the validate task's probe queries, checked here so that a malformed one fails the run before
         anything is staged. (templated)
     :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``) of the search engine.
@@ -78,11 +86,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         "max_object_bytes",
         "json_text_field",
         "max_bad_fraction",
-        "max_nesting_depth",
-        "max_parts_per_object",
-        "max_extract_seconds",
-        "max_pdf_page_bytes",
-        "max_pdf_bytes",
+        "limits",
         "window",
         "window_overlap",
         "probes",
@@ -102,17 +106,13 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         model: str,
         chunking: dict[str, Any],
         select_by_last_modified: bool = False,
-        delete_missing: bool = True,
-        batch_token_budget: int = 2_000_000,
-        docs_per_batch: int = 10_000,
-        max_object_bytes: int = 50 * 1024 * 1024,
-        json_text_field: str = "text",
-        max_bad_fraction: float = 0.2,
-        max_nesting_depth: int = 500,
-        max_parts_per_object: int = 10_000,
-        max_extract_seconds: float = 300.0,
-        max_pdf_page_bytes: int = 16 * 1024 * 1024,
-        max_pdf_bytes: int = 256 * 1024 * 1024,
+        delete_missing: bool | None = None,
+        batch_token_budget: int | None = None,
+        docs_per_batch: int | None = None,
+        max_object_bytes: int | None = None,
+        json_text_field: str | None = None,
+        max_bad_fraction: float | None = None,
+        limits: dict[str, Any] | None = None,
         window: int | None = None,
         window_overlap: int | None = None,
         probes: str | list[Any] | None = None,
@@ -121,6 +121,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         from_events: bool = False,
         **kwargs: Any,
     ) -> None:
+        separate = {name: kwargs.pop(name) for name in LIMIT_ARGUMENTS if name in kwargs}
         super().__init__(**kwargs)
         self.bucket = bucket
         self.prefix = prefix
@@ -136,11 +137,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         self.max_object_bytes = max_object_bytes
         self.json_text_field = json_text_field
         self.max_bad_fraction = max_bad_fraction
-        self.max_nesting_depth = max_nesting_depth
-        self.max_parts_per_object = max_parts_per_object
-        self.max_extract_seconds = max_extract_seconds
-        self.max_pdf_page_bytes = max_pdf_page_bytes
-        self.max_pdf_bytes = max_pdf_bytes
+        self.limits = {**separate, **(limits or {})}
         self.window = window
         self.window_overlap = window_overlap
         self.probes = probes
@@ -160,11 +157,15 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
             raise AirflowFailException(f"{type(error).__name__}: {error}") from error
 
     def _extract(self, context: Any) -> list[str]:
+        from dataclasses import replace
+
         from airflow.configuration import conf
+        from latechunk.chunking.config import ChunkingConfig
+        from latechunk.embedding.config import LateChunkingConfig
         from latechunk.pipeline.extract import ExtractSettings, day_prefixes, extract
+        from latechunk.settings import from_rendered
         from latechunk.validation.probes import parse_probes
 
-        from latechunk_operators.embed import late_chunking_settings
         from latechunk_operators.hooks import elasticsearch_client
 
         parse_probes(self.probes)
@@ -186,33 +187,23 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
             s3=self.s3(),
             es=elasticsearch_client(self.elasticsearch_conn_id),
             area=self.staging_area(context),
-            settings=ExtractSettings(
-                bucket=self.bucket,
-                prefix=self.prefix,
+            settings=replace(
+                from_rendered(ExtractSettings, {
+                    "bucket": self.bucket, "prefix": self.prefix, "index": self.index_name, "model": self.model,
+                    "chunking": from_rendered(ChunkingConfig, self.chunking).as_dict(),
+                    "late_chunking": from_rendered(LateChunkingConfig, self.late_chunking).as_dict(),
+                    "delete_missing": self.delete_missing, "batch_token_budget": self.batch_token_budget,
+                    "docs_per_batch": self.docs_per_batch, "max_object_bytes": self.max_object_bytes,
+                    "json_text_field": self.json_text_field, "max_bad_fraction": self.max_bad_fraction,
+                    "window": self.window, "window_overlap": self.window_overlap, **self.limits,
+                }),
                 select_prefixes=select_prefixes,
                 written_between=written,
-                index=self.index_name,
-                model=self.model,
-                chunking=dict(self.chunking),
                 modified_between=interval,
-                delete_missing=bool(self.delete_missing),
-                batch_token_budget=int(self.batch_token_budget),
-                docs_per_batch=int(self.docs_per_batch),
                 max_batches=conf.getint("core", "max_map_length"),
-                max_object_bytes=int(self.max_object_bytes),
-                json_text_field=self.json_text_field,
-                max_bad_fraction=float(self.max_bad_fraction),
-                max_nesting_depth=int(self.max_nesting_depth),
-                max_parts_per_object=int(self.max_parts_per_object),
-                max_extract_seconds=float(self.max_extract_seconds),
-                max_pdf_page_bytes=int(self.max_pdf_page_bytes),
-                max_pdf_bytes=int(self.max_pdf_bytes),
-                window=int(self.window) if self.window else None,
-                window_overlap=int(self.window_overlap) if self.window_overlap is not None else None,
-                late_chunking=late_chunking_settings(self.late_chunking),
                 keys=keys,
             ),
-        )
+        )  # fmt: skip
         if events is not None:
             summary["events"] = events
         batches = summary.pop("batches")

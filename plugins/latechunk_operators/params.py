@@ -10,6 +10,10 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Asset, Param
+from latechunk.chunking.config import DEFAULT_MAX_DOCUMENT_TOKENS, ChunkingConfig
+from latechunk.embedding.config import DEFAULT_TOKEN_BUDGET, LateChunkingConfig
+from latechunk.sources.limits import Limits
+from latechunk.validation.settings import ValidationSettings
 
 DEFAULT_MODEL = "jinaai/jina-embeddings-v2-base-en"
 
@@ -87,12 +91,28 @@ CHUNKING: dict[str, Any] = {
     "max_chunk_tokens": param_ref("max_chunk_tokens"),
 }
 
+# The per-object extraction limits (latechunk.sources.limits.Limits), by their param (and ExtractSettings) names.
+LIMITS: dict[str, Any] = {
+    name: param_ref(name)
+    for name in ("max_nesting_depth", "max_parts_per_object", "max_extract_seconds", "max_pdf_page_bytes",
+                 "max_pdf_bytes", "max_unzipped_bytes")
+}  # fmt: skip
+
+# The validate task's settings (latechunk.validation.settings.ValidationSettings fields), from their params.
+VALIDATION: dict[str, Any] = {
+    "sample_size": param_ref("validation_sample_size"),
+    **{name: param_ref(name) for name in (
+        "self_retrieval_threshold", "recall_threshold", "query_retrieval_threshold", "document_query_threshold",
+        "max_mean_cosine", "query_k", "probes", "semantic_checks", "exact_sample_tokens",
+    )},
+}  # fmt: skip
+
 
 # The trigger form's sections, in the order the form shows them; every param belongs to one.
 SECTIONS = {
     "Source": ("bucket", "prefix", "partition_by_date", "lookback_days", "select_by_last_modified", "delete_missing",
                "max_object_bytes", "json_text_field", "max_bad_fraction", "max_nesting_depth", "max_parts_per_object",
-               "max_extract_seconds", "max_pdf_page_bytes", "max_pdf_bytes"),
+               "max_extract_seconds", "max_pdf_page_bytes", "max_pdf_bytes", "max_unzipped_bytes"),
     "Chunking": ("chunking_strategy", "chunk_size", "chunk_overlap", "sentences_per_chunk", "max_chunk_tokens",
                  "max_document_tokens"),
     "Model and embedding": ("model", "window", "window_overlap", "window_layout", "frame_windows", "naive_weight",
@@ -133,6 +153,13 @@ def ingest_params() -> dict[str, Param]:
     return in_sections(_params())
 
 
+# Defaults of the params come from the settings that own them; the form shows the same values.
+_CHUNKING = ChunkingConfig()
+_LATE_CHUNKING = LateChunkingConfig()
+_LIMITS = Limits()
+_VALIDATION = ValidationSettings()
+
+
 def _params() -> dict[str, Param]:
     return {
         "bucket": Param(_env("BUCKET", "latechunk-docs"), type="string", description="Bucket holding the documents."),
@@ -160,20 +187,24 @@ def _params() -> dict[str, Param]:
         "index": Param(_env("INDEX", "latechunk-chunks"), type="string", description="Index or alias to write."),
         "model": Param(_env("MODEL", DEFAULT_MODEL), type="string", description="Encoder: hub id or local path."),
         "chunking_strategy": Param(
-            _env("CHUNKING_STRATEGY", "sentences"), enum=["sentences", "fixed"], description="How chunks are cut."
+            _env("CHUNKING_STRATEGY", _CHUNKING.strategy), enum=["sentences", "sections", "fixed"],
+            description="How chunks are cut: sentences, whole sections (heading to heading, up to max_chunk_tokens) "
+            "or fixed token runs.",
         ),
         "chunk_size": Param(
-            int(_env("CHUNK_SIZE", "256")), type="integer", minimum=1, description="Tokens per fixed chunk."
+            int(_env("CHUNK_SIZE", str(_CHUNKING.chunk_size))), type="integer", minimum=1,
+            description="Tokens per fixed chunk.",
         ),
-        "chunk_overlap": Param(0, type="integer", minimum=0, description="Tokens fixed chunks share."),
+        "chunk_overlap": Param(_CHUNKING.overlap, type="integer", minimum=0, description="Tokens fixed chunks share."),
         "sentences_per_chunk": Param(
             int(_env("SENTENCES_PER_CHUNK", "3")), type="integer", minimum=1, description="Sentences per chunk."
         ),
         "max_chunk_tokens": Param(
-            512, type="integer", minimum=1, description="Most tokens per sentence chunk (never more than the window)."
+            _CHUNKING.max_chunk_tokens, type="integer", minimum=1,
+            description="Most tokens per sentence or section chunk (never more than the window).",
         ),
         "max_document_tokens": Param(
-            int(_env("MAX_DOCUMENT_TOKENS", "1000000")), type="integer", minimum=1,
+            int(_env("MAX_DOCUMENT_TOKENS", str(DEFAULT_MAX_DOCUMENT_TOKENS))), type="integer", minimum=1,
             description="A document of more tokens is quarantined (too_many_tokens) with its whole object.",
         ),
         "window": Param(
@@ -185,23 +216,24 @@ def _params() -> dict[str, Param]:
             "for a 512-token window, as measured.",
         ),
         "window_layout": Param(
-            "centred", enum=["stitched", "centred"],
+            _LATE_CHUNKING.window_layout, enum=["stitched", "centred"],
             description="Long documents (longer than the window): centred keeps each window's middle, so kept tokens "
             "see context on both sides (measured best); stitched keeps each window's end (the reference's).",
         ),
         "frame_windows": Param(
-            True, type="boolean",
+            _LATE_CHUNKING.frame_windows, type="boolean",
             description="Long documents: give every window the document's [CLS] and [SEP] (2 tokens per window).",
         ),
         "naive_weight": Param(
-            0.6, type="number", minimum=0, maximum=1,
+            _LATE_CHUNKING.naive_weight, type="number", minimum=0, maximum=1,
             description="Long documents: mix each chunk's late vector with its naive (chunk alone) vector by this "
             "weight. The default 0.6 with centred, framed windows beat naive chunking on long meetings (held-out "
             "too), at about 2.4 encoder tokens per document token on long documents instead of 1.35 (0: pure "
             "late chunking, no naive pass). The run report shows the share of long documents and the extra tokens.",
         ),
         "token_budget": Param(
-            int(_env("TOKEN_BUDGET", "16384")), type="integer", minimum=1, description="Padded tokens per forward pass."
+            int(_env("TOKEN_BUDGET", str(DEFAULT_TOKEN_BUDGET))), type="integer", minimum=1,
+            description="Padded tokens per forward pass.",
         ),
         "device": Param(None, type=["null", "string"], description="cuda, cpu, or empty for automatic."),
         "dtype": Param(
@@ -230,58 +262,69 @@ def _params() -> dict[str, Param]:
             0.2, type="number", minimum=0, maximum=1, description="Fail when a larger share of objects is bad."
         ),
         "max_nesting_depth": Param(
-            500, type="integer", minimum=1, maximum=500,
+            _LIMITS.max_depth, type="integer", minimum=1, maximum=500,
             description="A .json/.jsonl object (or line) nested deeper is quarantined (at most 500: deeper data "
             "risks Python's recursion limit when it is read and written).",
         ),
         "max_parts_per_object": Param(
-            10_000, type="integer", minimum=1,
+            _LIMITS.max_parts, type="integer", minimum=1,
             description="A .json list or .jsonl file with more records is quarantined whole.",
         ),
         "max_extract_seconds": Param(
-            300, type="number", exclusiveMinimum=0,
+            _LIMITS.time_budget_s, type="number", exclusiveMinimum=0,
             description="An object whose text extraction takes longer is quarantined (a PDF's parser process is "
             "stopped then).",
         ),
         "max_pdf_page_bytes": Param(
-            16 * 1024 * 1024, type="integer", minimum=1,
+            _LIMITS.max_pdf_page_bytes, type="integer", minimum=1,
             description="A PDF with a page that draws more decoded content (streams and forms counted each time "
             "they are drawn) is quarantined.",
         ),
         "max_pdf_bytes": Param(
-            256 * 1024 * 1024, type="integer", minimum=1,
+            _LIMITS.max_pdf_bytes, type="integer", minimum=1,
             description="A PDF whose pages draw more decoded content in all is quarantined.",
         ),
-        "validation_sample_size": Param(50, type="integer", minimum=1, description="Chunks sampled by validate."),
+        "max_unzipped_bytes": Param(
+            _LIMITS.max_unzipped_bytes, type="integer", minimum=1,
+            description="A DOCX or PPTX (zip) file whose members would unzip to more bytes is quarantined.",
+        ),
+        "validation_sample_size": Param(
+            _VALIDATION.sample_size, type="integer", minimum=1, description="Chunks sampled by validate."
+        ),
         "exact_sample_tokens": Param(
-            16_384, type="integer", minimum=1, maximum=1_000_000,
+            _VALIDATION.exact_sample_tokens, type="integer", minimum=1, maximum=1_000_000,
             description="Tokens of the run's documents that validate re-encodes and compares with the index (the "
             "exact check); at least one document is always re-encoded.",
         ),
         "semantic_checks": Param(
-            "warning", type="string", enum=["warning", "error"],
+            _VALIDATION.semantic_checks, type="string", enum=["warning", "error"],
             description="What the corpus-dependent checks (query and title retrieval, spread, shared vectors) do "
             "below their thresholds: warn in the report, or fail the run.",
         ),
         "self_retrieval_threshold": Param(
-            0.95, type="number", minimum=0, maximum=1, description="Share of sampled chunks found at rank 1."
+            _VALIDATION.self_retrieval_threshold, type="number", minimum=0, maximum=1,
+            description="Share of sampled chunks found at rank 1.",
         ),
         "recall_threshold": Param(
-            0.9, type="number", minimum=0, maximum=1, description="Recall@10 of kNN against exact search."
+            _VALIDATION.recall_threshold, type="number", minimum=0, maximum=1,
+            description="Recall@10 of kNN against exact search.",
         ),
         "query_retrieval_threshold": Param(
-            0.8, type="number", minimum=0, maximum=1,
+            _VALIDATION.query_retrieval_threshold, type="number", minimum=0, maximum=1,
             description="Share of sampled chunks whose own text, encoded by the model, finds their document.",
         ),
         "document_query_threshold": Param(
-            0.6, type="number", minimum=0, maximum=1,
+            _VALIDATION.document_query_threshold, type="number", minimum=0, maximum=1,
             description="Share of sampled documents whose title (or first sentence) finds the document.",
         ),
         "max_mean_cosine": Param(
-            0.95, type="number", minimum=-1, maximum=1,
+            _VALIDATION.max_mean_cosine, type="number", minimum=-1, maximum=1,
             description="Mean cosine between vectors of different documents above which the vectors collapsed.",
         ),
-        "query_k": Param(3, type="integer", minimum=1, description="Hits the model-grounded validation queries see."),
+        "query_k": Param(
+            _VALIDATION.query_k, type="integer", minimum=1,
+            description="Hits the model-grounded validation queries see.",
+        ),
         "probes": Param(
             None,
             type=["null", "string"],

@@ -134,7 +134,8 @@ def _search(report: dict[str, Any], question: str, hits: list[dict[str, Any]] | 
         return form + f"<p class=failed>{escape(error)}</p>"
     if hits is None:
         return form
-    head = "<tr><th>#</th><th>score</th><th>key</th><th>chunk</th><th>characters</th><th>text</th></tr>"
+    head = ("<tr><th>#</th><th>score</th><th>key</th><th>chunk</th><th>section</th><th>pages</th><th>characters</th>"
+            "<th>text</th></tr>")
     rows = "".join(_hit_row(rank, hit) for rank, hit in enumerate(hits, 1))
     return form + f"<table id=hits>{head}{rows}</table>"
 
@@ -143,10 +144,19 @@ def _hit_row(rank: int, hit: dict[str, Any]) -> str:
     where = hit["key"] + (f"#{hit['part']}" if hit.get("part") else "")
     span = f"[{hit['char_start']}, {hit['char_end']})"
     text = " ".join(str(hit["text"]).split())[:240]
+    section = " › ".join(hit.get("section") or [])
     return (
         f"<tr class=hit>{_cell(rank, True)}{_cell(hit['score'], True)}{_cell(where, key=hit['key'])}"
-        f"{_cell(hit['chunk_id'], True)}{_cell(span)}{_cell(text)}</tr>"
+        f"{_cell(hit['chunk_id'], True)}{_cell(section)}{_cell(page_range(hit))}{_cell(span)}{_cell(text)}</tr>"
     )
+
+
+def page_range(hit: dict[str, Any]) -> str:
+    """ "3", "3-4", or "" for a chunk without pages (not a PDF or PPTX, or indexed before pages were recorded)."""
+    first, last = hit.get("page_start"), hit.get("page_end")
+    if first is None:
+        return ""
+    return str(first) if last in (None, first) else f"{first}-{last}"
 
 
 def render_page(report: dict[str, Any], *, question: str = "", hits=None, error: str | None = None) -> str:

@@ -11,7 +11,16 @@ from latechunk_operators.annotate import LateChunkAnnotateOperator
 from latechunk_operators.embed import LateChunkEmbedOperator
 from latechunk_operators.extract import LateChunkExtractOperator
 from latechunk_operators.index import LateChunkIndexOperator
-from latechunk_operators.params import CHUNKING, GPU_POOL, LATE_CHUNKING, STAGING, execution_timeout, param_ref
+from latechunk_operators.params import (
+    CHUNKING,
+    GPU_POOL,
+    LATE_CHUNKING,
+    LIMITS,
+    STAGING,
+    VALIDATION,
+    execution_timeout,
+    param_ref,
+)
 from latechunk_operators.validate import LateChunkValidateOperator
 
 
@@ -45,11 +54,7 @@ def late_chunking_tasks(
         max_object_bytes=param_ref("max_object_bytes"),
         json_text_field=param_ref("json_text_field"),
         max_bad_fraction=param_ref("max_bad_fraction"),
-        max_nesting_depth=param_ref("max_nesting_depth"),
-        max_parts_per_object=param_ref("max_parts_per_object"),
-        max_extract_seconds=param_ref("max_extract_seconds"),
-        max_pdf_page_bytes=param_ref("max_pdf_page_bytes"),
-        max_pdf_bytes=param_ref("max_pdf_bytes"),
+        limits=LIMITS,
         window=param_ref("window"),
         window_overlap=param_ref("window_overlap"),
         late_chunking=LATE_CHUNKING,
@@ -71,17 +76,7 @@ def late_chunking_tasks(
         task_id="validate",
         manifest_path=extract.output["manifest"],
         index_name=index_name,
-        model=param_ref("model"),
-        sample_size=param_ref("validation_sample_size"),
-        self_retrieval_threshold=param_ref("self_retrieval_threshold"),
-        recall_threshold=param_ref("recall_threshold"),
-        query_retrieval_threshold=param_ref("query_retrieval_threshold"),
-        document_query_threshold=param_ref("document_query_threshold"),
-        max_mean_cosine=param_ref("max_mean_cosine"),
-        query_k=param_ref("query_k"),
-        probes=param_ref("probes"),
-        semantic_checks=param_ref("semantic_checks"),
-        exact_sample_tokens=param_ref("exact_sample_tokens"),
+        validation=VALIDATION,
         retries=0,  # a failed check is a finding about the data, not a transient fault
         execution_timeout=execution_timeout("validate"),
         **STAGING,
@@ -95,14 +90,13 @@ def late_chunking_tasks(
 
 
 # One group instance per staged batch: the embed of batch i starts as soon as the annotate of batch i is done,
-# not after every batch is annotated. The task ids stay `annotate` and `embed` (no group prefix).
+# not after every batch is annotated. The task ids stay `annotate` and `embed` (no group prefix). Both read the
+# model, its revision and the chunking, window and late-chunking settings from the run manifest extract staged.
 @task_group(group_id="batch", prefix_group_id=False)
 def _batch_tasks(batch_path: str) -> None:
     annotate = LateChunkAnnotateOperator(
         task_id="annotate",
         batch_path=batch_path,
-        model=param_ref("model"),
-        chunking=CHUNKING,
         max_document_tokens=param_ref("max_document_tokens"),
         execution_timeout=execution_timeout("annotate"),
         **STAGING,
@@ -110,14 +104,10 @@ def _batch_tasks(batch_path: str) -> None:
     embed = LateChunkEmbedOperator(
         task_id="embed",
         batch_path=batch_path,
-        model=param_ref("model"),
-        window=param_ref("window"),
-        window_overlap=param_ref("window_overlap"),
         token_budget=param_ref("token_budget"),
         device=param_ref("device"),
         dtype=param_ref("dtype"),
         attention=param_ref("attention"),
-        late_chunking=LATE_CHUNKING,
         pool=GPU_POOL,
         execution_timeout=execution_timeout("embed"),
         **STAGING,

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from latechunk_operators.base import LateChunkBaseOperator
+from latechunk_operators.base import LateChunkBaseOperator, warn_superseded
 from latechunk_operators.links import RunReportLink
+
+# The settings validate took as separate arguments before `validation`: the fields of ValidationSettings.
+VALIDATION_ARGUMENTS = (
+    "sample_size", "self_retrieval_threshold", "recall_threshold", "query_retrieval_threshold",
+    "document_query_threshold", "max_mean_cosine", "query_k", "probes", "semantic_checks", "exact_sample_tokens",
+)
 
 
 class LateChunkValidateOperator(LateChunkBaseOperator):
@@ -20,41 +26,24 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
     warn by default (``semantic_checks``). The report goes to the run's staging folder; a summary goes to the log
     and XCom.
 
-    :param manifest_path: the run manifest written by the extract task. (templated)
+    :param manifest_path: the run manifest written by the extract task; the model at the revision it records
+        encodes the validation queries and re-encodes the exact check's sample. (templated)
     :param index_name: index or alias to check. (templated)
-    :param model: the run's model: it encodes the validation queries. (templated)
-    :param sample_size: chunks sampled for the self-retrieval and recall checks. (templated)
-    :param self_retrieval_threshold: minimum share of sampled chunks found at rank 1. (templated)
-    :param recall_threshold: minimum recall@10 of kNN against exact search. (templated)
-    :param query_retrieval_threshold: minimum share of sampled chunks whose text, encoded by the model, finds
-        their document in the top ``query_k``. (templated)
-    :param document_query_threshold: likewise for documents' titles or first sentences. (templated)
-    :param max_mean_cosine: mean cosine between vectors of different documents that fails as collapse. (templated)
-    :param query_k: hits the model-grounded queries look at. (templated)
-    :param probes: probe queries, one per line as ``question => expected key[, key]`` (or a list of
-        ``{"query": ..., "expected_keys": [...]}``); each must find one of its keys in the top 10. (templated)
-    :param semantic_checks: ``warning`` (default) or ``error``: whether the corpus-dependent checks (query and
-        title retrieval, spread, shared vectors) fail the run or only warn. (templated)
-    :param exact_sample_tokens: tokens of the run's documents re-encoded for the exact check. (templated)
+    :param validation: the checks' settings, the fields of ``latechunk.validation.settings.ValidationSettings`` (their
+        defaults for what it leaves out or what renders empty): ``sample_size`` (chunks sampled for the
+        self-retrieval and recall checks), the thresholds ``self_retrieval_threshold``, ``recall_threshold``,
+        ``query_retrieval_threshold``, ``document_query_threshold`` and ``max_mean_cosine``, ``query_k`` (hits
+        the model-grounded queries look at), ``probes`` (one per line as ``question => expected key[, key]``, or
+        a list of ``{"query": ..., "expected_keys": [...]}``; each must find one of its keys in the top 10),
+        ``semantic_checks`` (``warning`` or ``error``: whether the corpus-dependent checks fail the run or only
+        warn) and ``exact_sample_tokens`` (tokens re-encoded for the exact check). (templated)
     :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``).
+
+    The settings are also accepted as separate arguments (``sample_size=...``, as DAG files of earlier versions
+    pass them); ``model`` is ignored (deprecated): the manifest's is used.
     """
 
-    template_fields = (
-        *LateChunkBaseOperator.template_fields,
-        "manifest_path",
-        "index_name",
-        "model",
-        "sample_size",
-        "self_retrieval_threshold",
-        "recall_threshold",
-        "query_retrieval_threshold",
-        "document_query_threshold",
-        "max_mean_cosine",
-        "query_k",
-        "probes",
-        "semantic_checks",
-        "exact_sample_tokens",
-    )
+    template_fields = (*LateChunkBaseOperator.template_fields, "manifest_path", "index_name", "validation")
     ui_color = "#fde8e8"
     operator_extra_links = (RunReportLink(),)
 
@@ -63,34 +52,17 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
         *,
         manifest_path: str,
         index_name: str,
-        model: str,
-        sample_size: int = 50,
-        self_retrieval_threshold: float = 0.95,
-        recall_threshold: float = 0.9,
-        query_retrieval_threshold: float = 0.8,
-        document_query_threshold: float = 0.6,
-        max_mean_cosine: float = 0.95,
-        query_k: int = 3,
-        probes: str | list[Any] | None = None,
-        semantic_checks: str = "warning",
-        exact_sample_tokens: int = 16384,
+        validation: dict[str, Any] | None = None,
+        model: str | None = None,
         elasticsearch_conn_id: str = "latechunk_es",
         **kwargs: Any,
     ) -> None:
+        separate = {name: kwargs.pop(name) for name in VALIDATION_ARGUMENTS if name in kwargs}
         super().__init__(**kwargs)
+        warn_superseded(type(self).__name__, model=model)
         self.manifest_path = manifest_path
         self.index_name = index_name
-        self.model = model
-        self.sample_size = sample_size
-        self.self_retrieval_threshold = self_retrieval_threshold
-        self.recall_threshold = recall_threshold
-        self.query_retrieval_threshold = query_retrieval_threshold
-        self.document_query_threshold = document_query_threshold
-        self.max_mean_cosine = max_mean_cosine
-        self.query_k = query_k
-        self.probes = probes
-        self.semantic_checks = semantic_checks
-        self.exact_sample_tokens = exact_sample_tokens
+        self.validation = {**separate, **(validation or {})}
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -107,8 +79,7 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
             raise
 
     def run_checks(self) -> dict[str, Any]:
-        from latechunk.pipeline.validate import ValidationSettings, validate
-        from latechunk.validation.probes import parse_probes
+        from latechunk.pipeline.validate import validate
 
         from latechunk_operators.hooks import elasticsearch_client
 
@@ -117,18 +88,19 @@ class LateChunkValidateOperator(LateChunkBaseOperator):
             es=elasticsearch_client(self.elasticsearch_conn_id),
             manifest_path=self.manifest_path,
             index_name=self.index_name,
-            settings=ValidationSettings(
-                model=self.model,
-                sample_size=int(self.sample_size),
-                self_retrieval_threshold=float(self.self_retrieval_threshold),
-                recall_threshold=float(self.recall_threshold),
-                query_retrieval_threshold=float(self.query_retrieval_threshold),
-                document_query_threshold=float(self.document_query_threshold),
-                max_mean_cosine=float(self.max_mean_cosine),
-                query_k=int(self.query_k),
-                probes=parse_probes(self.probes),
-                semantic_checks=str(self.semantic_checks),
-                exact_sample_tokens=int(self.exact_sample_tokens),
-            ),
+            settings=validation_settings(self.validation),
         )
         return self.summarised(summary)
+
+
+def validation_settings(rendered: dict[str, Any]) -> Any:
+    """`ValidationSettings` from the rendered ``validation`` dict, its probes parsed."""
+    from dataclasses import replace
+
+    from latechunk.settings import from_rendered
+    from latechunk.validation.probes import parse_probes
+    from latechunk.validation.settings import ValidationSettings
+
+    values = dict(rendered)
+    probes = parse_probes(values.pop("probes", None))
+    return replace(from_rendered(ValidationSettings, values), probes=probes)

@@ -45,7 +45,7 @@ def run(s3_client, es_client, bucket, staging_bucket, index_name, model, max_bad
         embed(s3=s3_client, area=area, batch_path=batch, model=model, window=64, window_overlap=16)
     common = {"s3": s3_client, "es": es_client, "manifest_path": extracted["manifest"], "index_name": index_name}
     indexed = index(**common)
-    validated = validate(**common, settings=ValidationSettings(model=model))
+    validated = validate(**common, settings=ValidationSettings())
     return {"annotate": annotated, "index": indexed, "report": staging.read_json(s3_client, validated["report"])}
 
 

@@ -95,6 +95,30 @@ def test_an_index_that_predates_object_records_gets_the_field_and_keeps_its_obje
     assert backend.indexed_etags(spec.name, bucket="corpus") == {"old.txt": '"v1"', "new.txt": '"v1"'}
 
 
+def test_an_index_that_predates_sections_gets_the_fields_and_serves_section_paths_and_pages(
+    backend, spec, es_client, make_chunks
+):
+    body = index_body(spec)
+    for field in ("section", "page_start", "page_end"):
+        del body["mappings"]["properties"][field]
+    es_client.indices.create(index=spec.name, **body)
+    assert backend.index_mismatches(spec) == [], "a missing added field is no mismatch"
+    assert backend.ensure_index(spec) is False
+    properties = es_client.indices.get_mapping(index=spec.name)[spec.name]["mappings"]["properties"]
+    assert properties["section"] == {"type": "keyword", "ignore_above": 1024}
+    assert properties["page_start"] == properties["page_end"] == {"type": "integer"}
+
+    chunks = make_chunks("guide.pdf", 3)
+    chunks[1] = dataclasses.replace(chunks[1], section=["Tutorial", "Erste Schritte"], page_start=4, page_end=5)
+    backend.upsert_documents(spec.name, chunks)
+    es_client.indices.refresh(index=spec.name)
+    found = es_client.search(index=spec.name, query={"term": {"section": "Erste Schritte"}})["hits"]["hits"]
+    assert [(hit["_source"]["chunk_id"], hit["_source"]["page_start"], hit["_source"]["page_end"]) for hit in found] \
+        == [(1, 4, 5)]
+    hits = backend.knn_search(spec.name, chunks[0].vector, k=1)
+    assert hits[0].source["section"] == [] and hits[0].source["page_start"] is None
+
+
 def nasty_metadata(depth: int = 300) -> dict:
     deep: dict = {}
     node = deep

@@ -45,7 +45,7 @@ def run_pipeline(s3_client, s3_bucket, staging_bucket, es_client, es_index, tiny
             embed(s3=s3_client, area=area, batch_path=batch, model=tiny_jina_model, window=window, window_overlap=16)
         common = {"s3": s3_client, "es": es_client, "manifest_path": extracted["manifest"], "index_name": es_index}
         indexed = index(**common)
-        validated = validate(**common, settings=ValidationSettings(model=tiny_jina_model))
+        validated = validate(**common, settings=ValidationSettings())
         report = staging.read_json(s3_client, validated["report"])
         return {"extract": extracted, "index": indexed, "report": report}
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from latechunk.chunking.spans import AnnotatedDocument, ChunkSpan
 from latechunk.sources.documents import Document, document_id
+from latechunk.sources.structure import TextBuilder
 from latechunk.staging.tables import (
     STAGE_CHUNKS,
     STAGE_DOCUMENTS,
@@ -52,6 +55,39 @@ def make_documents() -> list[Document]:
         )
         for i, text in enumerate(texts)
     ]
+
+
+def structured_document() -> Document:
+    builder = TextBuilder()
+    builder.start_page()
+    builder.add("paragraph", "Einleitung", level=1)
+    builder.add("paragraph", "Erste Seite.")
+    builder.start_page()
+    builder.add("list_item", "Zweite Seite.")
+    text, structure = builder.finish()
+    return Document(document_id("corpus", "guide.pdf"), "corpus", "guide.pdf", '"s"', text, "application/pdf",
+                    structure=structure)  # fmt: skip
+
+
+def rewrite_without(s3_client, uri: str, columns: tuple[str, ...]) -> None:
+    """Rewrite a staged batch as the code before ``columns`` existed wrote it (its stage tag kept)."""
+    bucket, key = parse_s3_uri(uri)
+    table = pq.read_table(pa.BufferReader(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()))
+    table = table.drop_columns(list(columns)).replace_schema_metadata(table.schema.metadata)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    s3_client.put_object(Bucket=bucket, Key=key, Body=sink.getvalue().to_pybytes())
+
+
+def test_document_structures_round_trip_and_old_batches_read_without_one(area, s3_client):
+    documents = [*make_documents(), structured_document()]
+    uri = write_documents(s3_client, area, 0, documents)
+    back = read_documents(s3_client, uri)
+    assert back == documents and back[-1].structure.page_starts == [0, len("Einleitung\n\nErste Seite.\n\n")]
+    assert back[-1].structure.section_path(back[-1].text.index("Zweite")) == ["Einleitung"]
+    rewrite_without(s3_client, uri, ("structure",))
+    old = read_documents(s3_client, uri)
+    assert old == [replace(document, structure=type(document.structure)()) for document in documents]
 
 
 def test_layout_is_run_scoped_and_safe_for_object_keys(area, s3_bucket):
@@ -100,6 +136,19 @@ def test_embedded_chunks_round_trip_with_exact_float32_vectors(area, s3_client, 
     body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
     schema = pq.read_schema(pa.BufferReader(body))
     assert schema.field("vector").type == pa.list_(pa.float32(), 768)
+
+
+def test_chunk_sections_and_pages_round_trip_and_old_batches_read_without_them(area, s3_client, make_chunks):
+    chunks = make_chunks("guide.pdf", 3)
+    chunks[1] = replace(chunks[1], section=["Tutorial", "Erste Schritte"], page_start=2, page_end=3)
+    uri = write_chunks(s3_client, area, 2, chunks)
+    back = read_chunks(s3_client, uri)
+    located = (["Tutorial", "Erste Schritte"], 2, 3)
+    assert [(c.section, c.page_start, c.page_end) for c in back] == [([], None, None), located, ([], None, None)]
+    rewrite_without(s3_client, uri, ("section", "page_start", "page_end"))
+    old = read_chunks(s3_client, uri)
+    assert [(c.section, c.page_start, c.page_end) for c in old] == [([], None, None)] * 3
+    assert [c.text for c in old] == [c.text for c in chunks]
 
 
 def test_empty_batches_round_trip(area, s3_client):

@@ -49,7 +49,8 @@ def late_chunked(encoder, objects: dict[str, bytes], config: ChunkingConfig) -> 
     documents = []
     for key, data in objects.items():
         documents += load_documents(SourceObject("corpus", key, f"etag-{key}", len(data)), data)[0]
-    annotated = [(doc, annotate_spans(doc.text, encoder.tokenizer, config)) for doc in documents]
+    annotated = [(doc, annotate_spans(doc.text, encoder.tokenizer, config, structure=doc.structure))
+                 for doc in documents]  # fmt: skip
     vectors = embed_documents(encoder, [spans for _, spans in annotated], token_budget=8192)
     chunks = Chunks()
     chunks.documents, chunks.config = documents, config

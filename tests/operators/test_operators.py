@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -188,3 +189,82 @@ def test_templated_fields_render_from_params_and_dates():
     assert (operator.bucket, operator.prefix, operator.index_name) == ("docs", "in/2026-02-01/", "chunks")
     assert operator.chunking == {"strategy": "fixed"}
     assert operator.staging_bucket == "docs-staging"
+
+
+@pytest.fixture
+def extracted(connections, s3_client, s3_bucket, staging_bucket, es_index, tiny_jina_model, tmp_path, context):
+    """An extract task run with its own copy of the tiny model; returns its batches, model path and common args."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_jina_model, model)
+    for name, text in OBJECTS.items():
+        s3_client.put_object(Bucket=s3_bucket, Key=PREFIX + name, Body=text.encode())
+    common = {"staging_bucket": staging_bucket}
+    batches = LateChunkExtractOperator(
+        task_id="extract", bucket=s3_bucket, prefix=PREFIX, index_name=es_index, model=str(model), chunking=CHUNKING,
+        json_text_field="body", docs_per_batch=8, max_bad_fraction=0.5, **WINDOWS, **common,
+    ).execute(context)  # fmt: skip
+    return batches, model, common
+
+
+def test_annotate_and_embed_follow_the_manifest_not_their_arguments(extracted, s3_client, context):
+    """Stored DAG files pass chunking, window and model to annotate and embed: still accepted, but the settings
+    extract checked and recorded in the run manifest are the ones used."""
+    (batch,), model, common = extracted
+    manifest = context["ti"].pushed["manifest"]
+    with pytest.warns(DeprecationWarning, match="chunking, model ignored"):
+        annotate = LateChunkAnnotateOperator(
+            task_id="annotate", batch_path=batch, manifest_path=manifest, model="elsewhere",
+            chunking={"strategy": "fixed", "chunk_size": 2}, **common,
+        )  # fmt: skip
+    spans = annotate.execute(context)["spans_path"]
+    with pytest.warns(DeprecationWarning, match="window, window_overlap"):
+        embed = LateChunkEmbedOperator(
+            task_id="embed", batch_path=batch, model="elsewhere", window=4096, window_overlap=0, device="cpu", **common
+        )
+    embedded = embed.execute(context)
+    one = next(doc for document, doc in staging.read_annotated(s3_client, spans) if document.key.endswith("one.txt"))
+    assert len(one.spans) == 3, "one sentence per chunk, as recorded, not 2-token chunks"
+    assert embedded["long_documents"] == 3, "all 3 are longer than the recorded 32-token window (not than 4096)"
+    assert embedded["chunks"] == sum(len(doc.spans) for _, doc in staging.read_annotated(s3_client, spans))
+
+
+def test_a_model_changed_after_extract_fails_annotate_and_embed_without_retries(extracted, context):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    (batch,), model, common = extracted
+    config = model / "config.json"
+    config.write_text(config.read_text().replace("{", '{"note": "retrained", ', 1))
+    for operator in (
+        LateChunkAnnotateOperator(task_id="annotate", batch_path=batch, **common),
+        LateChunkEmbedOperator(task_id="embed", batch_path=batch, device="cpu", **common),
+    ):
+        with pytest.raises(AirflowFailException, match="that the run recorded"):
+            operator.execute(context)
+
+
+def test_a_manifest_staged_before_the_upgrade_is_followed_to_the_index(extracted, s3_client, es_client, es_index,
+                                                                       context):  # fmt: skip
+    """A run in flight during an upgrade: its manifest is the plain JSON of before (no late-chunking record, no
+    retry bookkeeping); annotate, embed and index read it, and the index records plain late chunking."""
+    (batch,), _, common = extracted
+    uri = context["ti"].pushed["manifest"]
+    bucket, key = staging.parse_s3_uri(uri)
+    old = staging.read_json(s3_client, uri)
+    for newer in ("late_chunking", "retried", "pending_uri"):
+        old.pop(newer)
+    s3_client.put_object(Bucket=bucket, Key=key, Body=json.dumps(old).encode())
+    LateChunkAnnotateOperator(task_id="annotate", batch_path=batch, **common).execute(context)
+    embedded = LateChunkEmbedOperator(task_id="embed", batch_path=batch, device="cpu", **common).execute(context)
+    assert embedded["long_document_method"] == "stitched (plain)"
+    indexed = LateChunkIndexOperator(task_id="index", manifest_path=uri, index_name=es_index, **common).execute(
+        context
+    )
+    assert indexed["chunks_indexed"] == embedded["chunks"]
+    from latechunk.embedding.config import PLAIN, LateChunkingConfig
+    from latechunk.index.spec import META_KEY
+
+    (mapping,) = es_client.indices.get_mapping(index=es_index).values()
+    recorded = mapping["mappings"]["_meta"][META_KEY].get("late_chunking") or {}
+    assert LateChunkingConfig.from_recorded(recorded) == PLAIN

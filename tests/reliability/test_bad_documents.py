@@ -49,7 +49,9 @@ BAD = {
     "empty.txt": (b"", "empty"),
     "blank.md": (b"  \n\t \r\n   ", "empty"),
     "binary.txt": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4, "binary"),
-    "latin1.txt": ("Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e. Na\u00efve.".encode("latin-1"), "invalid_utf8"),
+    # UTF-8 with one damaged character (text in another encoding, such as Latin-1, is decoded by detection).
+    "damaged.txt": ("Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e. Na\u00efve.".encode().replace(b"\xc3\xa8", b"\xc3("),
+                    "invalid_utf8"),
     "broken.pdf": (b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 2 0 R >>\nendobj\ntrailer garbage", "corrupt_pdf"),
     "archive.zip": (b"PK\x03\x04" + b"\x00" * 64, "unsupported_type"),
     "huge.txt": (("A sentence that repeats. " * (MAX_OBJECT_BYTES // 25 + 100)).encode(), "too_large"),

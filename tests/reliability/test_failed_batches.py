@@ -9,9 +9,12 @@ a later run whose day folders no longer include the failed objects' folder reads
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 import pytest
 from conftest import assert_exact, chunk_counts, put, run_state, task_states
+from latechunk.chunking.config import ChunkingConfig
+from latechunk.embedding.config import LateChunkingConfig
 from latechunk.pipeline import annotate as annotate_stage
 from latechunk.pipeline import embed as embed_stage
 from latechunk.pipeline.annotate import annotate
@@ -29,6 +32,7 @@ from latechunk.pipeline.batch_failures import (
 from latechunk.pipeline.embed import embed
 from latechunk.pipeline.extract import ExtractSettings, day_prefixes, extract
 from latechunk.pipeline.index import index
+from latechunk.pipeline.manifest import RunManifest
 from latechunk.pipeline.validate import ValidationSettings, validate
 from latechunk.staging import tables as staging
 from support import TINY_ENCODER_VALIDATION
@@ -78,7 +82,7 @@ class Runs:
                 record_failure(self.s3, batch, "embed", error)
         common = {"s3": self.s3, "es": self.es, "manifest_path": extracted["manifest"], "index_name": self.index}
         result = {"extract": extracted, "index": index(**common), "manifest": extracted["manifest"]}
-        settings = ValidationSettings(model=self.model, sample_size=20, **TINY_ENCODER_VALIDATION)
+        settings = ValidationSettings(sample_size=20, **TINY_ENCODER_VALIDATION)
         try:
             result["validate"] = validate(**common, settings=settings)
         except BatchesFailed as error:
@@ -160,10 +164,10 @@ def test_a_document_the_tokenizer_fails_on_is_quarantined_alone(
     poisoned = f"incoming/{OLD_DAY}/doc-3.txt"
     real = annotate_stage.annotate_documents
 
-    def fails_on_reef_3(texts, tokenizer, config):
+    def fails_on_reef_3(texts, tokenizer, config, structures=None):
         if any(text.startswith("Reef 3 ") for text in texts):
             raise ValueError("tokenizer: invalid byte sequence")
-        return real(texts, tokenizer, config)
+        return real(texts, tokenizer, config, structures)
 
     monkeypatch.setattr(annotate_stage, "annotate_documents", fails_on_reef_3)
     put(s3_client, s3_bucket, OLD)
@@ -231,7 +235,11 @@ def test_the_pending_list_keeps_deferred_objects_and_drops_only_what_a_run_took(
     """The list beside the DAG's run folders, read and written by the index task: deferred objects (changed
     while extract read them) wait on it; a settled run removes the keys its extract took, and only those."""
     uri = pending_uri(runs.area(), runs.index)
-    manifest = {"pending_uri": uri, "bucket": s3_bucket, "changed": {"a.txt": "ea"}, "retried": {}}
+    manifest = RunManifest(
+        bucket=s3_bucket, prefix="", index=runs.index, model="m", model_revision="r", dims=4,
+        chunking=ChunkingConfig(), window=64, window_overlap=16, late_chunking=LateChunkingConfig(),
+        max_bad_fraction=0.2, pending_uri=uri, changed={"a.txt": "ea"},
+    )
     none = FailedObjects({}, {}, {})
     update_pending(s3_client, manifest, FailedObjects({"b": "r"}, {"a.txt": "batch failed in embed: X"}, {}),
                    {"moving.txt": "em"}, settled=True)  # fmt: skip
@@ -239,7 +247,7 @@ def test_the_pending_list_keeps_deferred_objects_and_drops_only_what_a_run_took(
         "a.txt": {"bucket": s3_bucket, "etag": "ea", "reason": "batch failed in embed: X", "runs": 1},
         "moving.txt": {"bucket": s3_bucket, "etag": "em", "reason": "changed while the run read it", "runs": 0},
     }
-    took_one = {**manifest, "changed": {}, "retried": {"moving.txt": 0}}
+    took_one = replace(manifest, changed={}, retried={"moving.txt": 0})
     update_pending(s3_client, took_one, none, {}, settled=False)
     assert set(runs.pending()) == {"a.txt", "moving.txt"}, "nothing is removed before the run's writes are verified"
     update_pending(s3_client, took_one, none, {}, settled=True)

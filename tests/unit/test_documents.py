@@ -46,10 +46,26 @@ def skip_reason(key: str, data: bytes, **options) -> SkipReason:
     return caught.value.reason
 
 
-def test_plain_text_and_markdown_keep_the_text_exactly():
+def test_plain_text_keeps_the_text_exactly_and_markdown_loses_its_marks():
     text = "Berlin is the capital of Germany.\n\nIt has 3.85 million inhabitants.  Émigrés: 中文, עברית, 🙂"
     assert only_text("docs/berlin.txt", text.encode()) == text
-    assert only_text("docs/README.MD", ("# Title\n\n" + text).encode()) == "# Title\n\n" + text
+    assert only_text("docs/README.MD", ("# Title\n\n" + text).encode()) == "Title\n\n" + text
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "detected"),
+    [
+        ("café au lait. Noël à Paris, où êtes-vous ?", "latin-1", "cp1252"),
+        ("Größe und Maße: „Anführungszeichen“ für Straßen in München.", "cp1252", "cp1252"),
+        ("Zażółć gęślą jaźń — polski tekst, który ma być rozpoznany.", "cp1250", "cp1250"),
+        ("Привет, мир! Это проверка определения кодировки текста.", "cp1251", "cp1251"),
+        ("日本語のテキストです。文字コードの検出を試します。", "shift_jis", "cp932"),
+    ],
+)
+def test_text_in_other_encodings_is_decoded_and_its_encoding_recorded(text, encoding, detected):
+    documents, quarantine = load_documents(SourceObject("b", "legacy.txt", "e", 0), text.encode(encoding))
+    assert quarantine == []
+    assert documents[0].text == text and documents[0].metadata == {"encoding": detected}
 
 
 def test_utf8_byte_order_mark_is_dropped():
@@ -73,7 +89,9 @@ def test_json_object_uses_the_configured_field_and_keeps_the_rest_as_metadata():
     payload = {"body": "Late chunking pools token embeddings.", "author": "ann", "tags": ["a", "b"]}
     parts, skipped = extract_text("x/doc.json", json.dumps(payload).encode(), json_text_field="body")
     assert skipped == []
-    assert parts == [("", payload["body"], {"author": "ann", "tags": ["a", "b"]})]
+    assert [(part.part, part.text, part.metadata) for part in parts] == [
+        ("", payload["body"], {"author": "ann", "tags": ["a", "b"]})
+    ]
 
 
 def test_json_dotted_field_path():
@@ -162,8 +180,8 @@ def test_load_documents_builds_documents_with_identity_and_content_type():
         ("tags-only.html", b"<html><script>x()</script><p>  </p></html>", SkipReason.EMPTY),
         ("nul.txt", b"text\x00with\x00nul", SkipReason.BINARY),
         ("controls.txt", bytes(range(1, 9)) * 20 + b"abc", SkipReason.BINARY),
-        ("latin1.txt", "café au lait".encode("latin-1"), SkipReason.INVALID_UTF8),
-        ("truncated.md", "naïve".encode()[:-3] + b"\xe2\x82", SkipReason.INVALID_UTF8),
+        ("truncated.md", "naïve café".encode()[:-1], SkipReason.INVALID_UTF8),
+        ("damaged.txt", "Grüße aus Köln".encode().replace(b"\xc3\xb6", b"\xc3("), SkipReason.INVALID_UTF8),
         ("broken.json", b'{"text": "unterminated', SkipReason.INVALID_JSON),
         ("no-field.json", b'{"body": "x"}', SkipReason.MISSING_TEXT_FIELD),
         ("number.json", b"42", SkipReason.MISSING_TEXT_FIELD),
@@ -209,4 +227,5 @@ def test_load_documents_turns_a_skip_into_a_quarantine_record():
 def test_content_types():
     assert content_type_for("a/B.HTML") == "text/html"
     assert content_type_for("x.ndjson") == "application/x-ndjson"
-    assert content_type_for("x.docx") is None
+    assert content_type_for("x.docx").endswith("wordprocessingml.document")
+    assert content_type_for("x.doc") is None

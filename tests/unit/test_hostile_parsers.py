@@ -20,9 +20,11 @@ from hostile_inputs import (
     json_escaped_quotes,
     json_escaped_quotes_then_backslash,
     json_nested,
+    markdown_brackets,
     pdf_repeated_form,
     pdf_repeated_stream,
     pdf_text_pages,
+    zip_bomb,
 )
 from latechunk.sources.documents import Limits, SourceObject, extract_text, load_documents
 from latechunk.sources.extractors import Deadline, json_depth
@@ -225,3 +227,20 @@ def test_a_json_lines_file_checks_each_line_for_its_own_depth():
     assert json_depth('[[\n"a\n[[[', per_line=True) == 3, "a string ends with its line"
     assert json_depth("[[[\n]]]\n[[", per_line=True) == 3
     assert json_depth("[[[\n]]]\n[[") == 3 and json_depth("[[[\n[[") == 5
+
+
+def test_markdown_inline_parsing_is_checked_paragraph_by_paragraph():
+    # Each paragraph of unmatched brackets costs markdown-it-py's inline pass ~40 ms: the deadline stops the object
+    # between paragraphs, after a few of them.
+    reason, detail = outcome("brackets.md", markdown_brackets(5_000, 1_000), time_budget_s=0.3)
+    assert reason == "too_slow" and "(Markdown token" in detail
+    # A paragraph longer than any real one is kept as it is, unparsed, instead of costing ~40 s.
+    reason, text = outcome("one.md", markdown_brackets(1, 1_000_000), time_budget_s=5)
+    assert reason == "extracted" and text == "[" * 1_000_000 + "a"
+
+
+def test_a_zip_that_inflates_past_the_limit_is_refused_from_its_directory():
+    data = zip_bomb("word/document.xml", 64 << 20)
+    assert len(data) < 100_000
+    reason, detail = outcome("bomb.docx", data, max_unzipped_bytes=32 << 20)
+    assert (reason, detail) == ("too_large", f"{64 << 20} bytes once unzipped > max_unzipped_bytes={32 << 20}")

@@ -3,15 +3,24 @@ deleted keys deleted) and the object sizes it writes, from a hand-made manifest 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
+from latechunk.chunking.config import ChunkingConfig
+from latechunk.embedding.config import LateChunkingConfig
 from latechunk.index.bulk import is_transient_item
 from latechunk.pipeline.batch_failures import RETRY_RUNS, failed_objects
 from latechunk.pipeline.index_plan import NO_CHUNKS, IndexPlan, UnaccountedObjects, Unchunked, account
+from latechunk.pipeline.manifest import RunManifest
 from latechunk.sources.documents import Document
 
 
-def manifest(changed: dict[str, str], quarantine: list[dict], *, selected: int, deleted=()) -> dict:
-    return {"changed": changed, "quarantine": quarantine, "objects_selected": selected, "deleted_keys": list(deleted)}
+def manifest(changed: dict[str, str], quarantine: list[dict], *, selected: int, deleted=()) -> RunManifest:
+    return RunManifest(
+        bucket="b", prefix="", index="i", model="m", model_revision="r", dims=4, chunking=ChunkingConfig(),
+        window=64, window_overlap=16, late_chunking=LateChunkingConfig(), max_bad_fraction=0.2, changed=changed,
+        quarantine=quarantine, objects_selected=selected, deleted_keys=list(deleted),
+    )
 
 
 def entry(key: str, reason: str) -> dict[str, str]:
@@ -85,7 +94,7 @@ def test_documents_of_an_object_the_manifest_does_not_list_fail_the_task():
 def test_objects_of_a_failed_batch_are_pending_until_their_last_retry_then_quarantined():
     """An object is retried by the next runs; in its RETRY_RUNS-th failed run it is given up (quarantined)."""
     run = manifest({"a.txt": "e", "b.txt": "e", "c.txt": "e", "d.txt": "e"}, [], selected=4)
-    run["retried"] = {"b.txt": 1, "c.txt": RETRY_RUNS - 1}
+    run = replace(run, retried={"b.txt": 1, "c.txt": RETRY_RUNS - 1})
     reason = "batch failed in embed: RuntimeError: CUDA out of memory"
     failed = failed_objects(run, {"s3://s/r/documents/batch-00001.parquet": reason},
                             {"s3://s/r/documents/batch-00001.parquet": {"b.txt", "c.txt", "d.txt"}})  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from latechunk.embedding.config import PLAIN, LateChunkingConfig
 from latechunk.index.spec import IndexSpec, index_body, mismatches
-from latechunk_operators.embed import late_chunking_settings
+from latechunk.settings import from_rendered
 
 MEASURED = {"window_layout": "centred", "frame_windows": True, "naive_weight": 0.6}
 
@@ -55,17 +55,24 @@ def test_settings_are_checked_and_typed_from_the_form():
     with pytest.raises(ValueError, match="window_layout must be one of"):
         LateChunkingConfig(window_layout="diagonal").validate()
     rendered = {"window_layout": "centred", "frame_windows": "True", "naive_weight": "0.6"}
-    assert late_chunking_settings(rendered) == {"window_layout": "centred", "frame_windows": True, "naive_weight": 0.6}
+    assert from_rendered(LateChunkingConfig, rendered).as_dict() == {
+        "window_layout": "centred", "frame_windows": True, "naive_weight": 0.6
+    }
 
 
 @pytest.mark.parametrize("recorded", [{}, MEASURED, {"naive_weight": 0.3}])
 def test_the_exact_check_re_encodes_with_the_method_the_manifest_recorded(tiny_jina_dir, recorded):
     """The validate task rebuilds the run's embedding path from its manifest: an index of the former defaults
     (nothing recorded) is re-encoded with plain late chunking, not with today's defaults."""
+    from latechunk.embedding.checkpoints import checkpoint_revision
+    from latechunk.pipeline.manifest import RunManifest
     from latechunk.pipeline.validate import run_reencoder
 
-    manifest = {"model": str(tiny_jina_dir), "chunking": {"strategy": "fixed", "chunk_size": 16}, "window": 64,
-                "window_overlap": 16, "late_chunking": recorded}
+    manifest = RunManifest.from_dict({
+        "bucket": "b", "prefix": "", "index": "i", "model": str(tiny_jina_dir), "dims": 32,
+        "model_revision": checkpoint_revision(tiny_jina_dir), "chunking": {"strategy": "fixed", "chunk_size": 16},
+        "window": 64, "window_overlap": 16, "late_chunking": recorded,
+    })
     reencoder = run_reencoder(manifest, encoder=None)
     assert reencoder.late_chunking == LateChunkingConfig.from_recorded(recorded)
     assert reencoder.late_chunking.recorded() == recorded

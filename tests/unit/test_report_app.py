@@ -147,3 +147,18 @@ def test_trends_page_and_json_from_the_runs_reports(app, monkeypatch):
     points = asyncio.run(get("/dags/latechunk_ingest/trends.json")).json()
     assert [(point["run_id"], point["documents"]["new"], point["state"]) for point in points] == [
         ("r1", 1234, "success"), ("r+2", 5, "failed")]
+
+
+def test_search_hits_show_their_section_path_and_pages():
+    from latechunk_operators.report_page import render_page
+
+    hits = [
+        {**HIT, "score": 0.9, "section": ["Handbuch", "Entkalken"], "page_start": 3, "page_end": 4},
+        {**HIT, "score": 0.8, "section": ["Slides"], "page_start": 2, "page_end": 2},
+        {**HIT, "score": 0.7},  # indexed before sections and pages were recorded
+    ]
+    page = render_page(REPORT, question="descaling", hits=hits)
+    rows = page.split("<tr class=hit>")[1:]
+    assert "<td>Handbuch › Entkalken</td><td>3-4</td>" in rows[0]
+    assert "<td>Slides</td><td>2</td>" in rows[1]
+    assert "<td></td><td></td><td>[0, 11)</td>" in rows[2]

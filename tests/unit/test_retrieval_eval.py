@@ -34,7 +34,7 @@ def test_context_set_is_well_formed(context_set):
     assert all(len(judged) == 1 for judged in context_set.qrels.values())
 
 
-@pytest.mark.parametrize(("chunker", "size"), [("sentences", 0), ("fixed", 32)])
+@pytest.mark.parametrize(("chunker", "size"), [("sentences", 0), ("fixed", 32), ("sections", 32)])
 def test_late_beats_naive_on_context_set(minilm, context_set, chunker, size):
     vectors = embed_corpus(minilm, context_set.texts, ["naive", "late"], chunking_configs(chunker, [size]))
     query_ids = list(context_set.queries)

@@ -5,19 +5,23 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-STRATEGIES = ("sentences", "fixed", "spans")
+STRATEGIES = ("sentences", "sections", "fixed", "spans")
 DEFAULT_MAX_CHUNK_TOKENS = 512
+# Documents of more tokens are quarantined by annotate. A million tokens is a long book (about 4 MB of English
+# text), about 4 minutes of jina-v2-base on two CPU cores (docs/performance.md). Embed memory no longer grows with
+# a document's tokens times the vector size (windows are pooled as they come), but its token ids and chunks do.
+DEFAULT_MAX_DOCUMENT_TOKENS = 1_000_000
 
 
 @dataclass(frozen=True)
 class ChunkingConfig:
     """How to cut a document into chunks. Recorded with every chunk (``as_dict``)."""
 
-    strategy: str = "sentences"  # "sentences" | "fixed" | "spans"
+    strategy: str = "sentences"  # "sentences" | "sections" | "fixed" | "spans"
     chunk_size: int = 256  # tokens per chunk, "fixed" only
     overlap: int = 0  # tokens shared by consecutive chunks, "fixed" only
-    sentences_per_chunk: int = 1  # "sentences" only
-    max_chunk_tokens: int = DEFAULT_MAX_CHUNK_TOKENS  # content tokens per chunk at most, "sentences" only
+    sentences_per_chunk: int = 1  # "sentences", and "sections" over the cap
+    max_chunk_tokens: int = DEFAULT_MAX_CHUNK_TOKENS  # content tokens per chunk at most, "sentences", "sections"
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:

@@ -18,6 +18,10 @@ one character, e.g. "。", into several tokens) form one unit, and no chunk boun
 Units that cover only whitespace (byte-level BPE's "\\n\\n", Metaspace's lone "▁") join the unit before them, so
 no chunk is ever whitespace only.
 
+Headings (of the document's structure, when it has one) start a chunk and never end one, in "sentences" and
+"sections" chunking (`latechunk.chunking.sections`). "sections": a section (heading to next heading) of at most
+``max_chunk_tokens`` content tokens is one chunk; a larger one is cut as "sentences" cuts it.
+
 "sentences": boundaries come from the text (`latechunk.chunking.segmentation`): sentence ends, paragraph breaks and
 block
 line breaks. ``sentences_per_chunk`` segments make a chunk (never across a paragraph break), and a chunk over
@@ -44,8 +48,10 @@ from typing import Any
 import numpy as np
 
 from latechunk.chunking.config import ChunkingConfig
+from latechunk.chunking.sections import section_ranges, section_start_words, with_heading_cuts
 from latechunk.chunking.segmentation import PARAGRAPH, SEGMENT, whitespace_mask
 from latechunk.chunking.token_words import gap_strengths, group_words
+from latechunk.sources.structure import DocumentStructure
 
 
 @dataclass(frozen=True)
@@ -186,12 +192,14 @@ def annotate_spans(
     tokenizer: Any,
     config: ChunkingConfig,
     char_spans: Sequence[tuple[int, int]] | None = None,
+    structure: DocumentStructure | None = None,
 ) -> AnnotatedDocument:
     """Tokenize the whole document (no truncation) and cut it into chunks per ``config``.
 
     ``tokenizer`` is a Hugging Face fast tokenizer (it must return offsets and a special-tokens mask).
     ``char_spans`` (sorted, non-overlapping ``(start, end)`` character ranges) is required by, and only used
-    with, the "spans" strategy. See the module docstring for the conventions.
+    with, the "spans" strategy. ``structure``: the document's headings, which "sentences" and "sections" chunks
+    follow (`latechunk.chunking.sections`). See the module docstring for the conventions.
     """
     config.validate()
     if (config.strategy == "spans") != (char_spans is not None):
@@ -200,18 +208,30 @@ def annotate_spans(
     if config.strategy == "spans":
         _validate_char_spans(text, char_spans)
         return AnnotatedDocument(tokens.input_ids, _caller_chunks(text, tokens, char_spans))
-    return _cut(text, tokens, config)
+    return _cut(text, tokens, config, structure or DocumentStructure())
 
 
-def annotate_documents(texts: Sequence[str], tokenizer: Any, config: ChunkingConfig) -> list[AnnotatedDocument]:
-    """`annotate_spans` of several texts ("sentences" or "fixed" chunking), tokenized in one call."""
+def annotate_documents(
+    texts: Sequence[str],
+    tokenizer: Any,
+    config: ChunkingConfig,
+    structures: Sequence[DocumentStructure] | None = None,
+) -> list[AnnotatedDocument]:
+    """`annotate_spans` of several texts (not "spans" chunking), tokenized in one call; ``structures``: one per
+    text, or None when the texts have none."""
     config.validate()
     if config.strategy == "spans":
         raise ValueError('the "spans" strategy takes char_spans for each text: use annotate_spans')
-    return [_cut(text, tokens, config) for text, tokens in zip(texts, _tokenize(texts, tokenizer), strict=True)]
+    structures = structures if structures is not None else [DocumentStructure()] * len(texts)
+    return [
+        _cut(text, tokens, config, structure)
+        for text, tokens, structure in zip(texts, _tokenize(texts, tokenizer), structures, strict=True)
+    ]
 
 
-def _cut(text: str, tokens: _Tokenization, config: ChunkingConfig) -> AnnotatedDocument:
+def _cut(
+    text: str, tokens: _Tokenization, config: ChunkingConfig, structure: DocumentStructure
+) -> AnnotatedDocument:
     space = whitespace_mask(text)
     words = group_words(text, tokens.offsets, space)
     sizes = words.sizes()
@@ -220,7 +240,17 @@ def _cut(text: str, tokens: _Tokenization, config: ChunkingConfig) -> AnnotatedD
         bounds = [(words.char_start[a], words.char_end[b - 1]) for a, b in ranges]
     else:
         strengths = gap_strengths(text, words, space)
-        ranges = _sentence_ranges(strengths, sizes, config.sentences_per_chunk, config.max_chunk_tokens)
+        if structure.headings:
+            strengths = with_heading_cuts(strengths, words.char_start, structure)
+
+        def sentence_ranges(strengths: Sequence[int], sizes: Sequence[int]) -> list[tuple[int, int]]:
+            return _sentence_ranges(strengths, sizes, config.sentences_per_chunk, config.max_chunk_tokens)
+
+        if config.strategy == "sections":
+            section_starts = section_start_words(words.char_start, structure)
+            ranges = section_ranges(strengths, sizes, section_starts, config.max_chunk_tokens, sentence_ranges)
+        else:
+            ranges = sentence_ranges(strengths, sizes)
         starts = [words.char_start[a] for a, _ in ranges]
         if starts:  # the first chunk also covers whatever the tokenizer dropped before its first token
             starts[0] = len(text) - len(text.lstrip())

@@ -16,15 +16,34 @@ WEIGHT_FILE_PATTERN = re.compile(r".*\.(safetensors|bin)$")
 UNSET_TOKENIZER_LIMIT = 1_000_000
 
 
+class RevisionUnavailable(ValueError):
+    """The revision a run recorded is not the one at hand: its vectors would be another model's."""
+
+
 def resolve_checkpoint(model_name_or_path: str | Path, revision: str | None = None) -> Path:
     """A local directory as is; otherwise a hub repo id resolved through the local Hugging Face cache
-    (``HF_HUB_OFFLINE=1`` keeps it offline)."""
+    (``HF_HUB_OFFLINE=1`` keeps it offline). With ``revision`` (a `checkpoint_revision`), exactly that revision:
+    a cached snapshot of that commit, or a local directory whose files hash to it; `RevisionUnavailable` if not,
+    never whatever the cache's ``main`` or the directory holds now."""
     path = Path(model_name_or_path)
     if path.is_dir():
+        if revision is not None and checkpoint_revision(path) != revision:
+            raise RevisionUnavailable(
+                f"{path} now holds revision {checkpoint_revision(path)}, not {revision} that the run recorded: "
+                "restore that checkpoint or start a new run"
+            )
         return path
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(str(model_name_or_path), revision=revision))
+    try:
+        return Path(snapshot_download(str(model_name_or_path), revision=revision))
+    except Exception as error:
+        if revision is None:
+            raise
+        raise RevisionUnavailable(
+            f"{model_name_or_path} at revision {revision}, which the run recorded, is not available ({error}): "
+            "download that revision into the model cache or start a new run"
+        ) from error
 
 
 def checkpoint_revision(path: Path) -> str:

@@ -12,6 +12,10 @@ WINDOW_LAYOUTS = ("stitched", "centred")
 DEFAULT_OVERLAP = 256
 
 
+# Padded tokens per forward pass of the embed stage, by default: bounds its memory.
+DEFAULT_TOKEN_BUDGET = 16384
+
+
 def default_overlap(window: int) -> int:
     return min(DEFAULT_OVERLAP, window // 4)
 

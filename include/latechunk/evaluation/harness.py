@@ -119,11 +119,15 @@ def truncate_text(text: str, tokenizer, max_content_tokens: int) -> str:
 
 
 def chunking_configs(chunker: str, chunk_sizes: Sequence[int]) -> dict[int, ChunkingConfig]:
-    """Chunk size -> config; the sentence chunker has one setting (one sentence per chunk), keyed 0."""
+    """Chunk size -> config; the sentence chunker has one setting (one sentence per chunk), keyed 0; the section
+    chunker takes the sizes as its cap (``max_chunk_tokens``: a section, here the whole text of a BEIR document,
+    which has no headings, is one chunk when it fits, else cut by sentences)."""
     if chunker == "sentences":
         return {0: ChunkingConfig(strategy="sentences", sentences_per_chunk=1)}
+    if chunker == "sections":
+        return {size: ChunkingConfig(strategy="sections", max_chunk_tokens=size) for size in chunk_sizes}
     if chunker != "fixed":
-        raise ValueError(f"chunker must be 'sentences' or 'fixed', got {chunker!r}")
+        raise ValueError(f"chunker must be 'sentences', 'sections' or 'fixed', got {chunker!r}")
     return {size: ChunkingConfig(strategy="fixed", chunk_size=size) for size in chunk_sizes}
 
 

@@ -78,6 +78,12 @@ class SearchBackend(ABC):
     def indexed_etags(self, index: str, **selection: Any) -> dict[str, str | None]: ...
 
     @abstractmethod
+    def iter_indexed_etags(
+        self, index: str, *, bucket: str, prefix: str = "", after: str | None = None, through: str | None = None
+    ) -> Iterator[tuple[str, str | None]]:
+        """(key, ETag or None) of the objects under `prefix` in a key range, in ascending key order."""
+
+    @abstractmethod
     def indexed_keys(self, index: str, *, bucket: str | None = None, prefix: str = "") -> set[str]: ...
 
     @abstractmethod

@@ -1,6 +1,5 @@
 """The read side of `latechunk.index.elasticsearch.ElasticsearchBackend`: what the index holds (per object, per
-document), kNN
-search and a scan of every vector.
+document), kNN search and a scan of every vector.
 
 Everything that reads many documents pages (composite aggregations, point in time + search_after), so nothing is
 capped at 10,000 hits.
@@ -87,6 +86,28 @@ class IndexQueries:
         """Keys of every object with a chunk in the index (under `bucket` and `prefix`): to find deleted ones."""
         (query,) = self._selections("key", None, bucket, [{"prefix": {"key": prefix}}] if prefix else [])
         return {found["key"] for found, _ in self._composite(index, ["key"], query)}
+
+    def iter_indexed_etags(
+        self, index: str, *, bucket: str, prefix: str = "", after: str | None = None, through: str | None = None
+    ) -> Iterator[tuple[str, str | None]]:
+        """(key, ETag) of every object under `prefix` with ``after < key <= through``, in ascending key order (the
+        UTF-8 byte order of the bucket's listing), as `indexed_etags` judges them: None for an incomplete or mixed
+        version. Streams: one object's records at a time, whatever the index holds."""
+        extra: list[dict[str, Any]] = [{"prefix": {"key": prefix}}] if prefix else []
+        bounds = {**({"gt": after} if after is not None else {}), **({"lte": through} if through is not None else {})}
+        if bounds:
+            extra.append({"range": {"key": bounds}})
+        (query,) = self._selections("key", None, bucket, extra)
+        fields = ["key", "doc_id", "etag", "n_chunks", "object_records"]
+        key, found = None, _Found()
+        for values, count in self._composite(index, fields, query, optional=("object_records",)):
+            if values["key"] != key:
+                if key is not None:
+                    yield key, found.complete_etag()
+                key, found = values["key"], _Found()
+            found.add(values["etag"], values["n_chunks"], values.get("object_records"), count)
+        if key is not None:
+            yield key, found.complete_etag()
 
     @staticmethod
     def _selections(

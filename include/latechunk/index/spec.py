@@ -42,7 +42,15 @@ OFFSETS_NOTE = (
 )
 MAX_DIMS = 4096
 # Fields added to the mapping after indices were first created: `ensure_index` adds them to an older index.
-ADDED_FIELDS: dict[str, dict[str, Any]] = {"object_records": {"type": "integer"}}
+# `section`: the chunk's section path (a keyword per heading title, outermost first; titles over 1024 characters
+# are kept in the source, not indexed); `page_start`/`page_end`: its
+# pages (PDF) or slides (PPTX), absent for documents without pages.
+ADDED_FIELDS: dict[str, dict[str, Any]] = {
+    "object_records": {"type": "integer"},
+    "section": {"type": "keyword", "ignore_above": 1024},
+    "page_start": {"type": "integer"},
+    "page_end": {"type": "integer"},
+}
 SIMILARITIES = ("cosine", "dot_product", "l2_norm", "max_inner_product")
 INDEX_TYPES = ("hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat", "int4_flat", "bbq_flat")
 

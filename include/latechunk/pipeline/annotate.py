@@ -7,7 +7,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from latechunk.chunking.config import ChunkingConfig
+from latechunk.chunking.config import DEFAULT_MAX_DOCUMENT_TOKENS, ChunkingConfig
 from latechunk.chunking.spans import AnnotatedDocument, annotate_documents
 from latechunk.pipeline.models import describe_model, load_tokenizer
 from latechunk.pipeline.progress import Progress
@@ -20,10 +20,6 @@ log = logging.getLogger(__name__)
 
 # Documents per Parquet read and row group when annotating.
 ANNOTATE_ROWS = 512
-# Documents of more tokens are quarantined by annotate. A million tokens is a long book (about 4 MB of English
-# text), about 4 minutes of jina-v2-base on two CPU cores (docs/performance.md). Embed memory no longer grows with
-# a document's tokens times the vector size (windows are pooled as they come), but its token ids and chunks do.
-DEFAULT_MAX_DOCUMENT_TOKENS = 1_000_000
 TOO_MANY_TOKENS = "too_many_tokens"
 ANNOTATE_FAILED = "annotate_failed"  # the tokenizer or the chunker raised on the document
 
@@ -36,6 +32,7 @@ def annotate(
     model: str,
     chunking: dict[str, Any],
     max_document_tokens: int = DEFAULT_MAX_DOCUMENT_TOKENS,
+    revision: str | None = None,
 ) -> dict[str, Any]:
     """Tokenize each staged document whole and stage its chunk spans; documents with no chunk are quarantined, and
     so are documents of more than ``max_document_tokens`` tokens (reason ``too_many_tokens``) and documents the
@@ -43,12 +40,13 @@ def annotate(
     batch's footer for the index task, which quarantines their whole object.
 
     Sentence chunks are capped at ``max_chunk_tokens`` and never at more tokens than the model's window. The batch
-    is read and written ``ANNOTATE_ROWS`` documents at a time.
+    is read and written ``ANNOTATE_ROWS`` documents at a time. With ``revision``, the tokenizer of exactly that
+    revision of the model (`latechunk.embedding.checkpoints.resolve_checkpoint`).
     """
-    info = describe_model(model)
+    info = describe_model(model, revision)
     config = ChunkingConfig(**chunking)
     config = replace(config, max_chunk_tokens=min(config.max_chunk_tokens, info.window))
-    tokenizer = load_tokenizer(model)
+    tokenizer = load_tokenizer(model, revision)
     quarantine: list[QuarantineEntry] = []
     failures: dict[str, dict[str, str]] = {}  # doc_id -> reason and detail, in the spans footer for index
     tokens = 0
@@ -94,13 +92,14 @@ def annotate_each(documents: list[Document], tokenizer, config: ChunkingConfig) 
     """The documents annotated; when that fails, each is annotated alone, and one that still fails gets its error
     in its place: one document the tokenizer or the chunker cannot take must not fail its whole batch."""
     try:
-        return annotate_documents([document.text for document in documents], tokenizer, config)
+        texts = [document.text for document in documents]
+        return annotate_documents(texts, tokenizer, config, [document.structure for document in documents])
     except Exception:
         log.exception("annotating %d documents failed: annotating them one by one", len(documents))
     results: list[AnnotatedDocument | str] = []
     for document in documents:
         try:
-            results.extend(annotate_documents([document.text], tokenizer, config))
+            results.extend(annotate_documents([document.text], tokenizer, config, [document.structure]))
         except Exception as error:
             results.append(f"{type(error).__name__}: {error}"[:2000])
     return results

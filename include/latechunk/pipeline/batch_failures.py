@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from latechunk.pipeline.manifest import RunManifest
 from latechunk.pipeline.shared import stage_uri
 from latechunk.staging import tables as staging
 
@@ -59,20 +60,20 @@ def record_failure(s3, batch_uri: str, stage: str, error: BaseException) -> None
     s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body).encode(), ContentType="application/json")
 
 
-def failed_batches(s3, manifest: dict[str, Any]) -> dict[str, str]:
+def failed_batches(s3, manifest: RunManifest) -> dict[str, str]:
     """batch URI -> reason, for every batch of the manifest without staged chunks."""
     failed = {}
-    for uri in manifest["batches"]:
+    for uri in manifest.batches:
         if not _exists(s3, stage_uri(uri, staging.STAGE_CHUNKS)):
             failed[uri] = _reason(s3, uri)
     return failed
 
 
 def failed_objects(
-    manifest: dict[str, Any], batches: dict[str, str], keys_by_batch: dict[str, set[str]]
+    manifest: RunManifest, batches: dict[str, str], keys_by_batch: dict[str, set[str]]
 ) -> FailedObjects:
     """Sort the objects of the failed batches into pending and given up, by the runs they have failed in."""
-    runs_before = manifest.get("retried", {})
+    runs_before = manifest.retried
     pending: dict[str, str] = {}
     given_up: dict[str, str] = {}
     for uri, reason in batches.items():
@@ -101,24 +102,24 @@ def read_pending(s3, uri: str) -> dict[str, dict[str, Any]]:
 
 
 def update_pending(
-    s3, manifest: dict[str, Any], failed: FailedObjects, deferred: dict[str, str], *, settled: bool
+    s3, manifest: RunManifest, failed: FailedObjects, deferred: dict[str, str], *, settled: bool
 ) -> None:
     """Add the run's pending objects to the list, and the ``deferred`` ones (key -> ETag: changed while the run
     read them); with ``settled`` (the run's writes are verified) also remove the objects this run took from the
     list and indexed, quarantined or found gone. Runs of a DAG do not overlap (``max_active_runs=1``), so the
     list is read and written by one task at a time."""
-    uri = manifest.get("pending_uri")
-    retried = manifest.get("retried", {})
+    uri = manifest.pending_uri
+    retried = manifest.retried
     if not uri or not (failed.pending or failed.given_up or deferred or (settled and retried)):
         return
     entries = read_pending(s3, uri)
     if settled:
         entries = {key: entry for key, entry in entries.items() if key not in retried}
     for key, etag in deferred.items():
-        entries[key] = {"bucket": manifest["bucket"], "etag": etag, "reason": "changed while the run read it",
+        entries[key] = {"bucket": manifest.bucket, "etag": etag, "reason": "changed while the run read it",
                         "runs": retried.get(key, 0)}  # fmt: skip
     for key, reason in failed.pending.items():
-        entries[key] = {"bucket": manifest["bucket"], "etag": manifest["changed"][key], "reason": reason,
+        entries[key] = {"bucket": manifest.bucket, "etag": manifest.changed[key], "reason": reason,
                         "runs": retried.get(key, 0) + 1}  # fmt: skip
     bucket, key = staging.parse_s3_uri(uri)
     s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(entries).encode(), ContentType="application/json")

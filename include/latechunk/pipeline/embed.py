@@ -6,8 +6,9 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from latechunk.chunking.sections import chunk_locations
 from latechunk.chunking.spans import AnnotatedDocument, ChunkSpan
-from latechunk.embedding.config import LateChunkingConfig
+from latechunk.embedding.config import DEFAULT_TOKEN_BUDGET, LateChunkingConfig
 from latechunk.pipeline.progress import Progress
 from latechunk.pipeline.shared import batch_index, stage_uri, tokenizer_identity
 from latechunk.sources.documents import Document, EmbeddedChunk
@@ -32,19 +33,21 @@ def embed(
     model: str,
     window: int | None = None,
     window_overlap: int | None = None,
-    token_budget: int = 16384,
+    token_budget: int = DEFAULT_TOKEN_BUDGET,
     device: str | None = None,
     dtype: str = "auto",
     attention: str = "auto",
     late_chunking: dict[str, Any] | None = None,
     piece_tokens: int | None = None,
+    revision: str | None = None,
 ) -> dict[str, Any]:
     """Late-chunk embedding of one staged batch: every document is encoded whole (in overlapping windows when
     longer than ``window``) and each chunk vector is the mean of its span's token embeddings.
     ``late_chunking``: the fields of `latechunk.embedding.late_chunking.LateChunkingConfig` (window layout, framing,
     naive mix for documents longer than the window); empty for its defaults. ``window_overlap``: None for
     min(256, window // 4). ``dtype`` and ``attention``: see
-    `latechunk.embedding.encoders.load_encoder`.
+    `latechunk.embedding.encoders.load_encoder`. ``revision``: exactly that revision of the model (the one the run
+    recorded), never another.
 
     The batch streams through in pieces of about ``piece_tokens`` tokens (default ``PIECES_PER_BUDGET`` forward
     passes' worth): the next piece is read (with the token ids annotate staged) while this one is encoded,
@@ -58,7 +61,7 @@ def embed(
 
     config = LateChunkingConfig(**(late_chunking or {}))
     config.validate()
-    encoder = load_encoder(model, device=device, dtype=dtype, attention=attention)
+    encoder = load_encoder(model, device=device, dtype=dtype, attention=attention, revision=revision)
     window = window or encoder.max_length
     window_overlap = default_overlap(window) if window_overlap is None else window_overlap
     special_ids = set(encoder.tokenizer.all_special_ids)
@@ -144,6 +147,8 @@ def check_tokenizer(staged: StagedReader, identity: str, batch_path: str) -> Non
 
 
 def embedded_chunks(document: Document, spans: list[ChunkSpan], vectors, model: str) -> list[EmbeddedChunk]:
+    """The chunks of a document with their vectors, section paths and pages."""
+    locations = chunk_locations(document.structure, [(span.char_start, span.char_end) for span in spans])
     return [
         EmbeddedChunk(
             doc_id=document.doc_id,
@@ -161,6 +166,9 @@ def embedded_chunks(document: Document, spans: list[ChunkSpan], vectors, model: 
             vector=vector,
             model_id=model,
             metadata=document.metadata,
+            section=section,
+            page_start=page_start,
+            page_end=page_end,
         )
-        for span, vector in zip(spans, vectors, strict=True)
+        for span, vector, (section, page_start, page_end) in zip(spans, vectors, locations, strict=True)
     ]

@@ -13,6 +13,7 @@ from latechunk.embedding.config import LateChunkingConfig, default_overlap
 from latechunk.index.elasticsearch import ElasticsearchBackend
 from latechunk.index.spec import IndexMismatchError
 from latechunk.pipeline.batch_failures import pending_uri, read_pending
+from latechunk.pipeline.manifest import RunManifest
 from latechunk.pipeline.models import describe_model, index_spec
 from latechunk.pipeline.progress import Progress
 from latechunk.sources.documents import (
@@ -25,13 +26,13 @@ from latechunk.sources.documents import (
     check_size,
     load_documents,
 )
+from latechunk.sources.reconcile import ALL_KEYS, KeyRange
 from latechunk.staging import tables as staging
 from latechunk.staging.batch_plan import Batch, BatchPlanner, estimate_tokens
 from latechunk.staging.prefetch import map_ahead
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 # Objects that vanished or changed between listing and reading: not bad input, just a race with the writer.
 RACE_DELETED = "deleted_before_read"
 RACE_CHANGED = "changed_before_read"
@@ -69,11 +70,12 @@ class ExtractSettings:
     json_text_field: str = "text"
     max_bad_fraction: float = 0.2
     # Per-object extraction limits (latechunk.sources.extractors.Limits): beyond them the object is quarantined.
-    max_nesting_depth: int = 500
-    max_parts_per_object: int = 10_000
-    max_extract_seconds: float = 300.0
-    max_pdf_page_bytes: int = 16 * 1024 * 1024
-    max_pdf_bytes: int = 256 * 1024 * 1024
+    max_nesting_depth: int = Limits.max_depth
+    max_parts_per_object: int = Limits.max_parts
+    max_extract_seconds: float = Limits.time_budget_s
+    max_pdf_page_bytes: int = Limits.max_pdf_page_bytes
+    max_pdf_bytes: int = Limits.max_pdf_bytes
+    max_unzipped_bytes: int = Limits.max_unzipped_bytes
     # The embed stage's window settings, checked here so that a bad combination fails before anything is staged.
     window: int | None = None
     window_overlap: int | None = None
@@ -106,11 +108,14 @@ def select(objects: list[SourceObject], settings: ExtractSettings) -> list[Sourc
     return objects
 
 
-def list_objects(s3, bucket: str, prefix: str) -> Iterator[SourceObject]:
-    """Every object under ``prefix``, over all pages of the listing; keys ending in "/" included, so that the run
-    reports them instead of losing what they hold without a word."""
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+def list_objects(s3, bucket: str, prefix: str, keys: KeyRange = ALL_KEYS) -> Iterator[SourceObject]:
+    """Every object under ``prefix`` (in the range ``keys``), in key order, over all pages of the listing; keys
+    ending in "/" included, so that the run reports them instead of losing what they hold without a word."""
+    start = {"StartAfter": keys.after} if keys.after is not None else {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, **start):
         for item in page.get("Contents", []):
+            if keys.through is not None and item["Key"] > keys.through:
+                return
             yield SourceObject(
                 bucket=bucket,
                 key=item["Key"],
@@ -242,29 +247,30 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
     # ones: a quarantined object is never indexed, so it is "changed" in every later run, and a share of the
     # changed objects alone would fail every re-run of the same content that once passed.
     bad_share = bad_objects / len(objects) if objects else 0.0
-    manifest = {
-        "bucket": settings.bucket,
-        "prefix": settings.prefix,
-        "index": settings.index,
-        "model": settings.model,
-        "model_revision": model.revision,
-        "dims": model.dims,
-        "chunking": chunking.as_dict(),
-        "window": spec.window,
-        "window_overlap": spec.window_overlap,
-        "late_chunking": spec.late_chunking,
-        "objects_selected": len(objects),
-        "objects_quarantined": bad_objects,
-        "batches": batches,
-        "batching": planner.summary(),
-        "changed": {obj.key: obj.etag for obj in changed if obj.key not in deferred},
-        "deleted_keys": missing,
-        "quarantine": [entry.to_dict() for entry in quarantine],
-        "pending_uri": pending_at,
-        "retried": retried,
-        "settings": asdict(settings),
-    }
-    manifest_uri = staging.write_json(s3, area, MANIFEST, manifest)
+    manifest = RunManifest(
+        bucket=settings.bucket,
+        prefix=settings.prefix,
+        index=settings.index,
+        model=settings.model,
+        model_revision=model.revision,
+        dims=model.dims,
+        chunking=chunking,
+        window=spec.window,
+        window_overlap=spec.window_overlap,
+        late_chunking=late_chunking,
+        max_bad_fraction=settings.max_bad_fraction,
+        objects_selected=len(objects),
+        objects_quarantined=bad_objects,
+        batches=batches,
+        batching=planner.summary(),
+        changed={obj.key: obj.etag for obj in changed if obj.key not in deferred},
+        deleted_keys=missing,
+        quarantine=[entry.to_dict() for entry in quarantine],
+        pending_uri=pending_at,
+        retried=retried,
+        settings=asdict(settings),
+    )
+    manifest_uri = manifest.write(s3, area)
     summary = {
         "manifest": manifest_uri,
         "batches": batches,
@@ -352,6 +358,7 @@ def _parse_object(
         time_budget_s=settings.max_extract_seconds,
         max_pdf_page_bytes=settings.max_pdf_page_bytes,
         max_pdf_bytes=settings.max_pdf_bytes,
+        max_unzipped_bytes=settings.max_unzipped_bytes,
     )
     return load_documents(
         obj, body, json_text_field=settings.json_text_field, max_bytes=settings.max_object_bytes, limits=limits

@@ -32,6 +32,7 @@ from latechunk.pipeline.index_plan import (
     read_plan,
     write_index_quarantine,
 )
+from latechunk.pipeline.manifest import RunManifest, read_manifest
 from latechunk.pipeline.models import manifest_index_spec
 from latechunk.pipeline.progress import Progress
 from latechunk.pipeline.shared import stage_uri
@@ -49,24 +50,24 @@ class IndexingError(Exception):
     them again (upserts are idempotent)."""
 
 
-def chunk_batch_uris(manifest: dict[str, Any]) -> list[str]:
+def chunk_batch_uris(manifest: RunManifest) -> list[str]:
     """The embed stage's output for every batch the extract stage staged."""
-    return [stage_uri(uri, staging.STAGE_CHUNKS) for uri in manifest["batches"]]
+    return [stage_uri(uri, staging.STAGE_CHUNKS) for uri in manifest.batches]
 
 
-def unchunked_documents(s3, manifest: dict[str, Any], failed_batches: Collection[str] = ()) -> Unchunked:
+def unchunked_documents(s3, manifest: RunManifest, failed_batches: Collection[str] = ()) -> Unchunked:
     """Staged documents that the annotate stage gave no chunk (it stages only documents with chunks)."""
     return read_plan(s3, manifest, failed_batches).unchunked
 
 
-def check_bad_share(manifest: dict[str, Any], bad_keys: set[str], *, refused: bool = False) -> None:
+def check_bad_share(manifest: RunManifest, bad_keys: set[str], *, refused: bool = False) -> None:
     """Fail when the objects quarantined by extract plus ``bad_keys`` (objects that gave no chunk or that annotate
     failed on, or that the engine refused when ``refused``) exceed ``max_bad_fraction``."""
-    selected = manifest.get("objects_selected")
+    selected = manifest.objects_selected
     if not selected:
         return
-    bad = manifest["objects_quarantined"] + len(bad_keys)
-    limit = manifest["settings"]["max_bad_fraction"]
+    bad = manifest.objects_quarantined + len(bad_keys)
+    limit = manifest.max_bad_fraction
     if bad / selected > limit:
         what = "gave no chunk or were refused by the index" if refused else "gave no chunk"
         raise TooManyBadDocuments(
@@ -109,15 +110,15 @@ def index(
     (429, 5xx) fail the task, whose retry writes them. Ends by checking that every object it indexed is complete
     in the index and that the run's objects add up (`latechunk.pipeline.index_plan`).
     """
-    manifest = staging.read_json(s3, manifest_path)
-    bucket = manifest["bucket"]
+    manifest = read_manifest(s3, manifest_path)
+    bucket = manifest.bucket
     backend = ElasticsearchBackend(es)
     spec = manifest_index_spec(index_name, manifest, index_options or DEFAULT_INDEX_OPTIONS)
     batches_failed = failed_batches(s3, manifest)
     plan = read_plan(s3, manifest, batches_failed)
     failed = failed_objects(manifest, batches_failed, plan.keys_by_failed_batch)
     # Deferred objects (changed while extract read them) wait for the next run like those of failed batches.
-    deferred = {entry["key"]: entry["etag"] for entry in manifest["quarantine"] if entry["reason"] == RACE_CHANGED}
+    deferred = {entry["key"]: entry["etag"] for entry in manifest.quarantine if entry["reason"] == RACE_CHANGED}
     update_pending(s3, manifest, failed, deferred, settled=False)  # recorded before anything can fail the task
     check_bad_share(manifest, plan.unchunked.bad_keys | set(plan.annotate_failed))
     created = ensure_served_index(es, backend, spec) if create_as_alias else backend.ensure_index(spec)
@@ -125,18 +126,18 @@ def index(
     refused = {key: reason for (_, key), reason in written.pop("refused").items()}
     transient_keys = written.pop("transient_keys")
     tombstones = backend.record_tombstones(
-        index_name, plan.unchunked.tombstones(), model_id=manifest["model"], object_records=plan.object_records()
+        index_name, plan.unchunked.tombstones(), model_id=manifest.model, object_records=plan.object_records()
     )
     # Complete or absent: a changed object that has nothing to index (quarantined by extract or annotate, given
     # up after failed batches) or that the engine refused in part leaves the index whole, whatever an earlier
     # version or an interrupted run left of it. An object of a failed batch pending a retry keeps its version.
-    unusable = (set(manifest["changed"]) - plan.staged_keys - set(failed.pending)) | set(refused)
+    unusable = (set(manifest.changed) - plan.staged_keys - set(failed.pending)) | set(refused)
     quarantined_deleted = backend.delete_objects(index_name, bucket, sorted(unusable))
     # An object with a chunk that failed for the cluster's sake keeps its previous version until the retry.
-    completed = {key: etag for key, etag in manifest["changed"].items()
+    completed = {key: etag for key, etag in manifest.changed.items()
                  if key not in unusable and key not in transient_keys and key not in failed.pending}  # fmt: skip
     superseded = backend.delete_superseded(index_name, bucket, completed)
-    removed = backend.delete_objects(index_name, bucket, manifest["deleted_keys"])
+    removed = backend.delete_objects(index_name, bucket, manifest.deleted_keys)
     if transient_keys:
         raise IndexingError(
             f"{len(transient_keys)} objects were not fully indexed into {index_name!r} (the cluster throttled or "
@@ -163,7 +164,7 @@ def index(
         "quarantined_no_chunks": len(plan.unchunked.documents),
         **outcome.counts(),
         "failed_batches": [{"batch": uri, "reason": reason} for uri, reason in failed.batches.items()][:MAX_LISTED],
-        "objects_retried": len(manifest.get("retried", {})),
+        "objects_retried": len(manifest.retried),
         "index_quarantine": quarantine[:MAX_LISTED],
         **{key: value for key, value in written["progress"].items() if key in ("seconds", "docs_per_s")},
     }
@@ -172,11 +173,11 @@ def index(
 
 
 def run_quarantine(
-    manifest: dict[str, Any], plan: IndexPlan, refused: dict[str, str], failed: FailedObjects
+    manifest: RunManifest, plan: IndexPlan, refused: dict[str, str], failed: FailedObjects
 ) -> list[dict[str, str]]:
     """The objects the index task left out, with their reasons: refused by the engine, with a document annotate
     failed on, of a failed batch (pending a retry, or given up)."""
-    changed = manifest["changed"]
+    changed = manifest.changed
     entries = [QuarantineEntry(key, changed[key], REFUSED, reason) for key, reason in refused.items()]
     left_out = set(refused) | failed.keys
     entries += [QuarantineEntry(key, changed[key], entry["reason"], entry["detail"])
@@ -193,7 +194,7 @@ def _write_chunks(s3, backend: ElasticsearchBackend, index_name: str, manifest: 
     records = plan.object_records()
     written: dict[str, Any] = {"chunks_indexed": 0, "documents_written": 0, "stale_chunks_deleted": 0,
                                "failed_documents": 0, "refused": {}, "transient_keys": set(), "errors": []}  # fmt: skip
-    for documents_uri, chunks_uri in zip(manifest["batches"], chunk_batch_uris(manifest), strict=True):
+    for documents_uri, chunks_uri in zip(manifest.batches, chunk_batch_uris(manifest), strict=True):
         if documents_uri in plan.keys_by_failed_batch:
             continue
         chunks = [chunk for chunk in staging.read_chunks(s3, chunks_uri) if chunk.doc_id in plan.key_by_doc]
@@ -216,7 +217,7 @@ def _write_chunks(s3, backend: ElasticsearchBackend, index_name: str, manifest: 
 def _verify(backend: ElasticsearchBackend, index_name: str, manifest: dict, outcome: ObjectAccount) -> None:
     """The index holds every object written complete at its current ETag (those that gave no chunk as their
     tombstones), and nothing of the deleted keys nor of the other quarantined objects."""
-    bucket, changed = manifest["bucket"], manifest["changed"]
+    bucket, changed = manifest.bucket, manifest.changed
     present = outcome.indexed | {key for key, reason in outcome.quarantined.items() if reason == NO_CHUNKS}
     absent = outcome.deleted | (set(outcome.quarantined) - present)
     found = backend.indexed_etags(index_name, keys=sorted(present | absent), bucket=bucket) if present | absent else {}

@@ -19,11 +19,11 @@ import json
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
 
 from latechunk.index.backend import Tombstone
 from latechunk.pipeline.batch_failures import BATCH_FAILED, FailedObjects
 from latechunk.pipeline.extract import RACE_CHANGED
+from latechunk.pipeline.manifest import RunManifest
 from latechunk.pipeline.shared import stage_uri
 from latechunk.sources.documents import Document, QuarantineEntry
 from latechunk.staging import tables as staging
@@ -78,7 +78,7 @@ class IndexPlan:
         return dict(records)
 
 
-def read_plan(s3, manifest: dict[str, Any], failed_batches: Collection[str] = ()) -> IndexPlan:
+def read_plan(s3, manifest: RunManifest, failed_batches: Collection[str] = ()) -> IndexPlan:
     """The plan of a run from its staged documents and spans (the annotate stage stages documents with chunks,
     and records the documents it failed on). Objects with a document in one of ``failed_batches`` or one that
     failed annotation are left out of the plan, whichever batches hold their other documents."""
@@ -87,7 +87,7 @@ def read_plan(s3, manifest: dict[str, Any], failed_batches: Collection[str] = ()
     key_by_doc: dict[str, str] = {}
     annotate_failed: dict[str, dict[str, str]] = {}
     keys_by_failed_batch: dict[str, set[str]] = {}
-    for uri in manifest["batches"]:
+    for uri in manifest.batches:
         staged = staging.read_documents(s3, uri)
         if uri in failed_batches:
             keys_by_failed_batch[uri] = {document.key for document in staged}
@@ -109,7 +109,7 @@ def read_plan(s3, manifest: dict[str, Any], failed_batches: Collection[str] = ()
     documents = [document for document in documents if document.key not in left_out]
     chunked_keys = {key_by_doc[doc_id] for doc_id in chunks_by_doc}
     unchunked = Unchunked(documents, {document.key for document in documents} - chunked_keys)
-    return IndexPlan(manifest["bucket"], unchunked, chunks_by_doc, key_by_doc, annotate_failed, keys_by_failed_batch)
+    return IndexPlan(manifest.bucket, unchunked, chunks_by_doc, key_by_doc, annotate_failed, keys_by_failed_batch)
 
 
 @dataclass
@@ -135,7 +135,7 @@ class ObjectAccount:
 
 
 def account(
-    manifest: dict[str, Any], plan: IndexPlan, refused: dict[str, str], failed: FailedObjects | None = None
+    manifest: RunManifest, plan: IndexPlan, refused: dict[str, str], failed: FailedObjects | None = None
 ) -> ObjectAccount:
     """Sort every object of the manifest into one outcome; raises `UnaccountedObjects` when they do not add up.
 
@@ -143,13 +143,13 @@ def account(
     `failed`: the objects of failed batches, pending a retry or given up (quarantined).
     """
     failed = failed or FailedObjects({}, {}, {})
-    changed: dict[str, str] = manifest["changed"]
+    changed: dict[str, str] = manifest.changed
     entries: dict[str, list[dict[str, str]]] = {}
-    for entry in manifest["quarantine"]:
+    for entry in manifest.quarantine:
         entries.setdefault(entry["key"], []).append(entry)
-    result = ObjectAccount(deleted=set(manifest["deleted_keys"]))
+    result = ObjectAccount(deleted=set(manifest.deleted_keys))
     result.deferred = {key for key, found in entries.items() if any(e["reason"] == RACE_CHANGED for e in found)}
-    result.unchanged = manifest["objects_selected"] - len(changed) - len(result.deferred)
+    result.unchanged = manifest.objects_selected - len(changed) - len(result.deferred)
     staged = plan.staged_keys
     unaccounted = sorted(staged - set(changed))
     for key in changed:

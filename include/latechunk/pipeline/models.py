@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from latechunk.embedding.checkpoints import (
+    RevisionUnavailable,
     checkpoint_revision,
     is_jina_bert_config,
     model_window,
@@ -15,6 +16,9 @@ from latechunk.embedding.checkpoints import (
     tokenizer_limit,
 )
 from latechunk.index.spec import IndexSpec
+
+if TYPE_CHECKING:
+    from latechunk.pipeline.manifest import RunManifest
 
 
 @dataclass(frozen=True)
@@ -26,11 +30,14 @@ class ModelInfo:
 
 
 @lru_cache(maxsize=8)
-def describe_model(model: str) -> ModelInfo:
+def describe_model(model: str, revision: str | None = None) -> ModelInfo:
     """Vector size, revision and window of a model (hub id or local path), from its config and files, without
-    loading its weights; raises a clear error for a model that cannot be found."""
+    loading its weights; raises a clear error for a model that cannot be found (`RevisionUnavailable` for a
+    ``revision`` that is not at hand)."""
     try:
-        checkpoint = resolve_checkpoint(model)
+        checkpoint = resolve_checkpoint(model, revision)
+    except RevisionUnavailable:
+        raise
     except Exception as error:
         raise ValueError(
             f"unknown model {model!r}: not a local checkpoint directory and not in the Hugging Face cache "
@@ -48,10 +55,10 @@ def describe_model(model: str) -> ModelInfo:
 
 
 @lru_cache(maxsize=8)
-def load_tokenizer(model: str) -> Any:
+def load_tokenizer(model: str, revision: str | None = None) -> Any:
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve_checkpoint(model))
+    return AutoTokenizer.from_pretrained(resolve_checkpoint(model, revision))
 
 
 def index_spec(
@@ -74,10 +81,10 @@ def index_spec(
     )  # fmt: skip
 
 
-def manifest_index_spec(name: str, manifest: dict[str, Any], index_options: dict[str, Any] | None = None) -> IndexSpec:
+def manifest_index_spec(name: str, manifest: RunManifest, index_options: dict[str, Any] | None = None) -> IndexSpec:
     """The run's index configuration, as the extract stage recorded it in the manifest."""
     return index_spec(
-        name, model=manifest["model"], dims=manifest["dims"], revision=manifest["model_revision"],
-        chunking=manifest["chunking"], window=manifest["window"], window_overlap=manifest["window_overlap"],
-        late_chunking=manifest.get("late_chunking", {}), index_options=index_options,
+        name, model=manifest.model, dims=manifest.dims, revision=manifest.model_revision,
+        chunking=manifest.chunking.as_dict(), window=manifest.window, window_overlap=manifest.window_overlap,
+        late_chunking=manifest.late_chunking.recorded(), index_options=index_options,
     )  # fmt: skip

@@ -5,54 +5,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from latechunk.chunking.config import ChunkingConfig
-from latechunk.embedding.config import LateChunkingConfig
 from latechunk.index.elasticsearch import ElasticsearchBackend
 from latechunk.index.spec import VECTOR_FIELD
 from latechunk.pipeline.batch_failures import BatchesFailed, failure_summary, read_batch_failures
 from latechunk.pipeline.index import DEFAULT_INDEX_OPTIONS, chunk_batch_uris, unchunked_documents
 from latechunk.pipeline.index_plan import read_index_quarantine
+from latechunk.pipeline.manifest import RunManifest, read_manifest
 from latechunk.pipeline.models import describe_model, load_tokenizer, manifest_index_spec
 from latechunk.sources.documents import Document, EmbeddedChunk
 from latechunk.staging import tables as staging
 from latechunk.staging.stream import ENCODER_DTYPE_KEY, StagedReader
 from latechunk.validation.exact import MIN_COSINE, sample_by_tokens
-from latechunk.validation.run import Reencoder, Thresholds, validate_index
+from latechunk.validation.run import Reencoder, validate_index
+from latechunk.validation.settings import ValidationSettings
 
 log = logging.getLogger(__name__)
 
 REPORT = "validation-report.json"
-
-
-@dataclass(frozen=True)
-class ValidationSettings:
-    model: str
-    sample_size: int = 50
-    self_retrieval_threshold: float = 0.95
-    recall_threshold: float = 0.9
-    query_retrieval_threshold: float = 0.8
-    document_query_threshold: float = 0.6
-    max_mean_cosine: float = 0.95
-    query_k: int = 3
-    probes: list[dict[str, Any]] = field(default_factory=list)
-    semantic_checks: str = "warning"  # or "error": the model-grounded queries and the geometry fail the run
-    exact_sample_tokens: int = 16384  # tokens of the run's documents the exact check re-encodes
-
-    def thresholds(self) -> Thresholds:
-        return Thresholds(
-            self_retrieval=self.self_retrieval_threshold,
-            recall=self.recall_threshold,
-            query_retrieval=self.query_retrieval_threshold,
-            document_query=self.document_query_threshold,
-            max_mean_cosine=self.max_mean_cosine,
-            query_k=self.query_k,
-            semantic_severity=self.semantic_checks,
-        )
 
 
 def sample_indexed_chunks(es, index: str, size: int, seed: int = 0) -> list[EmbeddedChunk]:
@@ -86,7 +59,7 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
     """
     from latechunk.embedding.encoders import load_encoder
 
-    manifest = staging.read_json(s3, manifest_path)
+    manifest = read_manifest(s3, manifest_path)
     # The objects the index task left out (refused by the engine, failed in annotate, of a failed batch) are not in
     # the index: not checked there. A failed batch has no chunks to read.
     refused = read_index_quarantine(s3, manifest_path)
@@ -94,7 +67,7 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
     failed = read_batch_failures(s3, manifest_path)
     staged: list[EmbeddedChunk] = []
     batch_of: dict[str, int] = {}
-    for number, (uri, chunks_uri) in enumerate(zip(manifest["batches"], chunk_batch_uris(manifest), strict=True)):
+    for number, (uri, chunks_uri) in enumerate(zip(manifest.batches, chunk_batch_uris(manifest), strict=True)):
         if uri in failed.batches:
             continue
         for chunk in staging.read_chunks(s3, chunks_uri):
@@ -106,7 +79,7 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
     backend = ElasticsearchBackend(es)
     found = backend.describe_index(index_name)
     spec = manifest_index_spec(index_name, manifest, found.index_options if found else DEFAULT_INDEX_OPTIONS)
-    encoder = load_encoder(settings.model)
+    encoder = load_encoder(manifest.model, revision=manifest.model_revision)
     tokens = {chunk.doc_id: chunk.token_end for chunk in staged if chunk.chunk_id == chunk.n_chunks - 1}
     exact_sample = sample_by_tokens(tokens, settings.exact_sample_tokens)
     dtypes = {embed_dtype(s3, chunk_batch_uris(manifest)[number]) for number in {batch_of[d] for d in exact_sample}}
@@ -126,7 +99,7 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
         exact_documents=staged_documents(s3, manifest, exact_sample, batch_of),
         reencoder=run_reencoder(manifest, encoder),
     )
-    quarantine = manifest["quarantine"] + unchunked_documents(s3, manifest, failed.batches).quarantine() + refused
+    quarantine = manifest.quarantine + unchunked_documents(s3, manifest, failed.batches).quarantine() + refused
     report_uri = f"{manifest_path.rpartition('/')[0]}/{REPORT}"
     bucket, key = staging.parse_s3_uri(report_uri)
     body = {**report.to_dict(), "quarantine": quarantine, "failed_batches": failed.batches}
@@ -149,26 +122,26 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
     }
 
 
-def run_reencoder(manifest: dict[str, Any], encoder) -> Reencoder:
+def run_reencoder(manifest: RunManifest, encoder) -> Reencoder:
     """The annotate and embed path of the run, with the settings extract checked and recorded in its manifest."""
-    chunking = ChunkingConfig(**manifest["chunking"])
-    model_window = describe_model(manifest["model"]).window  # annotate's cap on chunk sizes
+    chunking = manifest.chunking
+    model_window = describe_model(manifest.model, manifest.model_revision).window  # annotate's cap on chunk sizes
     return Reencoder(
         encoder=encoder,
-        tokenizer=load_tokenizer(manifest["model"]),
+        tokenizer=load_tokenizer(manifest.model, manifest.model_revision),
         chunking=dataclasses.replace(chunking, max_chunk_tokens=min(chunking.max_chunk_tokens, model_window)),
-        window=manifest["window"],
-        overlap=manifest["window_overlap"],
-        late_chunking=LateChunkingConfig.from_recorded(manifest.get("late_chunking", {})),
+        window=manifest.window,
+        overlap=manifest.window_overlap,
+        late_chunking=manifest.late_chunking,
     )
 
 
-def staged_documents(s3, manifest: dict[str, Any], doc_ids: list[str], batch_of: dict[str, int]) -> list[Document]:
+def staged_documents(s3, manifest: RunManifest, doc_ids: list[str], batch_of: dict[str, int]) -> list[Document]:
     """The staged documents ``doc_ids``, in that order, streamed from the batches that hold them."""
     wanted = set(doc_ids)
     found: dict[str, Document] = {}
     for number in sorted({batch_of[doc_id] for doc_id in doc_ids}):
-        with StagedReader(s3, manifest["batches"][number], staging.STAGE_DOCUMENTS) as reader:
+        with StagedReader(s3, manifest.batches[number], staging.STAGE_DOCUMENTS) as reader:
             for row in reader.iter_rows():
                 if row["doc_id"] in wanted:
                     found[row["doc_id"]] = staging.document_from_row(row)

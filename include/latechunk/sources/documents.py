@@ -6,7 +6,9 @@ documents, such as `.jsonl`); its version is the object's ETag. A chunk is ident
 Extraction never crashes a run on bad input: anything that cannot become text raises `SkipDocument` with a reason
 code, any other failure of a parser on one object is caught for that object alone, and `load_documents` turns both
 into quarantine records for the run report. The formats themselves are read in `latechunk.sources.extractors`,
-`latechunk.sources.html_text` and (in a child process killed at the object's deadline) `latechunk.sources.pdf_text`.
+`latechunk.sources.html_text`, `latechunk.sources.markdown`, `latechunk.sources.office` and (in a child process
+killed at the object's deadline) `latechunk.sources.pdf_text`; all but plain text and JSON also give the document's
+structure (headings, blocks, pages: `latechunk.sources.structure`).
 """
 
 from __future__ import annotations
@@ -35,14 +37,19 @@ from latechunk.sources.extractors import (
     require_text,
     without_surrogates,
 )
-from latechunk.sources.html_text import html_text
+from latechunk.sources.html_text import html_document
+from latechunk.sources.markdown import markdown_text
+from latechunk.sources.office import docx_text, pptx_text
 from latechunk.sources.pdf_process import PDF_PROCESS
+from latechunk.sources.structure import DocumentStructure
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_LIMITS = Limits()
 
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 CONTENT_TYPES = {
     ".txt": "text/plain",
     ".md": "text/markdown",
@@ -52,8 +59,17 @@ CONTENT_TYPES = {
     ".jsonl": "application/x-ndjson",
     ".ndjson": "application/x-ndjson",
     ".pdf": "application/pdf",
+    ".docx": DOCX,
+    ".pptx": PPTX,
 }
 
+# Formats read from their bytes (in a child process for PDFs), and text formats with markup, by content type.
+_BINARY_FORMATS = {
+    "application/pdf": lambda data, limits, deadline: PDF_PROCESS.text(data, limits),
+    DOCX: docx_text,
+    PPTX: pptx_text,
+}
+_MARKUP_FORMATS = {"text/html": html_document, "text/markdown": markdown_text}
 _OUTSIDE_BMP = re.compile("[\U00010000-\U0010ffff]")
 _MAX_ERROR_DETAIL = 300
 
@@ -83,6 +99,8 @@ class Document:
     content_type: str
     part: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Headings, blocks and pages of the text (`latechunk.sources.structure`); empty for plain text and JSON.
+    structure: DocumentStructure = field(default_factory=DocumentStructure)
 
     @property
     def ref(self) -> str:
@@ -112,6 +130,11 @@ class EmbeddedChunk:
     # The character span in UTF-16 code units (JavaScript/Java string indices); set by the index stage.
     char_start_utf16: int | None = None
     char_end_utf16: int | None = None
+    # Titles of the headings above the chunk's first character, outermost first; empty without headings.
+    section: list[str] = field(default_factory=list)
+    # Pages (PDF) or slides (PPTX) of the chunk's first and last characters; None for documents without pages.
+    page_start: int | None = None
+    page_end: int | None = None
 
     @property
     def es_id(self) -> str:
@@ -169,22 +192,23 @@ def extract_text(
     if content_type is None:
         raise SkipDocument(SkipReason.UNSUPPORTED_TYPE, f"no extractor for {key.rsplit('/', 1)[-1]!r}")
     check_size(len(data), max_bytes)
-    if content_type == "application/pdf":
-        parts = [ExtractedText("", *PDF_PROCESS.text(data, limits))]
-        skipped = []
+    deadline = Deadline(limits.time_budget_s)
+    if content_type in _BINARY_FORMATS:
+        parts, skipped = [ExtractedText("", *_BINARY_FORMATS[content_type](data, limits, deadline))], []
     else:
-        deadline = Deadline(limits.time_budget_s)
-        text = decode_text(data)
+        text, encoding = decode_text(data)
         if content_type in ("application/json", "application/x-ndjson"):
             split = json_parts if content_type == "application/json" else jsonl_parts
             parts, skipped = [], []
             for part in split(text, json_text_field, limits, deadline):
                 (parts if isinstance(part, ExtractedText) else skipped).append(part)
         else:
-            metadata = {}
-            if content_type == "text/html":
-                text, metadata = html_text(text, deadline)
-            parts, skipped = [ExtractedText("", require_text(text), metadata)], []
+            metadata, structure = {}, DocumentStructure()
+            if content_type in _MARKUP_FORMATS:
+                text, metadata, structure = _MARKUP_FORMATS[content_type](text, deadline)
+            parts, skipped = [ExtractedText("", require_text(text), metadata, structure)], []
+        if encoding is not None:
+            parts = [part._replace(metadata={**part.metadata, "encoding": encoding}) for part in parts]
     return [clean_part(part) for part in parts], skipped
 
 
@@ -222,8 +246,9 @@ def load_documents(
             content_type=content_type,
             part=part,
             metadata=metadata,
+            structure=structure,
         )
-        for part, text, metadata in parts
+        for part, text, metadata, structure in parts
     ]
     quarantine = [
         QuarantineEntry(f"{source.key}#{part}", source.etag, skip.reason.value, without_surrogates(skip.detail))

@@ -13,7 +13,9 @@ depends on the nesting.
 Lone surrogates (a JSON string may spell one, e.g. "\\ud800") cannot be written as UTF-8. `clean_part` replaces
 each with U+FFFD in the text and the metadata: one code point for one, so every offset into the text stays valid,
 and the stored text (of which chunks are exact slices) is the cleaned one. Bytes that are not valid in their
-encoding (UTF-8, or UTF-16/32 with a byte order mark) are not repaired: the object is quarantined.
+encoding (UTF-16/32 with a byte order mark, or UTF-8 with a damaged sequence) are not repaired: the object is
+quarantined. Text that is not UTF-8 at all (Latin-1, Windows-1252, Shift JIS, ...) is decoded by detection and
+its encoding recorded in the metadata (``encoding``).
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from latechunk.sources.limits import Limits
+from latechunk.sources.structure import DocumentStructure, Heading
 
 
 class SkipReason(StrEnum):
@@ -38,6 +42,7 @@ class SkipReason(StrEnum):
     INVALID_JSON = "invalid_json"
     MISSING_TEXT_FIELD = "missing_text_field"
     CORRUPT_PDF = "corrupt_pdf"
+    CORRUPT_FILE = "corrupt_file"
     UNSUPPORTED_TYPE = "unsupported_type"
     TOO_LARGE = "too_large"
     TOO_DEEP = "too_deep"
@@ -60,24 +65,10 @@ class ExtractedText(NamedTuple):
     part: str
     text: str
     metadata: dict[str, Any]
+    structure: DocumentStructure = DocumentStructure()
 
 
 Part = ExtractedText | tuple[str, SkipDocument]
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Per-object extraction limits. ``max_depth`` bounds the nesting of JSON arrays and objects: deeper ones
-    would exhaust Python's recursion limit in the parser or, later, when the metadata is serialised (500 leaves
-    room for the stack of an Airflow task under the default limit of 1000)."""
-
-    max_depth: int = 500
-    max_parts: int = 10_000
-    time_budget_s: float = 300.0
-    # Decoded PDF content pypdf may parse for one page and for the whole object, repeats counted each time (see
-    # latechunk.sources.pdf_text): ordinary pages hold tens of KB; pypdf parses a few MB a second.
-    max_pdf_page_bytes: int = 16 * 1024 * 1024
-    max_pdf_bytes: int = 256 * 1024 * 1024
 
 
 class Deadline:
@@ -108,16 +99,24 @@ _NOT_SYNTAX = bytes(byte for byte in range(256) if byte not in b'[]{}"\n')
 _DEPTH_BLOCK = 1 << 20
 
 
-def decode_text(data: bytes) -> str:
-    """UTF-8 (with or without a byte order mark), or UTF-16/UTF-32 announced by their byte order mark."""
+def decode_text(data: bytes) -> tuple[str, str | None]:
+    """(text, None) for UTF-8 (with or without a byte order mark) or UTF-16/UTF-32 announced by their byte order
+    mark; (text, encoding) for other text, whose encoding is detected (`latechunk.sources.encoding`). Bytes that
+    are mostly UTF-8 with a damaged sequence stay ``invalid_utf8``: decoding them as another encoding would garble
+    every character that UTF-8 spelled right."""
+    from latechunk.sources.encoding import decode_detected, looks_like_utf8
+
     encoding = next((name for bom, name in _BOMS if data.startswith(bom)), None)
+    detected = None
     if encoding is None:
         if b"\x00" in data:
             raise SkipDocument(SkipReason.BINARY, "contains NUL bytes")
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as error:
-            raise SkipDocument(SkipReason.INVALID_UTF8, f"byte {error.start}: {error.reason}") from None
+            if looks_like_utf8(data):
+                raise SkipDocument(SkipReason.INVALID_UTF8, f"byte {error.start}: {error.reason}") from None
+            text, detected = decode_detected(data, error)
     else:
         try:
             text = data.decode(encoding)
@@ -132,7 +131,7 @@ def decode_text(data: bytes) -> str:
     controls = len(encoded) - len(encoded.translate(None, _CONTROL_BYTES))
     if controls > _MAX_CONTROL_SHARE * len(text):
         raise SkipDocument(SkipReason.BINARY, f"{controls} control characters in {len(text)}")
-    return text
+    return text, detected
 
 
 def require_text(text: str) -> str:
@@ -142,12 +141,17 @@ def require_text(text: str) -> str:
 
 
 def clean_part(part: ExtractedText) -> ExtractedText:
-    """The part with every lone surrogate, in its text and its metadata (keys included), replaced by U+FFFD."""
+    """The part with every lone surrogate, in its text, its metadata (keys included) and its heading titles,
+    replaced by U+FFFD."""
     metadata = part.metadata
     dumped = json.dumps(metadata, ensure_ascii=False)
     if _SURROGATES.search(dumped):
         metadata = json.loads(_SURROGATES.sub("\ufffd", dumped))
-    return ExtractedText(part.part, _SURROGATES.sub("\ufffd", part.text), metadata)
+    structure = part.structure
+    if any(_SURROGATES.search(heading.title) for heading in structure.headings):
+        headings = [Heading(h.level, h.start, h.end, _SURROGATES.sub("\ufffd", h.title)) for h in structure.headings]
+        structure = DocumentStructure(headings, structure.blocks, structure.page_starts)
+    return ExtractedText(part.part, _SURROGATES.sub("\ufffd", part.text), metadata, structure)
 
 
 def without_surrogates(text: str) -> str:

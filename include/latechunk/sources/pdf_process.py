@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from latechunk.sources.extractors import Deadline, Limits, SkipDocument, SkipReason
+from latechunk.sources.structure import DocumentStructure
 
 # How long past the object's budget a child may take to answer before it is killed: its own checks usually stop it
 # in time and answer `too_slow` with the page it reached.
@@ -45,8 +46,9 @@ class PdfProcess:
         self._receive: Connection | None = None
         self._lock = threading.Lock()
 
-    def text(self, data: bytes, limits: Limits) -> tuple[str, dict[str, Any]]:
-        """Text and metadata of a PDF, as `latechunk.sources.pdf_text.pdf_text` gives them, or `SkipDocument`."""
+    def text(self, data: bytes, limits: Limits) -> tuple[str, dict[str, Any], DocumentStructure]:
+        """Text, metadata and structure of a PDF, as `latechunk.sources.pdf_text.pdf_text` gives them, or
+        `SkipDocument`."""
         with self._lock:
             send, receive = self._started()
             deadline = Deadline(limits.time_budget_s)
@@ -73,7 +75,7 @@ class PdfProcess:
             raise SkipDocument(SkipReason(reply["skip"]), reply["detail"])
         if "error" in reply:
             raise SkipDocument(SkipReason.EXTRACTION_ERROR, reply["error"])
-        return reply["text"], reply["metadata"]
+        return reply["text"], reply["metadata"], DocumentStructure.from_json(reply["structure"])
 
     def close(self) -> None:
         with self._lock:
@@ -136,8 +138,8 @@ def serve() -> None:
         except EOFError:
             return
         try:
-            text, metadata = pdf_text(data, limits, Deadline(limits.time_budget_s))
-            reply: dict[str, Any] = {"text": text, "metadata": metadata}
+            text, metadata, structure = pdf_text(data, limits, Deadline(limits.time_budget_s))
+            reply: dict[str, Any] = {"text": text, "metadata": metadata, "structure": structure.to_json()}
         except SkipDocument as skip:
             reply = {"skip": skip.reason.value, "detail": skip.detail}
         except Exception as error:

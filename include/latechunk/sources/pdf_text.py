@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from latechunk.sources.extractors import Deadline, Limits, SkipDocument, SkipReason, require_text
+from latechunk.sources.structure import PARAGRAPH, DocumentStructure, TextBuilder
 
 _OPERATIONS_PER_CHECK = 1024
 # Form XObjects inside forms inside forms...: deeper ones are not metered beforehand (pypdf still parses them, and
@@ -27,7 +28,9 @@ _OPERATIONS_PER_CHECK = 1024
 _MAX_FORM_NESTING = 16
 
 
-def pdf_text(data: bytes, limits: Limits, deadline: Deadline) -> tuple[str, dict[str, Any]]:
+def pdf_text(data: bytes, limits: Limits, deadline: Deadline) -> tuple[str, dict[str, Any], DocumentStructure]:
+    """Text of the pages (separated by a blank line), metadata (``pages``, ``title``) and a structure whose page
+    starts give each character's page (one block per page with text)."""
     from pypdf import PdfReader
 
     if not data.lstrip()[:5] == b"%PDF-":
@@ -55,11 +58,15 @@ def pdf_text(data: bytes, limits: Limits, deadline: Deadline) -> tuple[str, dict
         raise SkipDocument(SkipReason.CORRUPT_PDF, f"{type(error).__name__}: {error}") from None
     finally:
         pdf_logger.setLevel(previous_level)
-    text = "\n\n".join(page.strip() for page in pages if page.strip())
+    builder = TextBuilder()
+    for page in pages:
+        builder.start_page()
+        builder.add(PARAGRAPH, page)
+    text, structure = builder.finish()
     metadata: dict[str, Any] = {"pages": len(pages)}
     if isinstance(title, str) and title.strip():
         metadata["title"] = str(title).strip()
-    return require_text(text), metadata
+    return require_text(text), metadata, structure
 
 
 class _ContentMeter:

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from latechunk.chunking.spans import AnnotatedDocument, ChunkSpan
 from latechunk.sources.documents import Document, EmbeddedChunk
+from latechunk.sources.structure import DocumentStructure
 
 STAGE_DOCUMENTS = "documents"
 STAGE_SPANS = "spans"
@@ -44,6 +45,8 @@ _DOCUMENT_FIELDS = [
     pa.field("content_type", pa.string(), nullable=False),
     pa.field("text", pa.large_string(), nullable=False),
     pa.field("metadata", pa.string(), nullable=False),
+    # `DocumentStructure.to_json`, "" for none; absent from batches staged before structures existed.
+    pa.field("structure", pa.large_string(), nullable=False),
 ]
 _SPAN_TYPE = pa.struct(
     [
@@ -70,6 +73,10 @@ _CHUNK_FIELDS = [
     pa.field("token_end", pa.int32(), nullable=False),
     pa.field("model_id", pa.string(), nullable=False),
     pa.field("metadata", pa.string(), nullable=False),
+    # Absent from batches staged before sections and pages existed.
+    pa.field("section", pa.list_(pa.string()), nullable=False),
+    pa.field("page_start", pa.int32()),
+    pa.field("page_end", pa.int32()),
 ]
 _SPAN_NAMES = [field.name for field in _SPAN_TYPE]
 # The annotated documents keep their token ids: the embed stage encodes them as they are, never tokenizing again.
@@ -198,7 +205,7 @@ def read_chunks(client, uri: str) -> list[EmbeddedChunk]:
     vector_type = table.schema.field("vector").type
     vectors = table.column("vector").combine_chunks()
     matrix = vectors.flatten().to_numpy(zero_copy_only=False).reshape(len(table), vector_type.list_size)
-    rows = table.select(_CHUNK_SCALARS).to_pylist()
+    rows = table.select([name for name in _CHUNK_SCALARS if name in table.schema.names]).to_pylist()
     return [
         EmbeddedChunk(**{**row, "metadata": json.loads(row["metadata"])}, vector=vector)
         for row, vector in zip(rows, matrix, strict=True)
@@ -236,6 +243,7 @@ def delete_run(client, area: StagingArea) -> int:
 def _document_columns(documents: Sequence[Document]) -> dict[str, list[Any]]:
     columns = {field.name: [getattr(doc, field.name) for doc in documents] for field in _DOCUMENT_FIELDS}
     columns["metadata"] = [_dump_metadata(doc.metadata) for doc in documents]
+    columns["structure"] = [doc.structure.to_json() for doc in documents]
     return columns
 
 
@@ -244,7 +252,8 @@ def _dump_metadata(metadata: dict[str, Any]) -> str:
 
 
 def document_from_row(row: dict[str, Any]) -> Document:
-    return Document(**{**row, "metadata": json.loads(row["metadata"])})
+    structure = DocumentStructure.from_json(row.get("structure"))
+    return Document(**{**row, "metadata": json.loads(row["metadata"]), "structure": structure})
 
 
 def with_stage(schema: pa.Schema, stage: str) -> pa.Schema:

@@ -28,6 +28,7 @@ from latechunk.embedding.config import LateChunkingConfig
 from latechunk.embedding.late_chunking import embed_documents
 from latechunk.index.backend import SearchBackend
 from latechunk.sources.documents import Document
+from latechunk.sources.structure import DocumentStructure
 from latechunk.validation.report import MAX_LISTED, Check
 
 # Lowest cosine between a served vector and its re-encoding that still counts as equal, by the dtype the embed
@@ -52,9 +53,13 @@ class Reencoder:
     token_budget: int = 16384
     tokenizer: Any = None  # the annotate stage's tokenizer; default the encoder's
 
-    def chunks(self, texts: Sequence[str]) -> list[tuple[Any, np.ndarray]]:
-        """(AnnotatedDocument, (n_chunks, dim) vectors) of each text, as annotate and embed make them."""
-        annotated = annotate_documents(list(texts), self.tokenizer or self.encoder.tokenizer, self.chunking)
+    def chunks(
+        self, texts: Sequence[str], structures: Sequence[DocumentStructure] | None = None
+    ) -> list[tuple[Any, np.ndarray]]:
+        """(AnnotatedDocument, (n_chunks, dim) vectors) of each text (with its structure, which moves chunk
+        boundaries), as annotate and embed make them."""
+        tokenizer = self.tokenizer or self.encoder.tokenizer
+        annotated = annotate_documents(list(texts), tokenizer, self.chunking, structures)
         vectors = embed_documents(
             self.encoder, annotated, window=self.window, overlap=self.overlap, config=self.late_chunking,
             token_budget=self.token_budget,
@@ -93,7 +98,7 @@ def check_exact_vectors(
     if reencoder is None:
         return Check(name, None, min_cosine, False, {"reason": "no encoder to re-encode the sampled documents"})
     started = time.perf_counter()
-    expected = reencoder.chunks([document.text for document in documents])
+    expected = reencoder.chunks([document.text for document in documents], [doc.structure for doc in documents])
     ids = [f"{doc.doc_id}:{span.chunk_id}" for doc, (annotated, _) in zip(documents, expected, strict=True)
            for span in annotated.spans]  # fmt: skip
     served = backend.get_chunks(index, ids)

@@ -1,0 +1,117 @@
+"""The run manifest: what the extract stage checked and staged, written once and read by every later stage.
+
+Annotate and embed take the model, its revision, the chunking, the window and the late-chunking settings from it,
+not from the run's params again: the settings extract checked against the index are the ones the vectors are
+computed with. The file stays the JSON object it always was, so a run staged before this class existed (one in
+flight during an upgrade) is read too (`RunManifest.from_dict`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from latechunk.chunking.config import ChunkingConfig
+from latechunk.embedding.config import LateChunkingConfig
+from latechunk.staging import tables as staging
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class RunManifest:
+    """One run of the extract stage: the index configuration it checked and what it staged.
+
+    ``late_chunking`` is the method in full; the file records only what differs from plain late chunking (as the
+    index does, `LateChunkingConfig.recorded`). ``settings`` is the extract stage's settings as given, for the
+    record; ``max_bad_fraction`` is the one later stages enforce again.
+    """
+
+    bucket: str
+    prefix: str
+    index: str
+    model: str
+    model_revision: str
+    dims: int
+    chunking: ChunkingConfig
+    window: int
+    window_overlap: int | None
+    late_chunking: LateChunkingConfig
+    max_bad_fraction: float
+    objects_selected: int | None = None
+    objects_quarantined: int = 0
+    batches: list[str] = field(default_factory=list)
+    batching: dict[str, Any] = field(default_factory=dict)
+    changed: dict[str, str] = field(default_factory=dict)  # key -> ETag of the objects staged or to be staged
+    deleted_keys: list[str] = field(default_factory=list)
+    quarantine: list[dict[str, str]] = field(default_factory=list)
+    pending_uri: str | None = None
+    retried: dict[str, int] = field(default_factory=dict)  # key -> runs it failed in before
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of the file, keyed as manifests always were."""
+        return {
+            "bucket": self.bucket,
+            "prefix": self.prefix,
+            "index": self.index,
+            "model": self.model,
+            "model_revision": self.model_revision,
+            "dims": self.dims,
+            "chunking": self.chunking.as_dict(),
+            "window": self.window,
+            "window_overlap": self.window_overlap,
+            "late_chunking": self.late_chunking.recorded(),
+            "objects_selected": self.objects_selected,
+            "objects_quarantined": self.objects_quarantined,
+            "batches": list(self.batches),
+            "batching": self.batching,
+            "changed": self.changed,
+            "deleted_keys": list(self.deleted_keys),
+            "quarantine": list(self.quarantine),
+            "pending_uri": self.pending_uri,
+            "retried": self.retried,
+            "settings": {**self.settings, "max_bad_fraction": self.max_bad_fraction},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunManifest:
+        """A manifest from its JSON object, including those written by earlier versions: a key they lack takes
+        the value those runs used (no late-chunking record: plain late chunking; no retry bookkeeping: none)."""
+        settings = dict(data.get("settings") or {})
+        return cls(
+            bucket=data["bucket"],
+            prefix=data["prefix"],
+            index=data["index"],
+            model=data["model"],
+            model_revision=data["model_revision"],
+            dims=int(data["dims"]),
+            chunking=ChunkingConfig(**data["chunking"]),
+            window=int(data["window"]),
+            window_overlap=data.get("window_overlap"),
+            late_chunking=LateChunkingConfig.from_recorded(data.get("late_chunking") or {}),
+            max_bad_fraction=float(settings.get("max_bad_fraction", 1.0)),
+            objects_selected=data.get("objects_selected"),
+            objects_quarantined=int(data.get("objects_quarantined", 0)),
+            batches=list(data.get("batches", [])),
+            batching=dict(data.get("batching") or {}),
+            changed=dict(data.get("changed") or {}),
+            deleted_keys=list(data.get("deleted_keys", [])),
+            quarantine=list(data.get("quarantine", [])),
+            pending_uri=data.get("pending_uri"),
+            retried=dict(data.get("retried") or {}),
+            settings=settings,
+        )
+
+    def write(self, s3, area: staging.StagingArea) -> str:
+        """Stage the manifest in the run's folder; returns its URI (the extract task's XCom ``manifest``)."""
+        return staging.write_json(s3, area, MANIFEST, self.to_dict())
+
+
+def read_manifest(s3, uri: str) -> RunManifest:
+    return RunManifest.from_dict(staging.read_json(s3, uri))
+
+
+def manifest_uri(area: staging.StagingArea) -> str:
+    """Where the extract stage of the run of ``area`` stages its manifest."""
+    return area.uri(area.key(MANIFEST))
