@@ -150,8 +150,11 @@ export TRANSFORMERS_OFFLINE=1
 export LATECHUNK_MODEL=${LATECHUNK_MODEL:-$(minilm_path)}
 export LATECHUNK_GPU_POOL=${LATECHUNK_GPU_POOL:-gpu}
 export AIRFLOW_CONN_LATECHUNK_S3='{"conn_type": "aws", "login": "$AWS_ACCESS_KEY_ID", "password": "$AWS_SECRET_ACCESS_KEY", "extra": {"endpoint_url": "$S3_ENDPOINT_URL", "region_name": "us-east-1"}}'
+export AIRFLOW_CONN_LATECHUNK_KAFKA='{"conn_type": "kafka", "extra": {"bootstrap.servers": "$KAFKA_BOOTSTRAP_SERVERS", "group.id": "latechunk-events", "auto.offset.reset": "earliest", "enable.auto.commit": false}}'
+export LATECHUNK_KAFKA_TOPIC=$KAFKA_TOPIC
 export AIRFLOW_CONN_LATECHUNK_ES='{"conn_type": "elasticsearch", "host": "${es_host%:*}", "port": ${es_host#*:}, "schema": "http"}'
 export PATH=$PWD/.venv/bin:\$PATH
+export PYTHONPATH=$PWD/include
 EOF
 }
 

@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Wait until a running Airflow is ready to run the pipeline.")
     parser.add_argument("command", choices=["ready"])
     parser.add_argument("--timeout", type=float, default=300)
-    parser.add_argument("--dags", nargs="+", default=["latechunk_ingest", "latechunk_reindex"])
+    parser.add_argument("--dags", nargs="+", default=["latechunk_ingest", "latechunk_reindex", "latechunk_events"])
     args = parser.parse_args(argv)
     try:
         AirflowClient.from_stack().wait_ready(args.dags, args.timeout)

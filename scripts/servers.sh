@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Start, stop or inspect the project's local servers on loopback, with no Docker:
 #   - Elasticsearch 8.x: Elastic's integ-test distribution from Maven Central, run by its own bin/elasticsearch;
-#   - MinIO (S3 protocol): built once from the Go module proxy, then cached.
-# Usage: scripts/servers.sh start|stop|status|env [es|s3]
+#   - MinIO (S3 protocol): built once from the Go module proxy, then cached; it publishes the document bucket's
+#     notifications (objects created or removed under the ingest prefix) to Kafka;
+#   - Apache Kafka (KRaft): the broker's jars from Maven Central (scripts/kafka.sh).
+# Usage: scripts/servers.sh start|stop|status|env [es|s3|kafka]
 # `start` is idempotent (a healthy server is reused); `stop` leaves nothing running.
 # After `start`, var/servers.env holds ES_URL, S3_ENDPOINT_URL and the S3 credentials for tests and the demo.
 set -euo pipefail
@@ -20,6 +22,11 @@ S3_USER=${LATECHUNK_S3_ACCESS_KEY:-latechunk}
 S3_PASSWORD=${LATECHUNK_S3_SECRET_KEY:-latechunk-local-secret}
 S3_BUCKETS=${LATECHUNK_S3_BUCKETS:-latechunk-docs latechunk-staging}
 VAR=$PWD/var
+# The bucket and prefix whose notifications go to Kafka: the event DAG's defaults (LATECHUNK_BUCKET, LATECHUNK_PREFIX).
+EVENTS_BUCKET=${LATECHUNK_BUCKET:-latechunk-docs}
+EVENTS_PREFIX=${LATECHUNK_PREFIX:-incoming/}
+# MinIO's Kafka notification target, configured by environment: its ARN is arn:minio:sqs::<target id>:kafka.
+MINIO_KAFKA_TARGET=LATECHUNK
 # Elasticsearch refuses to run as root: as root, it runs as a system user, and its files live where that user
 # can read them (root's home is private).
 ES_USER=latechunk-es
@@ -27,6 +34,7 @@ if [[ $(id -u) == 0 ]]; then ES_HOME_ROOT=/var/cache/latechunk; else ES_HOME_ROO
 ES_HOME=$ES_HOME_ROOT/elasticsearch-$ES_VERSION
 ES_STATE=$ES_HOME_ROOT/state-$(printf '%s' "$PWD" | sha256sum | cut -c1-12)
 MINIO_BIN=$LATECHUNK_CACHE/minio-$MINIO_VERSION/minio
+source scripts/kafka.sh
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -111,7 +119,11 @@ start_s3() {
         install_minio
         mkdir -p "$VAR/minio/data"
         log "starting MinIO on 127.0.0.1:$S3_PORT"
+        # No queue_dir: while Kafka is down, notifications are dropped (the daily run reconciles) and writes go on.
         MINIO_ROOT_USER=$S3_USER MINIO_ROOT_PASSWORD=$S3_PASSWORD MINIO_BROWSER=off \
+            env "MINIO_NOTIFY_KAFKA_ENABLE_$MINIO_KAFKA_TARGET=on" \
+            "MINIO_NOTIFY_KAFKA_BROKERS_$MINIO_KAFKA_TARGET=127.0.0.1:$KAFKA_PORT" \
+            "MINIO_NOTIFY_KAFKA_TOPIC_$MINIO_KAFKA_TARGET=$KAFKA_TOPIC" \
             setsid "$MINIO_BIN" server "$VAR/minio/data" --quiet \
             --address "127.0.0.1:$S3_PORT" --console-address "127.0.0.1:$S3_CONSOLE_PORT" \
             >"$VAR/minio/minio.log" 2>&1 </dev/null &
@@ -128,10 +140,26 @@ for bucket in sys.argv[1].split():
     if bucket not in existing:
         s3.create_bucket(Bucket=bucket)
 PY
-    log "MinIO is up: http://127.0.0.1:$S3_PORT (buckets: $S3_BUCKETS)"
+    configure_notifications
+    log "MinIO is up: http://127.0.0.1:$S3_PORT (buckets: $S3_BUCKETS; $EVENTS_BUCKET/$EVENTS_PREFIX notifies Kafka)"
 }
 
 stop_s3() { stop_pidfile MinIO "$VAR/minio/minio.pid"; }
+
+# The document bucket notifies Kafka of every object created or removed under the ingest prefix. A MinIO started
+# without the Kafka target (by an older checkout) refuses the ARN: it must be restarted by this script.
+configure_notifications() {
+    "$PWD/.venv/bin/python" - "$EVENTS_BUCKET" "$EVENTS_PREFIX" "arn:minio:sqs::$MINIO_KAFKA_TARGET:kafka" <<'PY' \
+        || die "could not configure $EVENTS_BUCKET's notifications; a MinIO started without the Kafka target needs 'scripts/servers.sh stop s3' then 'start'"
+import os, sys, boto3
+bucket, prefix, arn = sys.argv[1:]
+s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"])
+rules = [{"Name": "prefix", "Value": prefix}] if prefix else []
+s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [{
+    "Id": "latechunk-events", "QueueArn": arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"],
+    "Filter": {"Key": {"FilterRules": rules}}}]})
+PY
+}
 
 write_env() {
     mkdir -p "$VAR"
@@ -141,6 +169,8 @@ export S3_ENDPOINT_URL=http://127.0.0.1:$S3_PORT
 export AWS_ACCESS_KEY_ID=$S3_USER
 export AWS_SECRET_ACCESS_KEY=$S3_PASSWORD
 export AWS_DEFAULT_REGION=us-east-1
+export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
+export KAFKA_TOPIC=$KAFKA_TOPIC
 EOF
     # shellcheck disable=SC1091
     source "$VAR/servers.env"
@@ -149,18 +179,21 @@ EOF
 status() {
     if es_healthy; then echo "elasticsearch: up  http://127.0.0.1:$ES_PORT"; else echo "elasticsearch: down"; fi
     if s3_healthy; then echo "s3 (minio):    up  http://127.0.0.1:$S3_PORT"; else echo "s3 (minio):    down"; fi
+    if kafka_healthy; then echo "kafka:         up  127.0.0.1:$KAFKA_PORT"; else echo "kafka:         down"; fi
 }
 
 cmd=${1:-}
 which=${2:-all}
 case "$cmd:$which" in
-    start:all) start_es; start_s3 ;;
+    start:all) start_es; start_kafka; start_s3 ;;
     start:es) start_es ;;
-    start:s3) start_s3 ;;
-    stop:all) stop_es; stop_s3 ;;
+    start:s3) start_kafka; start_s3 ;;
+    start:kafka) start_kafka ;;
+    stop:all) stop_es; stop_s3; stop_kafka ;;
     stop:es) stop_es ;;
     stop:s3) stop_s3 ;;
+    stop:kafka) stop_kafka ;;
     status:*) status ;;
     env:*) write_env; cat "$VAR/servers.env" ;;
-    *) die "usage: scripts/servers.sh start|stop|status|env [es|s3]" ;;
+    *) die "usage: scripts/servers.sh start|stop|status|env [es|s3|kafka]" ;;
 esac

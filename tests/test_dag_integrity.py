@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-EXPECTED_DAG_IDS = {"latechunk_ingest", "latechunk_reindex"}
+EXPECTED_DAG_IDS = {"latechunk_ingest", "latechunk_reindex", "latechunk_events"}
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +165,49 @@ def test_a_failed_batch_lets_the_ingest_index_the_others_and_a_failed_extract_st
     assert "batches_done" not in reindex.task_ids
     assert (index.trigger_rule, index.upstream_task_ids) == ("all_success", {"extract", "embed"})
     assert reindex.get_task("swap_alias").upstream_task_ids == {"validate"}
+
+
+def test_the_event_dag_runs_on_the_watched_asset_one_run_at_a_time(dag_bag):
+    """Scheduled on the object-events asset, whose watcher is the common.messaging trigger on the Kafka topic
+    (carrying each message unparsed); one run at a time, so that events of a busy run wait for the next; its
+    extract reads the events' keys."""
+    dag = dag_bag.dags["latechunk_events"]
+    (asset,) = dag.timetable.asset_condition.objects
+    assert asset.name == "latechunk_object_events"
+    (watcher,) = asset.watchers
+    classpath, kwargs = watcher.trigger.serialize()
+    assert classpath == "airflow.providers.apache.kafka.triggers.await_message.AwaitMessageTrigger"
+    assert kwargs["topics"] == ["latechunk-s3-events"]
+    assert kwargs["apply_function"] == "latechunk_operators.events.kafka_message_payload"
+    assert dag.max_active_runs == 1
+    assert dag.get_task("extract").from_events is True
+    assert set(dag.task_ids) == set(dag_bag.dags["latechunk_ingest"].task_ids) | {"requeue_late_events"}
+    requeue = dag.get_task("requeue_late_events")
+    assert requeue.inlets == requeue.outlets == [asset] and not requeue.upstream_task_ids
+
+
+def test_the_watcher_carries_every_kafka_message_on_even_a_null_or_undecodable_one():
+    from latechunk_operators.events import kafka_message_payload
+
+    class Message:
+        def __init__(self, value):
+            self._value = value
+
+        def value(self):
+            return self._value
+
+        def timestamp(self):
+            return 1, 1_796_400_000_000
+
+        def topic(self):
+            return "latechunk-s3-events"
+
+        def partition(self):
+            return 0
+
+        def offset(self):
+            return 7
+
+    payloads = [kafka_message_payload(Message(value)) for value in (b'{"Records": []}', None, b"\xff\xfe")]
+    assert [payload["message"] for payload in payloads] == ['{"Records": []}', None, "\ufffd\ufffd"]
+    assert all(payload["source"] == "kafka:latechunk-s3-events/0@7" for payload in payloads)

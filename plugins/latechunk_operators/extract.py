@@ -62,6 +62,9 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
     :param probes: the validate task's probe queries, checked here so that a malformed one fails the run before
         anything is staged. (templated)
     :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``) of the search engine.
+    :param from_events: read only the keys named by the run's triggering asset events (object-storage
+        notifications, see `latechunk_operators.events`), each by its current state, instead of listing; events
+        outside ``bucket``/``prefix``, of another kind or malformed are counted and logged, never read.
 
     A run never stages more batches than Airflow's ``[core] max_map_length`` (it refuses to map more): when the
     new documents need more, each batch grows to an equal share of them instead of the run failing.
@@ -115,6 +118,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         probes: str | list[Any] | None = None,
         late_chunking: dict[str, Any] | None = None,
         elasticsearch_conn_id: str = "latechunk_es",
+        from_events: bool = False,
         **kwargs: Any,
     ) -> None:
         separate = {name: kwargs.pop(name) for name in LIMIT_ARGUMENTS if name in kwargs}
@@ -139,6 +143,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         self.probes = probes
         self.late_chunking = late_chunking
         self.elasticsearch_conn_id = elasticsearch_conn_id
+        self.from_events = from_events
 
     def execute(self, context: Any) -> list[str]:
         from airflow.sdk.exceptions import AirflowFailException
@@ -166,16 +171,18 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         parse_probes(self.probes)
         start, end = data_interval(context)
         select_prefixes, written = (), None
-        if self.partition_by_date:
+        keys, events = self._event_keys(context) if self.from_events else (None, None)
+        if self.partition_by_date and keys is None:
             select_prefixes = day_prefixes(self.prefix, start, end, int(self.lookback_days))
             written = (start - timedelta(days=int(self.lookback_days)), end)
         interval = (start, end) if self.select_by_last_modified else None
-        self.log.info(
-            "data interval [%s, %s): reading %s%s%s", start, end,
-            ", ".join(select_prefixes) or f"all of {self.prefix!r}",
-            f" and objects of other folders written in [{written[0]}, {written[1]})" if written else "",
-            " (objects modified in the interval)" if interval else "",
-        )
+        if keys is None:
+            self.log.info(
+                "data interval [%s, %s): reading %s%s%s", start, end,
+                ", ".join(select_prefixes) or f"all of {self.prefix!r}",
+                f" and objects of other folders written in [{written[0]}, {written[1]})" if written else "",
+                " (objects modified in the interval)" if interval else "",
+            )  # fmt: skip
         summary = extract(
             s3=self.s3(),
             es=elasticsearch_client(self.elasticsearch_conn_id),
@@ -194,12 +201,31 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
                 written_between=written,
                 modified_between=interval,
                 max_batches=conf.getint("core", "max_map_length"),
+                keys=keys,
             ),
         )  # fmt: skip
+        if events is not None:
+            summary["events"] = events
         batches = summary.pop("batches")
         context["ti"].xcom_push(key="manifest", value=summary["manifest"])
         context["ti"].xcom_push(key="summary", value=self.summarised(summary))
         return batches
+
+    def _event_keys(self, context: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+        """The keys named by the run's triggering asset events under bucket/prefix, and the event figures."""
+        from latechunk.sources.events import event_figures, in_scope, keys_to_check, parse_payloads
+
+        payloads = [event.extra.get("payload") for events in context["triggering_asset_events"].values()
+                    for event in events if event.extra.get("from_trigger")]  # fmt: skip
+        parsed = parse_payloads(payloads)
+        events, outside = in_scope(parsed.events, self.bucket, self.prefix)
+        for entry in [*parsed.rejected, *outside]:
+            self.log.warning("event not taken (%s: %s): %s", entry.reason, entry.detail, entry.message)
+        keys = keys_to_check(events)
+        figures = event_figures(events, [*parsed.rejected, *outside], keys)
+        self.log.info("%d messages: %d object events under s3://%s/%s naming %d keys; not taken: %s",
+                      len(payloads), len(events), self.bucket, self.prefix, len(keys), figures["rejected"] or "none")
+        return tuple(keys), figures
 
 
 def data_interval(context: Any) -> tuple[datetime, datetime]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -61,6 +62,8 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
             index_options=dict(self.index_options) if self.index_options else None,
             create_as_alias=self.create_as_alias,
         )
+        # When the run's writes were done: the end of an event's journey from upload to searchable (run report).
+        summary["finished_at"] = datetime.now(UTC).isoformat()
         return self.summarised(summary)
 
 

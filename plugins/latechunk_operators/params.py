@@ -68,6 +68,7 @@ TASK_TIMEOUT_MINUTES = {
     "validate": 60,
     "publish": 10,
     "swap_alias": 30,
+    "requeue_late_events": 10,
 }
 
 

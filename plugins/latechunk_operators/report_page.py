@@ -42,6 +42,25 @@ def _objects(report: dict[str, Any]) -> str:
     return f"<table id=objects>{rows}</table>"
 
 
+def _events(report: dict[str, Any]) -> str:
+    """An event run's notifications: how many it took, when they happened, and how long until they were indexed."""
+    events = report.get("events") or {}
+    if not events:
+        return ""
+    rejected = ", ".join(f"{reason}: {count}" for reason, count in sorted(events["rejected"].items())) or "none"
+    rows = [
+        ("events taken", _cell(events["events"], True, count="events")),
+        ("keys they named", _cell(events["keys"], True, count="event_keys")),
+        ("events not taken", _cell(rejected, rejected=sum(events["rejected"].values()))),
+        ("oldest event", _cell(events.get("oldest"))),
+        ("newest event", _cell(events.get("newest"))),
+        ("delay, oldest event to indexed (s)", _cell(events.get("delay_oldest_s"), True, delay="oldest")),
+        ("delay, newest event to indexed (s)", _cell(events.get("delay_newest_s"), True, delay="newest")),
+    ]
+    body = "".join(f"<tr><th>{escape(label)}</th>{cell}</tr>" for label, cell in rows)
+    return f"<h2>Object events</h2><table id=events>{body}</table>"
+
+
 def _long_documents(report: dict[str, Any]) -> str:
     """The method documents longer than the encoder window got, and what it cost this run."""
     long = report.get("long_documents") or {}
@@ -156,6 +175,7 @@ index <code id=index>{escape(str(report.get('index')))}</code>,
 model <code id=model>{escape(model_label(report.get('model'), report.get('model_revision')))}</code><br>
 <a href="{escape(report.get('trends_url', ''))}" id=link-trends>Trends: this DAG's runs over time</a></p>
 <h2>Objects, chunks and tokens</h2>{_objects(report)}
+{_events(report)}
 <h2>Long documents</h2>{_long_documents(report)}
 <h2>Stages</h2>{_stages(report)}
 <h2>Validation</h2>{_validation(report)}

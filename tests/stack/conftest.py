@@ -17,10 +17,10 @@ from support import REPO
 
 @pytest.fixture(scope="session")
 def stack(servers) -> AirflowClient:
-    """The local stack, started (or reused) by the same script users run; both DAGs unpaused."""
+    """The local stack, started (or reused) by the same script users run; the pipeline DAGs unpaused."""
     subprocess.run([str(REPO / "scripts" / "airflow.sh"), "start"], check=True)
     client = AirflowClient.from_stack()
-    for dag_id in ("latechunk_ingest", "latechunk_reindex"):
+    for dag_id in ("latechunk_ingest", "latechunk_reindex", "latechunk_events"):
         client.set_paused(dag_id, False)
     return client
 

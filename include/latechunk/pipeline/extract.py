@@ -15,7 +15,7 @@ from latechunk.pipeline.batch_failures import pending_uri, read_pending
 from latechunk.pipeline.manifest import RunManifest
 from latechunk.pipeline.models import describe_model, index_spec
 from latechunk.pipeline.progress import Progress
-from latechunk.pipeline.scan import scan_prefix
+from latechunk.pipeline.scan import scan_keys, scan_prefix
 from latechunk.sources.documents import (
     Document,
     Limits,
@@ -81,6 +81,9 @@ class ExtractSettings:
     window_overlap: int | None = None
     # How the embed stage computes vectors beyond one window (LateChunkingConfig fields), recorded with the index.
     late_chunking: dict[str, Any] = field(default_factory=dict)
+    # Explicit keys (from object-storage notifications): instead of listing the prefix, each key's current state is
+    # read (HEAD); a key gone from the bucket leaves the index (with ``delete_missing``), whatever event named it.
+    keys: tuple[str, ...] | None = None
 
 
 def day_prefixes(prefix: str, start: datetime, end: datetime, lookback_days: int = 0) -> tuple[str, ...]:
@@ -124,7 +127,10 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
                if entry["bucket"] == settings.bucket and key.startswith(settings.prefix)}  # fmt: skip
     if retried:
         log.info("reading again %d objects earlier runs left pending (%s)", len(retried), pending_at)
-    scan = scan_prefix(s3, backend if index_exists else None, settings, retried)
+    if settings.keys is None:
+        scan = scan_prefix(s3, backend if index_exists else None, settings, retried)
+    else:
+        scan = scan_keys(s3, backend if index_exists else None, settings, [*settings.keys, *retried])
     changed, indexed, missing = scan.changed, scan.indexed, scan.missing
     if scan.listed and not scan.selected:
         log.warning(
@@ -206,6 +212,7 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         "prefix": settings.prefix,
         "select_prefixes": list(settings.select_prefixes),
         "objects_under_prefix": scan.listed,
+        "keys_given": None if settings.keys is None else len(settings.keys),
         "objects_listed": scan.selected,
         "objects_changed": len(changed),
         "objects_new": staged_new,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,6 +12,12 @@ from typing import Protocol
 from latechunk.index.backend import SearchBackend
 from latechunk.sources.documents import SourceObject
 from latechunk.sources.reconcile import ALL_KEYS, KeyRange, Status, reconcile
+from latechunk.staging.prefetch import map_ahead
+
+# Objects looked up concurrently (HEADs are round trips).
+HEAD_THREADS = 8
+
+log = logging.getLogger(__name__)
 
 
 class Selection(Protocol):
@@ -19,6 +26,7 @@ class Selection(Protocol):
     bucket: str
     prefix: str
     index: str
+    keys: tuple[str, ...] | None
     select_prefixes: tuple[str, ...]
     modified_between: tuple[datetime, datetime] | None
     written_between: tuple[datetime, datetime] | None
@@ -102,4 +110,39 @@ def scan_prefix(
         if change.status is not Status.UNCHANGED:
             scan.changed.append(change.listed)
             scan.indexed[change.key] = change.indexed_etag
+    return scan
+
+
+def head_objects(s3, bucket: str, keys: list[str]) -> tuple[list[SourceObject], list[str]]:
+    """The current state of each key (HEAD, concurrently): the objects that exist, and the keys that do not."""
+
+    def head(key: str) -> SourceObject | None:
+        try:
+            item = s3.head_object(Bucket=bucket, Key=key)
+        except s3.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return SourceObject(bucket=bucket, key=key, etag=item["ETag"].strip('"'), size=item["ContentLength"],
+                            last_modified=item["LastModified"])  # fmt: skip
+
+    found = list(map_ahead(head, keys, workers=HEAD_THREADS))
+    return [obj for obj in found if obj is not None], [key for key, obj in zip(keys, found, strict=True) if obj is None]
+
+
+def scan_keys(s3, backend: SearchBackend | None, settings: Selection, keys: list[str]) -> Scan:
+    """The given keys (from object-storage notifications, and those pending) under the prefix, each as the bucket
+    holds it now (HEAD at ingest time, whatever an event said): all are selected; the ones gone from the bucket
+    leave the index with ``delete_missing``."""
+    wanted = [key for key in dict.fromkeys(keys) if key.startswith(settings.prefix)]
+    present, gone = head_objects(s3, settings.bucket, wanted)
+    log.info("%d keys given: %d exist, %d are gone from the bucket", len(wanted), len(present), len(gone))
+    indexed: dict[str, str | None] = {}
+    scan = Scan(listed=len(present), selected=len(present))
+    if backend is not None:
+        indexed = backend.indexed_etags(settings.index, keys=[obj.key for obj in present], bucket=settings.bucket)
+        if settings.delete_missing and gone:
+            scan.missing = sorted(backend.indexed_etags(settings.index, keys=gone, bucket=settings.bucket))
+    scan.changed = [obj for obj in present if indexed.get(obj.key) != obj.etag]
+    scan.indexed = {obj.key: indexed.get(obj.key) for obj in scan.changed}
     return scan

@@ -45,6 +45,9 @@ class RunReport:
     links: dict[str, str] = field(default_factory=dict)
     model_revision: str | None = None
     long_documents: dict[str, Any] = field(default_factory=dict)
+    # An event run's notifications: how many, the keys they named, the rejected ones by reason, the oldest and
+    # newest event time, and the delay from those to the end of the index task (empty for other runs).
+    events: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         stages = [{**asdict(stage), "tokens_per_s": stage.tokens_per_s} for stage in self.stages]
@@ -103,7 +106,19 @@ def build_run_report(
         links=dict(links or {}),
         model_revision=(manifest or {}).get("model_revision"),
         long_documents=long_documents(manifest, summaries.get("embed") or []),
+        events=event_report(extract.get("events"), index.get("finished_at")),
     )
+
+
+def event_report(figures: dict[str, Any] | None, indexed_at: str | None) -> dict[str, Any]:
+    """The events an event run took, with their end-to-end delays once its index task is done."""
+    if not figures:
+        return {}
+    from datetime import datetime
+
+    from latechunk.sources.events import delays
+
+    return {**figures, **(delays(figures, datetime.fromisoformat(indexed_at)) if indexed_at else {})}
 
 
 def long_documents(manifest: dict[str, Any] | None, embedded: list[dict[str, Any]]) -> dict[str, Any]:

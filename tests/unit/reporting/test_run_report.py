@@ -72,3 +72,21 @@ def test_the_report_says_which_long_document_method_the_run_used_and_what_it_cos
                              summaries={}, task_times={}).to_dict()
     assert plain["long_documents"]["method"] == "stitched (plain)"
     assert plain["long_documents"]["share"] is None
+
+
+def test_an_event_run_reports_its_events_and_the_delay_from_event_to_indexed():
+    events = {"events": 7, "keys": 3, "rejected": {"not_json": 1, "outside_prefix": 2},
+              "oldest": "2026-12-04T10:00:00+00:00", "newest": "2026-12-04T10:00:40+00:00"}  # fmt: skip
+    summaries = {**SUMMARIES, "extract": [{**SUMMARIES["extract"][0], "events": events}],
+                 "index": [{**SUMMARIES["index"][0], "finished_at": "2026-12-04T10:01:05+00:00"}]}  # fmt: skip
+    figures = build_run_report(dag_id="latechunk_events", run_id="r", manifest=MANIFEST, validation=None,
+                               summaries=summaries, task_times=TIMES).to_dict()  # fmt: skip
+    assert figures["events"] == {**events, "delay_oldest_s": 65.0, "delay_newest_s": 25.0}
+    page = render_page(figures)
+    assert 'data-count="events">7<' in page and 'data-rejected="3">not_json: 1, outside_prefix: 2<' in page
+    assert 'data-delay="oldest">65' in page
+    # Before its index task is done, the run has events but no delay yet; other runs have no events table.
+    pending = build_run_report(dag_id="latechunk_events", run_id="r", manifest=MANIFEST, validation=None,
+                               summaries={**summaries, "index": []}, task_times=TIMES).to_dict()  # fmt: skip
+    assert pending["events"] == events
+    assert "id=events" not in render_page(report())
