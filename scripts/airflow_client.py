@@ -23,7 +23,9 @@ FINISHED = {"success", "failed"}
 
 
 class AirflowError(RuntimeError):
-    pass
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code  # the HTTP status of a refused request
 
 
 class AirflowClient:
@@ -58,7 +60,8 @@ class AirflowClient:
                 self._token = None  # expired: log in again once
                 continue
             if response.status_code >= 400:
-                raise AirflowError(f"{method} {path}: {response.status_code} {response.text[:500]}")
+                detail = f"{method} {path}: {response.status_code} {response.text[:500]}"
+                raise AirflowError(detail, response.status_code)
             return response.json() if response.content else None
         raise AirflowError(f"{method} {path}: not authorised")
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from airflow_client import AirflowClient, stack_env
+from airflow_client import AirflowClient, AirflowError, stack_env
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "include" / "sample_corpus"
@@ -50,7 +50,12 @@ class RunFollower:
 
     def details(self, ti: dict[str, Any]) -> str:
         key = "summary" if ti["task_id"] == "extract" else "return_value"
-        summary = self.client.xcom(DAG_ID, self.run_id, ti["task_id"], key=key, map_index=ti["map_index"])
+        try:
+            summary = self.client.xcom(DAG_ID, self.run_id, ti["task_id"], key=key, map_index=ti["map_index"])
+        except AirflowError as error:
+            if error.status_code == 404:  # a task with no summary (batches_done only joins the batches)
+                return ""
+            raise
         if not isinstance(summary, dict):
             return ""
         wanted = ("objects_listed", "objects_changed", "objects_unchanged", "objects_quarantined", "keys_to_delete",
