@@ -337,11 +337,12 @@ def _label(
     if kind == "none":
         return "none"
     config = configs[size]
-    setting = (
-        f"fixed{config.chunk_size}-{config.overlap}"
-        if config.strategy == "fixed"
-        else f"sentences{config.sentences_per_chunk}"
-    )
+    if config.strategy == "fixed":
+        setting = f"fixed{config.chunk_size}-{config.overlap}"
+    elif config.strategy == "sentences":
+        setting = f"sentences{config.sentences_per_chunk}"
+    else:
+        setting = f"{config.strategy}{config.sentences_per_chunk}-{config.max_chunk_tokens}"
     window = f"-long-{variants[kind].name}" if kind in variants and long_late else "-long" * long_late
     return f"{kind.partition('[')[0]}-{setting}{window}"
 
