@@ -168,17 +168,17 @@ def test_a_failed_batch_lets_the_ingest_index_the_others_and_a_failed_extract_st
 
 
 def test_the_event_dag_runs_on_the_watched_asset_one_run_at_a_time(dag_bag):
-    """Scheduled on the object-events asset, whose watcher is the common.messaging trigger on the Kafka topic
-    (carrying each message unparsed); one run at a time, so that events of a busy run wait for the next; its
+    """Scheduled on the object-events asset, whose watcher is our batching trigger on the Kafka topic (carrying
+    each burst of messages unparsed); one run at a time, so that events of a busy run wait for the next; its
     extract reads the events' keys."""
     dag = dag_bag.dags["latechunk_events"]
     (asset,) = dag.timetable.asset_condition.objects
     assert asset.name == "latechunk_object_events"
     (watcher,) = asset.watchers
     classpath, kwargs = watcher.trigger.serialize()
-    assert classpath == "airflow.providers.apache.kafka.triggers.await_message.AwaitMessageTrigger"
+    assert classpath == "latechunk_operators.event_triggers.KafkaMessageBatchTrigger"
     assert kwargs["topics"] == ["latechunk-s3-events"]
-    assert kwargs["apply_function"] == "latechunk_operators.events.kafka_message_payload"
+    assert kwargs["kafka_config_id"] == "latechunk_kafka"
     assert dag.max_active_runs == 1
     assert dag.get_task("extract").from_events is True
     assert set(dag.task_ids) == set(dag_bag.dags["latechunk_ingest"].task_ids) | {"requeue_late_events"}

@@ -1,7 +1,9 @@
 """The object-events asset: its watcher listens to the bucket's notifications (Kafka, or SQS on AWS) in the
-triggerer, and every message becomes an asset event that schedules the ``latechunk_events`` DAG.
+triggerer, and every message (or burst of messages) becomes an asset event that schedules the ``latechunk_events`` DAG.
 
-The watcher only carries each message on, unparsed: parsing (and rejecting what is not an object event) happens
+On Kafka the watcher is our `KafkaMessageBatchTrigger` (one asset event per burst of messages, see
+`event_triggers`); on SQS it is the common.messaging provider's `MessageQueueTrigger` (one event per batch of up to
+10 messages). The watcher only carries each message on, unparsed: parsing (and rejecting what is not an object event) happens
 in the run (`latechunk.sources.events`), so that a malformed message is counted and reported there and can never
 stop the watcher. Settings come from the environment of the dag-processor and the triggerer:
 
@@ -50,13 +52,11 @@ def _watcher_trigger() -> Any:
         )
     if scheme != "kafka":
         raise ValueError(f"LATECHUNK_EVENTS_SCHEME must be kafka or sqs, got {scheme!r}")
-    return MessageQueueTrigger(
-        scheme="kafka",
+    from latechunk_operators.event_triggers import KafkaMessageBatchTrigger
+
+    return KafkaMessageBatchTrigger(
         topics=[os.environ.get("LATECHUNK_KAFKA_TOPIC", "latechunk-s3-events")],
         kafka_config_id=os.environ.get("LATECHUNK_KAFKA_CONN_ID", "latechunk_kafka"),
-        apply_function="latechunk_operators.events.kafka_message_payload",
-        poll_timeout=1,
-        poll_interval=1,
     )
 
 

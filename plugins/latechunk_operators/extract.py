@@ -223,7 +223,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
             self.log.warning("event not taken (%s: %s): %s", entry.reason, entry.detail, entry.message)
         keys = keys_to_check(events)
         figures = event_figures(events, [*parsed.rejected, *outside], keys)
-        self.log.info("%d messages: %d object events under s3://%s/%s naming %d keys; not taken: %s",
+        self.log.info("%d watcher events: %d object events under s3://%s/%s naming %d keys; not taken: %s",
                       len(payloads), len(events), self.bucket, self.prefix, len(keys), figures["rejected"] or "none")
         return tuple(keys), figures
 

@@ -199,15 +199,23 @@ def keys_to_check(events: list[ObjectEvent]) -> list[str]:
 
 
 def parse_payloads(payloads: list[Any]) -> Parsed:
-    """The object events of a run's asset events: each payload is what a watcher carried, one Kafka message
-    (``{"message": text, "source": ...}``) or an SQS batch (``{"message_batch": [...]}``)."""
+    """The object events of a run's asset events: each payload is what a watcher carried, a burst of Kafka
+    messages (``{"messages": [{"message": text, "source": ...}, ...]}``), one Kafka message (``{"message": text,
+    ...}``, as the provider's trigger carries it) or an SQS batch (``{"message_batch": [...]}``)."""
     events: list[ObjectEvent] = []
     rejected: list[Rejected] = []
-    for payload in payloads:
+    flat = [item for payload in payloads for item in _kafka_burst(payload)]
+    for payload in flat:
         parsed = parse_message(payload["message"] if isinstance(payload, dict) and "message" in payload else payload)
         events += parsed.events
         rejected += parsed.rejected
     return Parsed(events, rejected)
+
+
+def _kafka_burst(payload: Any) -> list[Any]:
+    if isinstance(payload, dict) and isinstance(payload.get("messages"), list):
+        return payload["messages"]
+    return [payload]
 
 
 def event_figures(events: list[ObjectEvent], rejected: list[Rejected], keys: list[str]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from latechunk.sources.events import (
     in_scope,
     keys_to_check,
     parse_message,
+    parse_payloads,
 )
 
 
@@ -156,3 +157,16 @@ def test_duplicate_and_reordered_events_name_each_key_once():
 def test_events_survive_a_round_trip_through_json():
     (event,) = parse_message(notification(s3_record("ObjectCreated:Put", "incoming/%E2%9C%93.txt"))).events
     assert ObjectEvent.from_dict(json.loads(json.dumps(event.to_dict()))) == event
+
+
+def test_a_burst_of_kafka_messages_gives_the_events_of_every_message_in_it():
+    """The batching watcher carries a burst as ``{"messages": [...]}``; single-message payloads (the provider's
+    trigger) and SQS batches still parse the same way."""
+    burst = {"messages": [{"message": notification(s3_record("s3:ObjectCreated:Put", "in/a.txt"))},
+                          {"message": "not json {"},
+                          {"message": notification(s3_record("s3:ObjectRemoved:Delete", "in/b.txt"))}]}
+    single = {"message": notification(s3_record("s3:ObjectCreated:Put", "in/c.txt"))}
+    parsed = parse_payloads([burst, single])
+    assert [(event.kind, event.key) for event in parsed.events] == [
+        (CREATED, "in/a.txt"), (REMOVED, "in/b.txt"), (CREATED, "in/c.txt")]
+    assert [entry.reason for entry in parsed.rejected] == [NOT_JSON]
