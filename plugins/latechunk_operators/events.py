@@ -1,11 +1,11 @@
 """The object-events asset: its watcher listens to the bucket's notifications (Kafka, or SQS on AWS) in the
-triggerer, and every message (or burst of messages) becomes an asset event that schedules the ``latechunk_events`` DAG.
+triggerer, and every burst of messages becomes an asset event that schedules the ``latechunk_events`` DAG.
 
 On Kafka the watcher is our `KafkaMessageBatchTrigger` (one asset event per burst of messages, see
 `event_triggers`); on SQS it is the common.messaging provider's `MessageQueueTrigger` (one event per batch of up to
-10 messages). The watcher only carries each message on, unparsed: parsing (and rejecting what is not an object event) happens
-in the run (`latechunk.sources.events`), so that a malformed message is counted and reported there and can never
-stop the watcher. Settings come from the environment of the dag-processor and the triggerer:
+10 messages). The watcher only carries each message on, unparsed: parsing (and rejecting what is not an object
+event) happens in the run (`latechunk.sources.events`), so that a malformed message is counted and reported there
+and can never stop the watcher. Settings come from the environment of the dag-processor and the triggerer:
 
 - ``LATECHUNK_EVENTS_SCHEME``: ``kafka`` (default) or ``sqs``;
 - ``LATECHUNK_KAFKA_TOPIC`` (default ``latechunk-s3-events``) and ``LATECHUNK_KAFKA_CONN_ID`` (default

@@ -67,6 +67,11 @@ OUT_OF_MEMORY_MARKERS = (
 )
 
 
+# The shortest window a document is retried at when a longer one ran out of memory alone; below it, the device
+# cannot run the model at all.
+MIN_WINDOW = 16
+
+
 class SequenceDoesNotFit(RuntimeError):
     """One sequence alone ran out of memory: no smaller batch helps, only a shorter sequence."""
 

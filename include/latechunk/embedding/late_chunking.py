@@ -39,16 +39,14 @@ from typing import Any
 import numpy as np
 
 from latechunk.chunking.spans import AnnotatedDocument
-from latechunk.embedding.batching import SequenceDoesNotFit
-from latechunk.embedding.config import WINDOW_LAYOUTS, LateChunkingConfig, default_overlap
+from latechunk.embedding.batching import MIN_WINDOW, SequenceDoesNotFit
+from latechunk.embedding.chunk_centred import chunk_centred_work, embed_chunk_centred_retrying, special_affixes
+from latechunk.embedding.config import CHUNK_CENTRED, WINDOW_LAYOUTS, LateChunkingConfig, default_overlap
 from latechunk.embedding.encoders.base import DEFAULT_TOKEN_BUDGET, Encoder
 from latechunk.embedding.pooling import SpanPooler, l2_normalize
 
 log = logging.getLogger(__name__)
 
-# The shortest window a document is retried at when a longer one ran out of memory alone; below it, the device
-# cannot run the model at all.
-MIN_WINDOW = 16
 
 @dataclass(frozen=True)
 class Window:
@@ -84,16 +82,6 @@ def plan_windows(n_tokens: int, window: int, overlap: int, layout: str = "stitch
     return windows
 
 
-def special_affixes(input_ids: Sequence[int], special_ids: set[int]) -> tuple[list[int], list[int]]:
-    """The document's leading and trailing special tokens, e.g. ([CLS], [SEP])."""
-    start, end = 0, len(input_ids)
-    while start < end and input_ids[start] in special_ids:
-        start += 1
-    while end > start and input_ids[end - 1] in special_ids:
-        end -= 1
-    return list(input_ids[:start]), list(input_ids[end:])
-
-
 def encoded_tokens(
     n_tokens: int, window: int, overlap: int, layout: str = "stitched", frame: tuple[int, int] = (0, 0)
 ) -> int:
@@ -111,7 +99,10 @@ def document_work(
     if n_tokens <= window:
         return n_tokens
     prefix, suffix = special_affixes(doc.input_ids, special_ids) if config.frame_windows else ([], [])
-    work = encoded_tokens(n_tokens, window, overlap, config.window_layout, (len(prefix), len(suffix)))
+    if config.window_layout == CHUNK_CENTRED:
+        work = chunk_centred_work(doc, window, config.chunk_context, special_ids if config.frame_windows else set())
+    else:
+        work = encoded_tokens(n_tokens, window, overlap, config.window_layout, (len(prefix), len(suffix)))
     if config.naive_weight:
         work += sum(len(sequence) for sequence in naive_sequences(doc, special_ids))
     return work
@@ -276,6 +267,8 @@ def embed_documents(
     window = window or encoder.max_length
     late: list[np.ndarray] = [np.zeros((0, encoder.dim), np.float32)] * len(docs)
     pending = [k for k, doc in enumerate(docs) if doc.spans]
+    chunk_centred = [k for k in pending if config.window_layout == CHUNK_CENTRED and len(docs[k].input_ids) > window]
+    pending = [k for k in pending if k not in set(chunk_centred)]
     while pending:
         fitted = min(window, encoder.window_limit or window)
         if fitted < MIN_WINDOW:
@@ -307,6 +300,12 @@ def embed_documents(
             if on_tokens is not None and undone:
                 on_tokens(-undone)
             pending = list(poolers)
+    if chunk_centred:
+        vectors = embed_chunk_centred_retrying(
+            encoder, [docs[k] for k in chunk_centred], window, config, token_budget, on_tokens
+        )
+        for k, chunk_vectors in zip(chunk_centred, vectors, strict=True):
+            late[k] = chunk_vectors
     long = [k for k, doc in enumerate(docs) if len(doc.input_ids) > window]
     if config.naive_weight == 0.0 or not long:
         return late
@@ -314,3 +313,4 @@ def embed_documents(
     for k, vectors in zip(long, naive, strict=True):
         late[k] = mix_vectors(late[k], vectors, config.naive_weight)
     return late
+

@@ -18,7 +18,7 @@ def spec(late_chunking: dict) -> IndexSpec:
 
 
 def test_the_default_is_the_measured_method_and_plain_records_nothing():
-    assert LateChunkingConfig().as_dict() == MEASURED
+    assert LateChunkingConfig().as_dict() == {**MEASURED, "chunk_context": 32}
     assert LateChunkingConfig().recorded() == MEASURED
     assert PLAIN.recorded() == {}
     assert LateChunkingConfig.from_recorded({}) == PLAIN
@@ -45,6 +45,18 @@ def test_an_index_of_the_former_defaults_is_refused_naming_each_setting():
     ]
 
 
+def test_chunk_centred_windows_record_their_context_and_other_layouts_do_not():
+    chunk_centred = LateChunkingConfig(window_layout="chunk_centred", naive_weight=0.0, chunk_context=48)
+    assert chunk_centred.recorded() == {"window_layout": "chunk_centred", "frame_windows": True, "chunk_context": 48}
+    assert LateChunkingConfig.from_recorded(chunk_centred.recorded()) == chunk_centred
+    assert LateChunkingConfig(chunk_context=48).recorded() == MEASURED
+    assert chunk_centred.name == "chunk_centred+framed, context 48"
+    problems = mismatches(spec(chunk_centred.recorded()), index_body(spec(MEASURED))["mappings"])
+    assert "late_chunking.window_layout is 'centred' in the index, 'chunk_centred' configured" in problems
+    with pytest.raises(ValueError, match="chunk_context must be >= 0"):
+        LateChunkingConfig(chunk_context=-1).validate()
+
+
 def test_the_method_is_named_for_reports():
     assert LateChunkingConfig().name == "centred+framed, naive 0.6"
     assert PLAIN.name == "stitched (plain)"
@@ -58,7 +70,7 @@ def test_settings_are_checked_and_typed_from_the_form():
         LateChunkingConfig(window_layout="diagonal").validate()
     rendered = {"window_layout": "centred", "frame_windows": "True", "naive_weight": "0.6"}
     assert from_rendered(LateChunkingConfig, rendered).as_dict() == {
-        "window_layout": "centred", "frame_windows": True, "naive_weight": 0.6
+        "window_layout": "centred", "frame_windows": True, "naive_weight": 0.6, "chunk_context": 32
     }
 
 
