@@ -105,28 +105,27 @@ def backfill(stack, first: datetime, last: datetime, conf: dict, *reprocess: str
 
 
 def test_backfill_late_files_and_deletions(stack, corpus, free_days):
-    """A 3-day backfill ingests exactly each day's folder; reprocessing the range writes nothing; a file that
-    arrives late in an earlier folder and a file deleted from an earlier folder are both reflected by the next
-    scheduled-style run."""
-    days = [next(free_days) for _ in range(5)]
-    layout = {days[0]: ["reef.txt", "bread.txt"], days[1]: ["engine.txt"], days[2]: ["comet.txt"],
-              days[3]: ["chess.txt"]}
+    """A 2-day backfill ingests exactly each day's folder (not the next day's); reprocessing the range writes
+    nothing; a file that arrives late in an earlier folder and a file deleted from an earlier folder are both
+    reflected by the next scheduled-style run."""
+    days = [next(free_days) for _ in range(4)]
+    layout = {days[0]: ["reef.txt", "bread.txt"], days[1]: ["engine.txt", "comet.txt"], days[2]: ["chess.txt"]}
     etags = {f"{folder(day)}{name}": corpus.put(f"{folder(day)}{name}", TOPICS[name])
              for day, names in layout.items() for name in names}
     conf = corpus.run_conf(lookback_days=0)
 
-    runs = backfill(stack, days[0], days[2], conf)
-    assert [run["state"] for run in runs] == ["success"] * 3
-    for run, day in zip(runs, days[:3], strict=True):
+    runs = backfill(stack, days[0], days[1], conf)
+    assert [run["state"] for run in runs] == ["success"] * 2
+    for run, day in zip(runs, days[:2], strict=True):
         assert extract_summary(stack, run)["select_prefixes"] == [folder(day)]
         assert_ran_on_the_right_workers(stack, "latechunk_ingest", run["dag_run_id"])
-    in_first_three = {key: etag for key, etag in etags.items() if not key.startswith(folder(days[3]))}
-    assert corpus.indexed_etags() == in_first_three
+    in_first_two = {key: etag for key, etag in etags.items() if not key.startswith(folder(days[2]))}
+    assert corpus.indexed_etags() == in_first_two
     written = {(c["doc_id"], c["chunk_id"]): c["indexed_at"] for c in corpus.chunks()}
 
-    rerun = backfill(stack, days[0], days[2], conf, "--reprocess-behavior", "completed")
-    assert [run["state"] for run in rerun] == ["success"] * 3
-    assert [extract_summary(stack, run)["objects_changed"] for run in rerun] == [0, 0, 0]
+    rerun = backfill(stack, days[0], days[1], conf, "--reprocess-behavior", "completed")
+    assert [run["state"] for run in rerun] == ["success"] * 2
+    assert [extract_summary(stack, run)["objects_changed"] for run in rerun] == [0, 0]
     for run in rerun:
         states = {ti["task_id"]: ti["state"] for ti in stack.task_instances("latechunk_ingest", run["dag_run_id"])}
         assert states["publish"] == "skipped", "a run that changed nothing emits no index event"
@@ -136,5 +135,5 @@ def test_backfill_late_files_and_deletions(stack, corpus, free_days):
     etags[late] = corpus.put(late, TOPICS["tea.txt"])
     corpus.delete(f"{folder(days[0])}bread.txt")
     del etags[f"{folder(days[0])}bread.txt"]
-    run_and_wait(stack, "latechunk_ingest", corpus.run_conf(lookback_days=3), logical_date=days[4])
+    run_and_wait(stack, "latechunk_ingest", corpus.run_conf(lookback_days=3), logical_date=days[3])
     assert corpus.indexed_etags() == etags
