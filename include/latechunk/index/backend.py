@@ -92,7 +92,8 @@ class SearchBackend(ABC):
     def knn_search(self, index: str, vector: np.ndarray, **options: Any) -> list[SearchHit]: ...
 
     @abstractmethod
-    def count_by_doc(self, index: str, doc_ids: Sequence[str] | None = None) -> dict[str, int]: ...
+    def count_by_doc(self, index: str, doc_ids: Sequence[str] | None = None, level: str = "chunk") -> dict[str, int]:
+        """Rows of each document at ``level`` (`latechunk.chunking.levels`): its chunks (or tombstone) by default."""
 
     @abstractmethod
     def iter_vectors(self, index: str) -> Iterator[tuple[list[str], np.ndarray]]: ...
