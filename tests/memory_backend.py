@@ -122,7 +122,10 @@ class MemoryBackend(SearchBackend):
                 object_records=object_records[chunk.bucket, chunk.key], metadata=safe_metadata(chunk.metadata),
             )  # fmt: skip
             self.records[target][action["_id"]] = orjson.loads(action["_source"])
-            report.chunks_indexed += 1
+            if chunk.is_chunk:
+                report.chunks_indexed += 1
+            else:
+                report.level_rows_indexed += 1
             if progress is not None:
                 progress(report)
         written = {doc_id: version for doc_id, version in versions.items() if doc_id not in report.failed_doc_ids}

@@ -37,7 +37,8 @@ def ids_by_level(es_client, index: str) -> dict[str, set[str]]:
 def test_rows_of_every_level_are_written_once_under_deterministic_ids(backend, spec, es_client):
     backend.ensure_index(spec)
     rows = leveled_rows("docs/guide.md")
-    backend.upsert_documents(spec.name, rows)
+    report = backend.upsert_documents(spec.name, rows)
+    assert (report.chunks_indexed, report.level_rows_indexed) == (7, 5)
     first = ids_by_level(es_client, spec.name)
     doc_id = rows[0].doc_id
     assert first == {

@@ -21,6 +21,7 @@ from latechunk.sources.documents import EmbeddedChunk
 @dataclass
 class BulkReport:
     chunks_indexed: int = 0
+    level_rows_indexed: int = 0  # section and document rows (`latechunk.chunking.levels`), not in chunks_indexed
     chunks_failed: int = 0
     documents_written: int = 0
     stale_chunks_deleted: int = 0

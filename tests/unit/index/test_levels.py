@@ -81,7 +81,8 @@ def backend() -> MemoryBackend:
 
 def test_searches_counts_and_completeness_read_chunks_unless_told(backend):
     rows = leveled_rows("docs/a.md") + leveled_rows("docs/b.md", sections=1, seed=1)
-    backend.upsert_documents(LEVELED.name, rows)
+    report = backend.upsert_documents(LEVELED.name, rows)
+    assert (report.chunks_indexed, report.level_rows_indexed) == (10, 8)
     hits = backend.knn_search(LEVELED.name, rows[-1].vector, k=len(rows))
     assert len(hits) == 7 + 3 and all(hit.source["level"] == "chunk" for hit in hits)
     sections = backend.knn_search(LEVELED.name, rows[-1].vector, k=len(rows), level="section")
