@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from latechunk.chunking.config import ChunkingConfig
-from latechunk.chunking.levels import parse_levels
+from latechunk.chunking.levels import DEFAULT_LEVELS, parse_levels
 from latechunk.embedding.config import LateChunkingConfig, default_overlap
 from latechunk.index.elasticsearch import ElasticsearchBackend
 from latechunk.index.spec import IndexMismatchError
@@ -84,7 +84,7 @@ class ExtractSettings:
     late_chunking: dict[str, Any] = field(default_factory=dict)
     # The levels indexed (`latechunk.chunking.levels`), e.g. "chunk,section,document"; recorded with the index
     # when not chunks only.
-    levels: str = "chunk"
+    levels: str = ",".join(DEFAULT_LEVELS)
     # Explicit keys (from object-storage notifications): instead of listing the prefix, each key's current state is
     # read (HEAD); a key gone from the bucket leaves the index (with ``delete_missing``), whatever event named it.
     keys: tuple[str, ...] | None = None
