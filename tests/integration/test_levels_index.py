@@ -59,7 +59,7 @@ def test_a_chunk_search_returns_chunks_only_and_another_level_on_request(backend
     backend.ensure_index(spec)
     rows = leveled_rows("docs/a.md") + leveled_rows("docs/b.md", seed=1)
     backend.upsert_documents(spec.name, rows)
-    document_row = rows[-1]
+    document_row = next(row for row in reversed(rows) if row.level == "document")  # docs/b.md's
     hits = backend.knn_search(spec.name, document_row.vector, k=50, num_candidates=100)
     assert len(hits) == 14 and {hit.source["level"] for hit in hits} == {"chunk"}
     (found,) = backend.knn_search(spec.name, document_row.vector, k=1, level="document")

@@ -191,7 +191,11 @@ def embedded_rows(
 ) -> list[EmbeddedChunk]:
     """The chunks of a document (the first ``len(spans)`` vectors) and, given its ``levels`` (`level_spans`: the
     section and document spans, each chunk's section), its section and document rows (the vectors after them);
-    the chunks then name their level and their section row."""
+    the chunks then name their level and their section row.
+
+    The section and document rows come first: the index writes them before the chunks, so an object whose chunks
+    are complete (what marks it indexed, `latechunk.index.queries`) has had its other rows sent too, and a write cut
+    short before its last chunk leaves it incomplete, to be read again."""
     n_chunks = len(spans)
     chunks = embedded_chunks(document, spans, vectors[:n_chunks], model)
     if levels is None:
@@ -200,9 +204,9 @@ def embedded_rows(
     section_ids = [None if parent is None else level_row_id(document.doc_id, SECTION, parent) for parent in parents]
     chunks = [replace(chunk, level=CHUNK, section_id=section_id)
               for chunk, section_id in zip(chunks, section_ids, strict=True)]  # fmt: skip
-    return chunks + [
+    return [
         level_row(document, row, vector, model, n_chunks) for row, vector in zip(rows, vectors[n_chunks:], strict=True)
-    ]
+    ] + chunks
 
 
 def level_row(document: Document, row: LevelSpan, vector, model: str, n_chunks: int) -> EmbeddedChunk:

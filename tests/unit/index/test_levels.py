@@ -51,9 +51,9 @@ def test_the_rows_of_a_leveled_document_have_deterministic_ids_and_name_their_pa
     rows = leveled_rows("docs/guide.md")
     doc_id = rows[0].doc_id
     ids = [row.es_id for row in rows]
-    assert ids == [f"{doc_id}:{i}" for i in range(7)] + [f"{doc_id}:section-{i}" for i in range(4)] + [
-        f"{doc_id}:document-0"
-    ]
+    assert ids == [f"{doc_id}:section-{i}" for i in range(4)] + [f"{doc_id}:document-0"] + [
+        f"{doc_id}:{i}" for i in range(7)
+    ], "a document's other rows are written before its chunks"
     assert ids == [row.es_id for row in leveled_rows("docs/guide.md", seed=5)], "same document, same ids"
     chunks = [row for row in rows if row.level == "chunk"]
     assert [chunk.section_id for chunk in chunks] == [f"{doc_id}:section-{i}" for i in (0, 1, 1, 2, 2, 3, 3)]
@@ -83,12 +83,13 @@ def test_searches_counts_and_completeness_read_chunks_unless_told(backend):
     rows = leveled_rows("docs/a.md") + leveled_rows("docs/b.md", sections=1, seed=1)
     report = backend.upsert_documents(LEVELED.name, rows)
     assert (report.chunks_indexed, report.level_rows_indexed) == (10, 8)
-    hits = backend.knn_search(LEVELED.name, rows[-1].vector, k=len(rows))
+    document_row = next(row for row in reversed(rows) if row.level == "document")  # docs/b.md's
+    hits = backend.knn_search(LEVELED.name, document_row.vector, k=len(rows))
     assert len(hits) == 7 + 3 and all(hit.source["level"] == "chunk" for hit in hits)
-    sections = backend.knn_search(LEVELED.name, rows[-1].vector, k=len(rows), level="section")
+    sections = backend.knn_search(LEVELED.name, document_row.vector, k=len(rows), level="section")
     assert len(sections) == 4 + 2 and all(hit.source["level"] == "section" for hit in sections)
-    (document,) = backend.knn_search(LEVELED.name, rows[-1].vector, k=1, level="document")
-    assert document.id == rows[-1].es_id and document.score == pytest.approx(1.0)
+    (document,) = backend.knn_search(LEVELED.name, document_row.vector, k=1, level="document")
+    assert document.id == document_row.es_id and document.score == pytest.approx(1.0)
     assert backend.count_by_doc(LEVELED.name) == {rows[0].doc_id: 7, rows[-1].doc_id: 3}
     assert backend.count_by_doc(LEVELED.name, level="section") == {rows[0].doc_id: 4, rows[-1].doc_id: 2}
     assert backend.indexed_etags(LEVELED.name, keys=["docs/a.md", "docs/b.md"]) == {
