@@ -65,11 +65,13 @@ class RunFollower:
 
 def print_hits(question: str, model: str, index: str, es) -> None:
     from latechunk.embedding.encoders import load_encoder
+    from latechunk.index.spec import chunk_level_filter
 
     query = load_encoder(model).encode_queries([question])[0]
     response = es.search(
         index=index,
-        knn={"field": "vector", "query_vector": query.tolist(), "k": 5, "num_candidates": 50},
+        knn={"field": "vector", "query_vector": query.tolist(), "k": 5, "num_candidates": 50,
+             "filter": chunk_level_filter()},
         source=["key", "part", "chunk_id", "text", "char_start", "char_end", "section", "page_start", "page_end"],
     )
     print(f"\nQuestion: {question}\n")

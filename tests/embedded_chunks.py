@@ -56,3 +56,32 @@ def corpus(documents: int = 20) -> list[EmbeddedChunk]:
     for d in range(documents):
         chunks += document_chunks(f"docs/doc-{d:02d}.txt", 1 + d % 8, seed=100 + d)
     return chunks
+
+
+def leveled_rows(
+    key: str, *, etag: str = '"v1"', sections: int = 3, levels=("chunk", "section", "document"), seed: int = 0
+) -> list[EmbeddedChunk]:
+    """The rows of one Markdown-like document of ``sections`` headed sections of two chunks each (and a preamble
+    chunk), as the embed stage stages them for ``levels``: chunks, then section and document rows, random vectors."""
+    from latechunk.chunking.levels import level_spans
+    from latechunk.chunking.spans import ChunkSpan
+    from latechunk.pipeline.embed import embedded_rows
+    from latechunk.sources.documents import Document
+    from latechunk.sources.structure import DocumentStructure, Heading
+
+    text, headings, bounds = "Preamble.", [], [(0, 9)]
+    for number in range(sections):
+        title = f"Part {number}"
+        start = len(text) + 2
+        text += f"\n\n{title}\n\nFirst sentence {number}. Second sentence {number}."
+        headings.append(Heading(1, start, start + len(title), title))
+        middle = text.index(" Second", start)
+        bounds += [(start, middle), (middle + 1, len(text))]
+    spans = [ChunkSpan(i, 4 * i, 4 * i + 4, a, b, text[a:b]) for i, (a, b) in enumerate(bounds)]
+    document = Document(
+        doc_id=document_id("corpus", key), bucket="corpus", key=key, etag=etag, text=text,
+        content_type="text/markdown", structure=DocumentStructure(headings=headings),
+    )  # fmt: skip
+    levels_of = level_spans(document.structure, spans, spans[-1].token_end, levels)
+    vectors = unit_vectors(len(spans) + len(levels_of[0]), seed=seed)
+    return embedded_rows(document, spans, vectors, MODEL_ID, levels_of if tuple(levels) != ("chunk",) else None)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from latechunk.chunking.levels import CHUNK
 from latechunk.index.actions import chunk_action, safe_metadata, tombstone_action
 from latechunk.index.backend import BulkReport, SearchBackend, SearchHit, Tombstone
 from latechunk.index.queries import _Found
@@ -121,7 +122,10 @@ class MemoryBackend(SearchBackend):
                 object_records=object_records[chunk.bucket, chunk.key], metadata=safe_metadata(chunk.metadata),
             )  # fmt: skip
             self.records[target][action["_id"]] = orjson.loads(action["_source"])
-            report.chunks_indexed += 1
+            if chunk.is_chunk:
+                report.chunks_indexed += 1
+            else:
+                report.level_rows_indexed += 1
             if progress is not None:
                 progress(report)
         written = {doc_id: version for doc_id, version in versions.items() if doc_id not in report.failed_doc_ids}
@@ -197,6 +201,8 @@ class MemoryBackend(SearchBackend):
         for _, source in self._sources(index):
             if (bucket and source["bucket"] != bucket) or (wanted is not None and source[by] not in wanted):
                 continue
+            if source.get("level", CHUNK) != CHUNK:  # completeness is judged by chunks, as object_records counts
+                continue
             object_records = source.get("object_records") if by == "key" else None
             groups[source[by], source["doc_id"], source["etag"], source["n_chunks"], object_records] += 1
         found: dict[str, _Found] = {}
@@ -226,7 +232,14 @@ class MemoryBackend(SearchBackend):
         }
 
     def knn_search(
-        self, index: str, vector: np.ndarray, *, k: int = 10, num_candidates: int = 100, filter: Any = None
+        self,
+        index: str,
+        vector: np.ndarray,
+        *,
+        k: int = 10,
+        num_candidates: int = 100,
+        filter: Any = None,
+        level: str = CHUNK,
     ) -> list[SearchHit]:
         """The exact top k by the mapping's similarity, scored as Elasticsearch scores; tombstones are never hits."""
         if filter is not None:
@@ -237,7 +250,7 @@ class MemoryBackend(SearchBackend):
             raise ValueError(f"the query vector has {query.size} dims, the index {found.dims} (a 400 from the engine)")
         scored = []
         for record_id, source in self._sources(index):
-            if VECTOR_FIELD in source:
+            if VECTOR_FIELD in source and source.get("level", CHUNK) == level:
                 score = _score(found.similarity, query, np.asarray(source[VECTOR_FIELD], dtype=np.float32))
                 scored.append((score, record_id, source))
         scored.sort(key=lambda item: -item[0])
@@ -246,13 +259,15 @@ class MemoryBackend(SearchBackend):
             for score, record_id, source in scored[:k]
         ]
 
-    def count_by_doc(self, index: str, doc_ids: Sequence[str] | None = None) -> dict[str, int]:
+    def count_by_doc(self, index: str, doc_ids: Sequence[str] | None = None, level: str = CHUNK) -> dict[str, int]:
         wanted = None if doc_ids is None else set(doc_ids)
-        counts = Counter(s["doc_id"] for _, s in self._sources(index) if wanted is None or s["doc_id"] in wanted)
+        counts = Counter(s["doc_id"] for _, s in self._sources(index)
+                         if (wanted is None or s["doc_id"] in wanted) and s.get("level", CHUNK) == level)  # fmt: skip
         return dict(counts)
 
     def iter_vectors(self, index: str) -> Iterator[tuple[list[str], np.ndarray]]:
-        with_vectors = [(record_id, s[VECTOR_FIELD]) for record_id, s in self._sources(index) if VECTOR_FIELD in s]
+        with_vectors = [(record_id, s[VECTOR_FIELD]) for record_id, s in self._sources(index)
+                        if VECTOR_FIELD in s and s.get("level", CHUNK) == CHUNK]  # fmt: skip
         for start in range(0, len(with_vectors), PAGE_SIZE):
             page = with_vectors[start : start + PAGE_SIZE]
             yield [record_id for record_id, _ in page], np.array([vector for _, vector in page], np.float32)

@@ -114,10 +114,13 @@ class AskService:
         if tokens > self.limits.max_tokens:
             raise QuestionRefused(413, f"The question has {tokens:,} tokens for this model; at most "
                                        f"{self.limits.max_tokens:,} are accepted. Ask a shorter question.")
+        from latechunk.index.spec import chunk_level_filter
+
         vector = encoder.encode_queries([question])[0]
         response = self.elasticsearch().search(
             index=index,
-            knn={"field": "vector", "query_vector": vector.tolist(), "k": k, "num_candidates": max(50, 10 * k)},
+            knn={"field": "vector", "query_vector": vector.tolist(), "k": k, "num_candidates": max(50, 10 * k),
+                 "filter": chunk_level_filter()},  # an index of several levels also holds sections and documents
             source=["key", "part", "chunk_id", "text", "char_start", "char_end", "section", "page_start", "page_end"],
         )
         return [{**hit["_source"], "score": hit["_score"]} for hit in response["hits"]["hits"]]

@@ -85,6 +85,7 @@ class LateChunkEmbedOperator(LateChunkBaseOperator):
                 dtype=self.dtype or "auto",
                 attention=self.attention or "auto",
                 late_chunking=manifest.late_chunking.as_dict(),
+                levels=manifest.levels,
             )  # fmt: skip
 
         summary = self.run_batch_stage("embed", self.batch_path, work)

@@ -59,6 +59,9 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
     :param window_overlap: the embed task's window overlap, likewise checked. (templated)
     :param late_chunking: the embed task's late-chunking settings (``LateChunkingConfig`` fields), checked and
         recorded with the index and in the run manifest, which annotate and embed follow. (templated)
+    :param levels: the levels indexed, comma-separated (``chunk``, ``section``, ``document``; chunks only by
+        default), recorded with the index (when not chunks only) and in the run manifest, which embed and validate
+        follow. (templated)
     :param probes: the validate task's probe queries, checked here so that a malformed one fails the run before
         anything is staged. (templated)
     :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``) of the search engine.
@@ -91,6 +94,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         "window_overlap",
         "probes",
         "late_chunking",
+        "levels",
     )
     ui_color = "#e8f4fd"
     operator_extra_links = (QuarantineLink(), RunReportLink())
@@ -117,6 +121,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         window_overlap: int | None = None,
         probes: str | list[Any] | None = None,
         late_chunking: dict[str, Any] | None = None,
+        levels: str | None = None,
         elasticsearch_conn_id: str = "latechunk_es",
         from_events: bool = False,
         **kwargs: Any,
@@ -142,6 +147,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         self.window_overlap = window_overlap
         self.probes = probes
         self.late_chunking = late_chunking
+        self.levels = levels
         self.elasticsearch_conn_id = elasticsearch_conn_id
         self.from_events = from_events
 
@@ -195,7 +201,8 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
                     "delete_missing": self.delete_missing, "batch_token_budget": self.batch_token_budget,
                     "docs_per_batch": self.docs_per_batch, "max_object_bytes": self.max_object_bytes,
                     "json_text_field": self.json_text_field, "max_bad_fraction": self.max_bad_fraction,
-                    "window": self.window, "window_overlap": self.window_overlap, **self.limits,
+                    "window": self.window, "window_overlap": self.window_overlap, "levels": self.levels,
+                    **self.limits,
                 }),
                 select_prefixes=select_prefixes,
                 written_between=written,

@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow.sdk import Asset, Param
 from latechunk.chunking.config import DEFAULT_MAX_DOCUMENT_TOKENS, ChunkingConfig
+from latechunk.chunking.levels import DEFAULT_LEVELS
 from latechunk.embedding.config import DEFAULT_TOKEN_BUDGET, WINDOW_LAYOUTS, LateChunkingConfig
 from latechunk.sources.limits import Limits
 from latechunk.sources.settings import SourceSettings
@@ -120,7 +121,7 @@ SECTIONS = {
     "Model and embedding": ("model", "window", "window_overlap", "window_layout", "chunk_context", "frame_windows",
                             "naive_weight", "token_budget", "device", "dtype", "attention", "docs_per_batch",
                             "batch_token_budget"),
-    "Index": ("index", "delete_old_index"),
+    "Index": ("index", "levels", "delete_old_index"),
     "Validation": ("validation_sample_size", "exact_sample_tokens", "self_retrieval_threshold", "recall_threshold",
                    "semantic_checks", "query_retrieval_threshold", "document_query_threshold", "max_mean_cosine",
                    "query_k", "probes"),
@@ -190,6 +191,13 @@ def _params() -> dict[str, Param]:
             description="Remove from the index the keys under the prefix that are gone."
         ),
         "index": Param(_env("INDEX", "latechunk-chunks"), type="string", description="Index or alias to write."),
+        "levels": Param(
+            _env("LEVELS", ",".join(DEFAULT_LEVELS)),
+            enum=["chunk", "chunk,section", "chunk,document", "chunk,section,document"],
+            description="Rows indexed per document: its chunks, and also one row per section and one for the whole "
+            "document (field level), pooled from the same token embeddings (no extra encoder pass), for parent "
+            "retrieval. Recorded with the index: another value needs the reindex DAG.",
+        ),
         "model": Param(_env("MODEL", DEFAULT_MODEL), type="string", description="Encoder: hub id or local path."),
         "chunking_strategy": Param(
             _env("CHUNKING_STRATEGY", _CHUNKING.strategy), enum=["sentences", "sections", "fixed"],

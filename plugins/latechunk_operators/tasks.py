@@ -58,6 +58,7 @@ def late_chunking_tasks(
         window=param_ref("window"),
         window_overlap=param_ref("window_overlap"),
         late_chunking=LATE_CHUNKING,
+        levels=param_ref("levels"),
         execution_timeout=execution_timeout("extract"),
         **extract_kwargs,
         **STAGING,

@@ -193,3 +193,37 @@ def test_an_index_of_the_former_long_document_defaults_is_refused_then_rebuilt(
     meta = es_client.indices.get_mapping(index=rebuilt)[rebuilt]["mappings"]["_meta"]["latechunk"]
     assert meta["late_chunking"] == LateChunkingConfig().recorded()
     assert_state(ingest.run(RUN_OF_DAY))
+
+
+def test_levels_are_refused_on_an_index_of_chunks_then_rebuilt_by_the_reindex(
+    ingest, s3_client, s3_bucket, es_client, es_index
+):
+    """An index of chunks only records no levels and keeps its rows as they were; a run asking for section and
+    document rows is refused, the reindex DAG rebuilds with them, and its validation counts and re-pools them."""
+    from support import Pipeline
+
+    put_documents(s3_client, s3_bucket, f"incoming/{DAY:%Y-%m-%d}/", DOCUMENTS)
+    assert_state(ingest.run(RUN_OF_DAY))
+    (served,) = es_client.indices.get_alias(name=es_index)
+    assert "levels" not in es_client.indices.get_mapping(index=served)[served]["mappings"]["_meta"]["latechunk"]
+    assert all("level" not in chunk for chunk in indexed_chunks(es_client, es_index))
+    chunks_before = es_client.count(index=es_index)["count"]
+
+    levels = "chunk,section,document"
+    assert_state(ingest.run(RUN_OF_DAY, levels=levels), "failed")  # the extract task refuses the index
+    assert list(es_client.indices.get_alias(name=es_index)) == [served]
+
+    reindex = Pipeline({**ingest.conf, "levels": levels, "delete_old_index": True}, "latechunk_reindex")
+    run = reindex.run(DAY)
+    assert_state(run)
+    (rebuilt,) = es_client.indices.get_alias(name=es_index)
+    meta = es_client.indices.get_mapping(index=rebuilt)[rebuilt]["mappings"]["_meta"]["latechunk"]
+    assert meta["levels"] == ["chunk", "section", "document"]
+    rows = indexed_chunks(es_client, es_index)
+    by_level = {level: [row for row in rows if row["level"] == level] for level in ("chunk", "section", "document")}
+    assert len(by_level["chunk"]) == chunks_before
+    assert len(by_level["document"]) == len({row["doc_id"] for row in by_level["chunk"]})
+    assert {tuple(row["section"]) for row in by_level["section"]} >= {("Berlin",), ("Reefs",)}
+    checks = {check["name"]: check for check in validation_report(s3_client, reindex, run)["checks"]}
+    assert checks["level_counts"]["passed"] and checks["exact_vectors"]["details"]["level_rows"] > 0
+    assert_state(ingest.run(RUN_OF_DAY, levels=levels))

@@ -59,10 +59,11 @@ def stages(connections, s3_client, s3_bucket, staging_bucket, es_index, tiny_jin
     common = {"staging_bucket": staging_bucket}
     results: dict[str, Any] = {}
 
-    def run_until(last: str) -> dict[str, Any]:
+    def run_until(last: str, **extract_options: Any) -> dict[str, Any]:
         extract = LateChunkExtractOperator(
             task_id="extract", bucket=s3_bucket, prefix=PREFIX, index_name=es_index, model=tiny_jina_model,
             chunking=CHUNKING, json_text_field="body", docs_per_batch=2, max_bad_fraction=0.5, **WINDOWS, **common,
+            **extract_options,
         )
         results["extract"] = extract.execute(context)
         for stage, operator_class, extra in (
@@ -145,6 +146,33 @@ def test_validate_passes_on_a_good_run_and_reports(stages, s3_client):
     assert report["passed"] is True
     assert report["checks"]["self_retrieval"] == 1.0
     assert staging.read_json(s3_client, report["report"])["passed"] is True
+
+
+def test_section_and_document_rows_go_through_every_stage(stages, es_client, es_index):
+    results = stages("validate", levels="chunk,section,document")
+    summary = results["index"]
+    assert summary["chunks_indexed"] == sum(result["chunks"] for result in results["embed"])
+    es_client.indices.refresh(index=es_index)
+    hits = es_client.search(index=es_index, size=100, source=["level", "key"])["hits"]["hits"]
+    levels = sorted((hit["_source"]["level"], hit["_source"]["key"].removeprefix(PREFIX)) for hit in hits)
+    # one.txt has no heading (no section row), two.md one ("Engines"), three.json none (empty.txt has no text).
+    assert [entry for entry in levels if entry[0] != "chunk"] == [
+        ("document", "one.txt"), ("document", "three.json"), ("document", "two.md"), ("section", "two.md")
+    ]
+    assert len(levels) == summary["chunks_indexed"] + 4
+    assert summary["level_rows_indexed"] == 4
+    (name,) = es_client.indices.get_alias(name=es_index)
+    meta = es_client.indices.get_mapping(index=name)[name]["mappings"]["_meta"]["latechunk"]
+    assert meta["levels"] == ["chunk", "section", "document"]
+    report = results["validate"]
+    assert report["passed"] is True and report["checks"]["level_counts"] == 0
+    assert report["checks"]["exact_vectors"] == 1.0
+
+
+def test_a_run_with_other_levels_than_its_index_is_refused(stages):
+    stages("index")
+    with pytest.raises(Exception, match=r"levels is \['chunk'\] in the index, \['chunk', 'section'\] configured"):
+        stages("extract", levels="chunk,section")
 
 
 def test_swap_alias_moves_the_alias_atomically(connections, es_client, es_index):

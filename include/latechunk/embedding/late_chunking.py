@@ -246,9 +246,15 @@ def embed_documents(
     config: LateChunkingConfig | None = None,
     token_budget: int = DEFAULT_TOKEN_BUDGET,
     on_tokens: Callable[[int], None] | None = None,
+    extra_spans: Sequence[Sequence[tuple[int, int]]] | None = None,
 ) -> list[np.ndarray]:
     """Late-chunked chunk vectors: per document an (n_chunks, dim) float32 array, L2-normalised, row i for
     ``doc.spans[i]``.
+
+    ``extra_spans`` (per document, token spans [start, end) of its sections or whole text:
+    `latechunk.chunking.levels`) are mean-pooled in the same pass, from the same windows, and follow the chunk rows
+    of their document's array (n_chunks + n_extra rows). They are pure late vectors: the naive mix applies to
+    chunks only (a section or a document can be longer than any window, so it has no naive vector).
 
     ``window`` defaults to the encoder window; ``overlap`` to min(256, window // 4) tokens; ``config`` to the
     default `LateChunkingConfig` (centred framed windows, naive weight 0.6; ``PLAIN`` is the reference's method).
@@ -269,11 +275,14 @@ def embed_documents(
     pending = [k for k, doc in enumerate(docs) if doc.spans]
     chunk_centred = [k for k in pending if config.window_layout == CHUNK_CENTRED and len(docs[k].input_ids) > window]
     pending = [k for k in pending if k not in set(chunk_centred)]
+    if extra_spans and any(extra_spans[k] for k in chunk_centred):
+        raise ValueError("chunk_centred windows pool chunks only: sections and documents need whole-document windows")
     while pending:
         fitted = min(window, encoder.window_limit or window)
         if fitted < MIN_WINDOW:
             raise SequenceDoesNotFit(fitted * 2)
-        poolers = {k: SpanPooler(docs[k].spans, len(docs[k].input_ids), encoder.dim) for k in pending}
+        poolers = {k: SpanPooler([*docs[k].spans, *(extra_spans[k] if extra_spans else ())],
+                                 len(docs[k].input_ids), encoder.dim) for k in pending}  # fmt: skip
         try:
             for position, first, kept in iter_kept_outputs(
                 encoder,
@@ -311,6 +320,7 @@ def embed_documents(
         return late
     naive = embed_naive(encoder, [docs[k] for k in long], token_budget=token_budget)
     for k, vectors in zip(long, naive, strict=True):
-        late[k] = mix_vectors(late[k], vectors, config.naive_weight)
+        n_chunks = len(docs[k].spans)
+        late[k] = np.concatenate([mix_vectors(late[k][:n_chunks], vectors, config.naive_weight), late[k][n_chunks:]])
     return late
 

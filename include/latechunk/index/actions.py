@@ -101,6 +101,8 @@ def chunk_action(
         "section": [_text(title) for title in chunk.section],
         "page_start": chunk.page_start,
         "page_end": chunk.page_end,
+        **({"level": chunk.level} if chunk.level is not None else {}),
+        **({"section_id": chunk.section_id} if chunk.section_id is not None else {}),
         VECTOR_FIELD: np.ascontiguousarray(chunk.vector, dtype=np.float32),
         "model_id": chunk.model_id,
         "metadata": metadata,

@@ -21,6 +21,7 @@ from latechunk.sources.documents import EmbeddedChunk
 @dataclass
 class BulkReport:
     chunks_indexed: int = 0
+    level_rows_indexed: int = 0  # section and document rows (`latechunk.chunking.levels`), not in chunks_indexed
     chunks_failed: int = 0
     documents_written: int = 0
     stale_chunks_deleted: int = 0
@@ -92,7 +93,8 @@ class SearchBackend(ABC):
     def knn_search(self, index: str, vector: np.ndarray, **options: Any) -> list[SearchHit]: ...
 
     @abstractmethod
-    def count_by_doc(self, index: str, doc_ids: Sequence[str] | None = None) -> dict[str, int]: ...
+    def count_by_doc(self, index: str, doc_ids: Sequence[str] | None = None, level: str = "chunk") -> dict[str, int]:
+        """Rows of each document at ``level`` (`latechunk.chunking.levels`): its chunks (or tombstone) by default."""
 
     @abstractmethod
     def iter_vectors(self, index: str) -> Iterator[tuple[list[str], np.ndarray]]: ...

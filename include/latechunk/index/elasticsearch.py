@@ -131,9 +131,12 @@ class ElasticsearchBackend(IndexQueries, SearchBackend):
             object_records = _records_by_object(chunks)
         versions: dict[str, tuple[str, int]] = {}
         objects: dict[str, ObjectRef] = {}
+        level_rows: set[str] = set()  # ids of the section and document rows among the chunks
 
         def actions() -> Iterator[dict[str, Any]]:
             for chunk in chunks:
+                if not chunk.is_chunk:
+                    level_rows.add(chunk.es_id)
                 version = versions.setdefault(chunk.doc_id, (chunk.etag, chunk.n_chunks))
                 if version != (chunk.etag, chunk.n_chunks):
                     raise ValueError(f"document {chunk.doc_id} comes in two versions in one upsert")
@@ -157,7 +160,9 @@ class ElasticsearchBackend(IndexQueries, SearchBackend):
         )
         for ok, item in results:
             result = next(iter(item.values()))
-            if ok:
+            if ok and result["_id"] in level_rows:
+                report.level_rows_indexed += 1
+            elif ok:
                 report.chunks_indexed += 1
             else:
                 self._count_failure(report, objects, result["_id"], result.get("status"), result.get("error"))

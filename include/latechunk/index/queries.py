@@ -1,6 +1,10 @@
 """The read side of `latechunk.index.elasticsearch.ElasticsearchBackend`: what the index holds (per object, per
 document), kNN search and a scan of every vector.
 
+Chunks only, by default: the rows of other levels (sections, documents: `latechunk.chunking.levels`) are left out
+of the completeness of objects (judged by their chunks, as `object_records` counts them), of the counts, of kNN
+search unless asked for, and of the vector scan.
+
 Everything that reads many documents pages (composite aggregations, point in time + search_after), so nothing is
 capped at 10,000 hits.
 """
@@ -15,7 +19,7 @@ import numpy as np
 from elasticsearch import Elasticsearch
 
 from latechunk.index.backend import SearchHit
-from latechunk.index.spec import VECTOR_FIELD
+from latechunk.index.spec import VECTOR_FIELD, chunk_level_filter, level_filter
 
 # Terms per `terms` query, well below Elasticsearch's terms limit.
 TERMS_PER_QUERY = 10_000
@@ -75,7 +79,7 @@ class IndexQueries:
         if by == "key":
             fields = ["key", *fields, "object_records"]
         found: dict[str, _Found] = {}
-        for query in self._selections(by, wanted, bucket):
+        for query in self._selections(by, wanted, bucket, [chunk_level_filter()]):
             for values, count in self._composite(index, fields, query, optional=("object_records",)):
                 found.setdefault(values[by], _Found()).add(
                     values["etag"], values["n_chunks"], values.get("object_records"), count
@@ -93,7 +97,7 @@ class IndexQueries:
         """(key, ETag) of every object under `prefix` with ``after < key <= through``, in ascending key order (the
         UTF-8 byte order of the bucket's listing), as `indexed_etags` judges them: None for an incomplete or mixed
         version. Streams: one object's records at a time, whatever the index holds."""
-        extra: list[dict[str, Any]] = [{"prefix": {"key": prefix}}] if prefix else []
+        extra: list[dict[str, Any]] = [chunk_level_filter(), *([{"prefix": {"key": prefix}}] if prefix else [])]
         bounds = {**({"gt": after} if after is not None else {}), **({"lte": through} if through is not None else {})}
         if bounds:
             extra.append({"range": {"key": bounds}})
@@ -120,9 +124,10 @@ class IndexQueries:
             return [{"bool": {"filter": filters}}]
         return [{"bool": {"filter": [*filters, {"terms": {name: batch}}]}} for batch in _batches(values)]
 
-    def count_by_doc(self, index: str, doc_ids: Sequence[str] | None = None) -> dict[str, int]:
+    def count_by_doc(self, index: str, doc_ids: Sequence[str] | None = None, level: str = "chunk") -> dict[str, int]:
+        """Rows of each document at ``level`` (its chunks, and its tombstone, by default)."""
         counts: dict[str, int] = {}
-        for query in self._selections("doc_id", doc_ids, None):
+        for query in self._selections("doc_id", doc_ids, None, [level_filter(level)]):
             for found, count in self._composite(index, ["doc_id"], query):
                 counts[found["doc_id"]] = count
         return counts
@@ -144,17 +149,24 @@ class IndexQueries:
             composite = {**composite, "after": page["after_key"]}
 
     def knn_search(
-        self, index: str, vector: np.ndarray, *, k: int = 10, num_candidates: int = 100, filter: Any = None
+        self,
+        index: str,
+        vector: np.ndarray,
+        *,
+        k: int = 10,
+        num_candidates: int = 100,
+        filter: Any = None,
+        level: str = "chunk",
     ) -> list[SearchHit]:
-        """Top-level `knn`; `filter` (an Elasticsearch query) applies during the search, not after it."""
+        """Top-level `knn` over the rows of ``level`` (chunks by default, in any index); `filter` (an Elasticsearch
+        query) applies during the search, not after it."""
         knn: dict[str, Any] = {
             "field": VECTOR_FIELD,
             "query_vector": np.asarray(vector, dtype=np.float32).tolist(),
             "k": k,
             "num_candidates": max(num_candidates, k),
+            "filter": [level_filter(level), *([] if filter is None else [filter])],
         }
-        if filter is not None:
-            knn["filter"] = filter
         response = self.client.search(index=index, knn=knn, size=k, source={"excludes": [VECTOR_FIELD]})
         return [SearchHit(hit["_id"], hit["_score"], hit["_source"]) for hit in response["hits"]["hits"]]
 
@@ -166,7 +178,8 @@ class IndexQueries:
         return found
 
     def iter_vectors(self, index: str) -> Iterator[tuple[list[str], np.ndarray]]:
-        """Every chunk id and vector of the index, page by page, from one point-in-time view."""
+        """Every chunk id and vector of the index (tombstones and other levels aside), page by page, from one
+        point-in-time view."""
         pit_id = self.client.open_point_in_time(index=index, keep_alive="2m")["id"]
         try:
             search_after = None
@@ -176,7 +189,7 @@ class IndexQueries:
                     size=PAGE_SIZE,
                     sort=["_shard_doc"],
                     search_after=search_after,
-                    query={"exists": {"field": VECTOR_FIELD}},  # tombstones have none
+                    query={"bool": {"filter": [{"exists": {"field": VECTOR_FIELD}}, chunk_level_filter()]}},
                     source=[VECTOR_FIELD],
                     track_total_hits=False,
                 )

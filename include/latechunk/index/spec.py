@@ -30,6 +30,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from latechunk.chunking.levels import CHUNK, DEFAULT_LEVELS, LEVELS
 from latechunk.embedding.config import PLAIN
 
 VECTOR_FIELD = "vector"
@@ -50,6 +51,10 @@ ADDED_FIELDS: dict[str, dict[str, Any]] = {
     "section": {"type": "keyword", "ignore_above": 1024},
     "page_start": {"type": "integer"},
     "page_end": {"type": "integer"},
+    # Multi-granularity indices (`latechunk.chunking.levels`): the row's level ("section", "document"; "chunk"
+    # for chunks when other levels are indexed, absent in an index of chunks only) and a chunk's section row.
+    "level": {"type": "keyword"},
+    "section_id": {"type": "keyword"},
 }
 SIMILARITIES = ("cosine", "dot_product", "l2_norm", "max_inner_product")
 INDEX_TYPES = ("hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat", "int4_flat", "bbq_flat")
@@ -82,6 +87,7 @@ class IndexSpec:
     window: int | None = None  # tokens per encoder window, as the embed stage uses it
     window_overlap: int | None = None  # context tokens each window repeats
     late_chunking: dict[str, Any] = field(default_factory=dict)  # LateChunkingConfig.recorded()
+    levels: tuple[str, ...] = DEFAULT_LEVELS  # recorded only when it is not the default (chunks only)
 
     def __post_init__(self) -> None:
         if not 1 <= self.dims <= MAX_DIMS:
@@ -97,8 +103,11 @@ class IndexSpec:
             raise ValueError(f"{index_type} needs more than 64 dims, got {self.dims}")
         if not self.model_id:
             raise ValueError("model_id is required: it is recorded with the index")
+        if CHUNK not in self.levels or set(self.levels) - set(LEVELS):
+            raise ValueError(f"levels must include {CHUNK!r} and be some of {LEVELS}, got {self.levels!r}")
 
     def meta(self) -> dict[str, Any]:
+        levels = {"levels": list(self.levels)} if tuple(self.levels) != DEFAULT_LEVELS else {}
         return {
             "schema_version": SCHEMA_VERSION,
             "model_id": self.model_id,
@@ -110,6 +119,7 @@ class IndexSpec:
             "window": self.window,
             "window_overlap": self.window_overlap,
             "late_chunking": _canonical(self.late_chunking),
+            **levels,
             "offsets": OFFSETS_NOTE,
         }
 
@@ -185,6 +195,7 @@ def mismatches(spec: IndexSpec, mapping: dict[str, Any]) -> list[str]:
     for setting in sorted(set(found_late) | set(expected_late)):  # what is not recorded is plain late chunking's
         plain = getattr(PLAIN, setting, None)
         compare(f"late_chunking.{setting}", found_late.get(setting, plain), expected_late.get(setting, plain))
+    compare("levels", meta.get("levels", list(DEFAULT_LEVELS)), list(spec.levels))  # not recorded: chunks only
     return problems
 
 
@@ -205,7 +216,20 @@ def spec_from_mapping(name: str, mapping: dict[str, Any]) -> IndexSpec | None:
         window=meta.get("window"),
         window_overlap=meta.get("window_overlap"),
         late_chunking=meta.get("late_chunking", {}),
+        levels=tuple(meta.get("levels", DEFAULT_LEVELS)),
     )
+
+
+def chunk_level_filter() -> dict[str, Any]:
+    """A filter for chunk rows that also works on indices of chunks only, whose rows carry no `level`."""
+    return {"bool": {"must_not": [{"terms": {"level": [level for level in LEVELS if level != CHUNK]}}]}}
+
+
+def level_filter(level: str = CHUNK) -> dict[str, Any]:
+    """A filter for the rows of one level (`latechunk.chunking.levels`)."""
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    return chunk_level_filter() if level == CHUNK else {"term": {"level": level}}
 
 
 def _canonical(value: dict[str, Any]) -> dict[str, Any]:

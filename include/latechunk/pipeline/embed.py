@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
+from latechunk.chunking.levels import CHUNK, DEFAULT_LEVELS, LEVEL_TEXT_CHARS, SECTION, LevelSpan, level_spans
 from latechunk.chunking.sections import chunk_locations
 from latechunk.chunking.spans import AnnotatedDocument, ChunkSpan
 from latechunk.embedding.config import DEFAULT_TOKEN_BUDGET, LateChunkingConfig
 from latechunk.pipeline.progress import Progress
 from latechunk.pipeline.shared import batch_index, stage_uri, tokenizer_identity
-from latechunk.sources.documents import Document, EmbeddedChunk
+from latechunk.sources.documents import Document, EmbeddedChunk, level_row_id
 from latechunk.staging import tables as staging
 from latechunk.staging.prefetch import prefetched
 from latechunk.staging.stream import ENCODER_DTYPE_KEY, TOKENIZER_KEY, TOKENS_KEY, StagedReader, StagedWriter
@@ -40,6 +42,7 @@ def embed(
     late_chunking: dict[str, Any] | None = None,
     piece_tokens: int | None = None,
     revision: str | None = None,
+    levels: Sequence[str] = DEFAULT_LEVELS,
 ) -> dict[str, Any]:
     """Late-chunk embedding of one staged batch: every document is encoded whole (in overlapping windows when
     longer than ``window``) and each chunk vector is the mean of its span's token embeddings.
@@ -47,7 +50,8 @@ def embed(
     naive mix for documents longer than the window); empty for its defaults. ``window_overlap``: None for
     min(256, window // 4). ``dtype`` and ``attention``: see
     `latechunk.embedding.encoders.load_encoder`. ``revision``: exactly that revision of the model (the one the run
-    recorded), never another.
+    recorded), never another. ``levels`` (`latechunk.chunking.levels`): beyond chunks, each document's section and
+    document vectors are pooled in the same pass and staged as rows of their level; chunks only computes nothing more.
 
     The batch streams through in pieces of about ``piece_tokens`` tokens (default ``PIECES_PER_BUDGET`` forward
     passes' worth): the next piece is read (with the token ids annotate staged) while this one is encoded,
@@ -80,13 +84,17 @@ def embed(
         )
         with Progress("embed", total_docs=staged.rows, total_tokens=total_tokens) as progress:
             for piece in prefetched(staged_pieces(staged, piece_tokens)):
+                extra = [level_spans(document.structure, doc.spans, len(doc.input_ids), levels)
+                         for document, doc in piece] if tuple(levels) != DEFAULT_LEVELS else None  # fmt: skip
                 vectors = embed_documents(
                     encoder, [doc for _, doc in piece], window=window, overlap=window_overlap, config=config,
                     token_budget=token_budget, on_tokens=lambda n: progress.advance(tokens=n),
-                )
+                    extra_spans=[[(row.token_start, row.token_end) for row in rows] for rows, _ in extra]
+                    if extra else None,
+                )  # fmt: skip
                 chunks: list[EmbeddedChunk] = []
-                for (document, doc), matrix in zip(piece, vectors, strict=True):
-                    chunks.extend(embedded_chunks(document, doc.spans, matrix, model))
+                for number, ((document, doc), matrix) in enumerate(zip(piece, vectors, strict=True)):
+                    chunks.extend(embedded_rows(document, doc.spans, matrix, model, extra[number] if extra else None))
                     long_docs += len(doc.input_ids) > window
                     document_tokens += len(doc.input_ids)
                     encoder_tokens += document_work(doc, window, window_overlap, config, special_ids)
@@ -172,3 +180,57 @@ def embedded_chunks(document: Document, spans: list[ChunkSpan], vectors, model: 
         )
         for span, vector, (section, page_start, page_end) in zip(spans, vectors, locations, strict=True)
     ]
+
+
+def embedded_rows(
+    document: Document,
+    spans: list[ChunkSpan],
+    vectors,
+    model: str,
+    levels: tuple[list[LevelSpan], list[int | None]] | None = None,
+) -> list[EmbeddedChunk]:
+    """The chunks of a document (the first ``len(spans)`` vectors) and, given its ``levels`` (`level_spans`: the
+    section and document spans, each chunk's section), its section and document rows (the vectors after them);
+    the chunks then name their level and their section row.
+
+    The section and document rows come first: the index writes them before the chunks, so an object whose chunks
+    are complete (what marks it indexed, `latechunk.index.queries`) has had its other rows sent too, and a write cut
+    short before its last chunk leaves it incomplete, to be read again."""
+    n_chunks = len(spans)
+    chunks = embedded_chunks(document, spans, vectors[:n_chunks], model)
+    if levels is None:
+        return chunks
+    rows, parents = levels
+    section_ids = [None if parent is None else level_row_id(document.doc_id, SECTION, parent) for parent in parents]
+    chunks = [replace(chunk, level=CHUNK, section_id=section_id)
+              for chunk, section_id in zip(chunks, section_ids, strict=True)]  # fmt: skip
+    return [
+        level_row(document, row, vector, model, n_chunks) for row, vector in zip(rows, vectors[n_chunks:], strict=True)
+    ] + chunks
+
+
+def level_row(document: Document, row: LevelSpan, vector, model: str, n_chunks: int) -> EmbeddedChunk:
+    """The row of a section or of the whole document: its ordinal as ``chunk_id``, the document's chunk count as
+    ``n_chunks`` (so that stale versions go with its chunks), the first `LEVEL_TEXT_CHARS` characters of its text."""
+    structure = document.structure
+    return EmbeddedChunk(
+        doc_id=document.doc_id,
+        bucket=document.bucket,
+        key=document.key,
+        part=document.part,
+        etag=document.etag,
+        chunk_id=row.ordinal,
+        n_chunks=n_chunks,
+        text=document.text[row.char_start : row.char_end][:LEVEL_TEXT_CHARS],
+        char_start=row.char_start,
+        char_end=row.char_end,
+        token_start=row.token_start,
+        token_end=row.token_end,
+        vector=vector,
+        model_id=model,
+        metadata=document.metadata,
+        section=list(row.section),
+        page_start=structure.page_of(row.char_start),
+        page_end=structure.page_of(max(row.char_start, row.char_end - 1)),
+        level=row.level,
+    )

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from latechunk.chunking.config import ChunkingConfig
-from latechunk.embedding.config import LateChunkingConfig, default_overlap
+from latechunk.chunking.levels import DEFAULT_LEVELS, parse_levels
+from latechunk.embedding.config import CHUNK_CENTRED, LateChunkingConfig, default_overlap
 from latechunk.index.elasticsearch import ElasticsearchBackend
 from latechunk.index.spec import IndexMismatchError
 from latechunk.pipeline.batch_failures import pending_uri, read_pending
@@ -81,6 +82,9 @@ class ExtractSettings:
     window_overlap: int | None = None
     # How the embed stage computes vectors beyond one window (LateChunkingConfig fields), recorded with the index.
     late_chunking: dict[str, Any] = field(default_factory=dict)
+    # The levels indexed (`latechunk.chunking.levels`), e.g. "chunk,section,document"; recorded with the index
+    # when not chunks only.
+    levels: str = ",".join(DEFAULT_LEVELS)
     # Explicit keys (from object-storage notifications): instead of listing the prefix, each key's current state is
     # read (HEAD); a key gone from the bucket leaves the index (with ``delete_missing``), whatever event named it.
     keys: tuple[str, ...] | None = None
@@ -108,11 +112,17 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
     check_windows(settings, chunking)
     late_chunking = LateChunkingConfig(**settings.late_chunking)
     late_chunking.validate()
+    levels = parse_levels(settings.levels)
+    if late_chunking.window_layout == CHUNK_CENTRED and levels != DEFAULT_LEVELS:
+        raise ValueError(
+            f"levels {','.join(levels)} need windows over the whole document; chunk_centred windows encode each "
+            "chunk with its context only: choose centred or stitched, or chunk levels"
+        )
     window = settings.window or model.window
     overlap = default_overlap(window) if settings.window_overlap is None else settings.window_overlap
     spec = index_spec(
         settings.index, model=settings.model, dims=model.dims, revision=model.revision, chunking=chunking.as_dict(),
-        window=window, window_overlap=overlap, late_chunking=late_chunking.recorded(),
+        window=window, window_overlap=overlap, late_chunking=late_chunking.recorded(), levels=levels,
     )  # fmt: skip
     index_exists = bool(es.indices.exists(index=settings.index))
     if index_exists:
@@ -204,6 +214,7 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
         pending_uri=pending_at,
         retried=retried,
         settings=asdict(settings),
+        levels=levels,
     )
     manifest_uri = manifest.write(s3, area)
     summary = {

@@ -155,7 +155,8 @@ def index(
     summary = {
         "index": index_name,
         "index_created": created,
-        **{name: written[name] for name in ("chunks_indexed", "documents_written", "stale_chunks_deleted")},
+        **{name: written[name]
+           for name in ("chunks_indexed", "level_rows_indexed", "documents_written", "stale_chunks_deleted")},
         "superseded_chunks_deleted": superseded,
         "removed_object_chunks_deleted": removed,
         "quarantined_object_chunks_deleted": quarantined_deleted,
@@ -192,8 +193,9 @@ def _write_chunks(s3, backend: ElasticsearchBackend, index_name: str, manifest: 
     """Upsert every staged batch of chunks; the totals, the objects refused and those with transient failures."""
     progress = Progress("index", total_docs=None)
     records = plan.object_records()
-    written: dict[str, Any] = {"chunks_indexed": 0, "documents_written": 0, "stale_chunks_deleted": 0,
-                               "failed_documents": 0, "refused": {}, "transient_keys": set(), "errors": []}  # fmt: skip
+    written: dict[str, Any] = {"chunks_indexed": 0, "level_rows_indexed": 0, "documents_written": 0,
+                               "stale_chunks_deleted": 0, "failed_documents": 0, "refused": {},
+                               "transient_keys": set(), "errors": []}  # fmt: skip
     for documents_uri, chunks_uri in zip(manifest.batches, chunk_batch_uris(manifest), strict=True):
         if documents_uri in plan.keys_by_failed_batch:
             continue
@@ -206,7 +208,7 @@ def _write_chunks(s3, backend: ElasticsearchBackend, index_name: str, manifest: 
         written["transient_keys"] |= {plan.key_by_doc[doc_id] for doc_id in report.failed_doc_ids - refused_docs}
         written["errors"].extend(report.errors)
         written["failed_documents"] += len(report.failed_doc_ids)
-        for name in ("chunks_indexed", "documents_written", "stale_chunks_deleted"):
+        for name in ("chunks_indexed", "level_rows_indexed", "documents_written", "stale_chunks_deleted"):
             written[name] += getattr(report, name)
         progress.advance(docs=report.documents_written, chunks=report.chunks_indexed)
     written["transient_keys"] -= {key for _, key in written["refused"]}

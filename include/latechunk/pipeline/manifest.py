@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latechunk.chunking.config import ChunkingConfig
+from latechunk.chunking.levels import DEFAULT_LEVELS, parse_levels
 from latechunk.embedding.config import LateChunkingConfig
 from latechunk.staging import tables as staging
 
@@ -48,6 +49,8 @@ class RunManifest:
     pending_uri: str | None = None
     retried: dict[str, int] = field(default_factory=dict)  # key -> runs it failed in before
     settings: dict[str, Any] = field(default_factory=dict)
+    # The levels the run indexes (`latechunk.chunking.levels`); the file records them only when not chunks only.
+    levels: tuple[str, ...] = DEFAULT_LEVELS
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of the file, keyed as manifests always were."""
@@ -72,6 +75,7 @@ class RunManifest:
             "pending_uri": self.pending_uri,
             "retried": self.retried,
             "settings": {**self.settings, "max_bad_fraction": self.max_bad_fraction},
+            **({"levels": list(self.levels)} if tuple(self.levels) != DEFAULT_LEVELS else {}),
         }
 
     @classmethod
@@ -101,6 +105,7 @@ class RunManifest:
             pending_uri=data.get("pending_uri"),
             retried=dict(data.get("retried") or {}),
             settings=settings,
+            levels=parse_levels(data.get("levels")),
         )
 
     def write(self, s3, area: staging.StagingArea) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from latechunk.chunking.levels import DEFAULT_LEVELS
 from latechunk.embedding.checkpoints import (
     RevisionUnavailable,
     checkpoint_revision,
@@ -72,12 +73,13 @@ def index_spec(
     window_overlap: int | None,
     late_chunking: dict[str, Any] | None = None,
     index_options: dict[str, Any] | None = None,
+    levels: tuple[str, ...] = DEFAULT_LEVELS,
 ) -> IndexSpec:
     """The index configuration of a run: what its `_meta` records and what an existing index must match."""
     options = {"index_options": index_options} if index_options else {}
     return IndexSpec(
         name=name, dims=dims, model_id=model, model_revision=revision, chunking=chunking, window=window,
-        window_overlap=window_overlap, late_chunking=late_chunking or {}, **options,
+        window_overlap=window_overlap, late_chunking=late_chunking or {}, levels=levels, **options,
     )  # fmt: skip
 
 
@@ -86,5 +88,5 @@ def manifest_index_spec(name: str, manifest: RunManifest, index_options: dict[st
     return index_spec(
         name, model=manifest.model, dims=manifest.dims, revision=manifest.model_revision,
         chunking=manifest.chunking.as_dict(), window=manifest.window, window_overlap=manifest.window_overlap,
-        late_chunking=manifest.late_chunking.recorded(), index_options=index_options,
+        late_chunking=manifest.late_chunking.recorded(), index_options=index_options, levels=manifest.levels,
     )  # fmt: skip

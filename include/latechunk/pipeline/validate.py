@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from latechunk.chunking.levels import DEFAULT_LEVELS
 from latechunk.index.elasticsearch import ElasticsearchBackend
-from latechunk.index.spec import VECTOR_FIELD
+from latechunk.index.spec import VECTOR_FIELD, chunk_level_filter
 from latechunk.pipeline.batch_failures import BatchesFailed, failure_summary, read_batch_failures
 from latechunk.pipeline.index import DEFAULT_INDEX_OPTIONS, chunk_batch_uris, unchunked_documents
 from latechunk.pipeline.index_plan import read_index_quarantine
@@ -29,8 +30,9 @@ REPORT = "validation-report.json"
 
 
 def sample_indexed_chunks(es, index: str, size: int, seed: int = 0) -> list[EmbeddedChunk]:
-    """A random sample of the chunks an index holds (tombstones aside), read back with their vectors."""
-    query = {"bool": {"filter": [{"exists": {"field": VECTOR_FIELD}}]}}
+    """A random sample of the chunks an index holds (tombstones and other levels aside), read back with their
+    vectors."""
+    query = {"bool": {"filter": [{"exists": {"field": VECTOR_FIELD}}, chunk_level_filter()]}}
     response = es.search(
         index=index,
         size=size,
@@ -66,13 +68,14 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
     refused_keys = {entry["key"] for entry in refused}
     failed = read_batch_failures(s3, manifest_path)
     staged: list[EmbeddedChunk] = []
+    staged_levels: list[EmbeddedChunk] = []  # section and document rows (`latechunk.chunking.levels`)
     batch_of: dict[str, int] = {}
     for number, (uri, chunks_uri) in enumerate(zip(manifest.batches, chunk_batch_uris(manifest), strict=True)):
         if uri in failed.batches:
             continue
         for chunk in staging.read_chunks(s3, chunks_uri):
             if chunk.key not in refused_keys:
-                staged.append(chunk)
+                (staged if chunk.is_chunk else staged_levels).append(chunk)
                 batch_of[chunk.doc_id] = number
     # A run that changed nothing still checks what the index serves: its kNN checks sample the index itself.
     pool = staged or sample_indexed_chunks(es, index_name, settings.sample_size)
@@ -98,6 +101,7 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
         sample_pool=pool,
         exact_documents=staged_documents(s3, manifest, exact_sample, batch_of),
         reencoder=run_reencoder(manifest, encoder),
+        staged_levels=staged_levels if manifest.levels != DEFAULT_LEVELS else None,
     )
     quarantine = manifest.quarantine + unchunked_documents(s3, manifest, failed.batches).quarantine() + refused
     report_uri = f"{manifest_path.rpartition('/')[0]}/{REPORT}"
@@ -133,6 +137,7 @@ def run_reencoder(manifest: RunManifest, encoder) -> Reencoder:
         window=manifest.window,
         overlap=manifest.window_overlap,
         late_chunking=manifest.late_chunking,
+        levels=manifest.levels,
     )
 
 

@@ -136,10 +136,27 @@ class EmbeddedChunk:
     # Pages (PDF) or slides (PPTX) of the chunk's first and last characters; None for documents without pages.
     page_start: int | None = None
     page_end: int | None = None
+    # Multi-granularity indices (`latechunk.chunking.levels`): "chunk", "section" or "document" (a section's or
+    # document's row holds its ordinal in ``chunk_id``); None for a chunk of an index of chunks only, whose rows
+    # carry no level. ``section_id``: the `_id` of a chunk's section row, for parent retrieval.
+    level: str | None = None
+    section_id: str | None = None
 
     @property
     def es_id(self) -> str:
-        return f"{self.doc_id}:{self.chunk_id}"
+        if self.is_chunk:
+            return f"{self.doc_id}:{self.chunk_id}"
+        return level_row_id(self.doc_id, self.level, self.chunk_id)
+
+    @property
+    def is_chunk(self) -> bool:
+        return self.level in (None, "chunk")
+
+
+def level_row_id(doc_id: str, level: str, ordinal: int) -> str:
+    """The `_id` of a document's section or document row: deterministic, so re-runs overwrite it, and split at its
+    last ':' it gives the document id, as a chunk's id does."""
+    return f"{doc_id}:{level}-{ordinal}"
 
 
 @dataclass(frozen=True)

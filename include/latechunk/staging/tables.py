@@ -77,6 +77,9 @@ _CHUNK_FIELDS = [
     pa.field("section", pa.list_(pa.string()), nullable=False),
     pa.field("page_start", pa.int32()),
     pa.field("page_end", pa.int32()),
+    # Absent from batches staged before levels existed; null in a run of chunks only (`EmbeddedChunk.level`).
+    pa.field("level", pa.string()),
+    pa.field("section_id", pa.string()),
 ]
 _SPAN_NAMES = [field.name for field in _SPAN_TYPE]
 # The annotated documents keep their token ids: the embed stage encodes them as they are, never tokenizing again.

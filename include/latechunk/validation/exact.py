@@ -7,6 +7,9 @@ fresh one. Unlike the model-grounded queries this never depends on what the text
 or a language the model does not know re-encode to the same vectors. Random, rotated, shuffled, truncated, stale
 or another model's vectors, a chunk given its neighbour's vector and spans shifted by one token all fail it.
 
+In an index of several levels (`latechunk.chunking.levels`) the sample's section and document rows are pooled again
+from the same pass and compared the same way (offsets and vector).
+
 The bound depends on the dtype the embed stage ran in (the validate task re-encodes on its own device, in float32
 on CPU): ``MIN_COSINE`` holds the bounds measured by ``bench/exact_bound.py`` with a margin; the measured figures
 are in docs/reliability.md. The sample is drawn at random by documents and bounded by ``max_tokens``: its cost is
@@ -23,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from latechunk.chunking.config import ChunkingConfig
+from latechunk.chunking.levels import DEFAULT_LEVELS, LevelSpan, level_spans
 from latechunk.chunking.spans import annotate_documents
 from latechunk.embedding.config import LateChunkingConfig
 from latechunk.embedding.late_chunking import embed_documents
@@ -39,6 +43,7 @@ from latechunk.validation.report import MAX_LISTED, Check
 # most chunks, so the check catches it in float32 through the shorter chunks of the same documents.
 MIN_COSINE = {"float32": 0.99999, "bfloat16": 0.999, "float16": 0.999}
 SPAN_FIELDS = ("text", "char_start", "char_end", "token_start", "token_end")
+LEVEL_FIELDS = ("char_start", "char_end", "token_start", "token_end")
 
 
 @dataclass(frozen=True)
@@ -52,19 +57,32 @@ class Reencoder:
     late_chunking: LateChunkingConfig = field(default_factory=LateChunkingConfig)
     token_budget: int = 16384
     tokenizer: Any = None  # the annotate stage's tokenizer; default the encoder's
+    levels: tuple[str, ...] = DEFAULT_LEVELS
 
     def chunks(
         self, texts: Sequence[str], structures: Sequence[DocumentStructure] | None = None
     ) -> list[tuple[Any, np.ndarray]]:
         """(AnnotatedDocument, (n_chunks, dim) vectors) of each text (with its structure, which moves chunk
         boundaries), as annotate and embed make them."""
+        return [(annotated, vectors) for annotated, vectors, _, _ in self.rows(texts, structures)]
+
+    def rows(
+        self, texts: Sequence[str], structures: Sequence[DocumentStructure] | None = None
+    ) -> list[tuple[Any, np.ndarray, list[LevelSpan], np.ndarray]]:
+        """`chunks`, with each text's section and document spans (for the reencoder's ``levels``) and their
+        vectors, pooled in the same pass as the embed stage pools them."""
         tokenizer = self.tokenizer or self.encoder.tokenizer
+        structures = list(structures) if structures is not None else [DocumentStructure()] * len(texts)
         annotated = annotate_documents(list(texts), tokenizer, self.chunking, structures)
+        extra = [level_spans(structure, doc.spans, len(doc.input_ids), self.levels)[0]
+                 for structure, doc in zip(structures, annotated, strict=True)]  # fmt: skip
         vectors = embed_documents(
             self.encoder, annotated, window=self.window, overlap=self.overlap, config=self.late_chunking,
             token_budget=self.token_budget,
+            extra_spans=[[(row.token_start, row.token_end) for row in rows] for rows in extra],
         )  # fmt: skip
-        return list(zip(annotated, vectors, strict=True))
+        return [(doc, matrix[: len(doc.spans)], rows, matrix[len(doc.spans) :])
+                for doc, matrix, rows in zip(annotated, vectors, extra, strict=True)]  # fmt: skip
 
 
 def sample_by_tokens(
@@ -98,36 +116,52 @@ def check_exact_vectors(
     if reencoder is None:
         return Check(name, None, min_cosine, False, {"reason": "no encoder to re-encode the sampled documents"})
     started = time.perf_counter()
-    expected = reencoder.chunks([document.text for document in documents], [doc.structure for doc in documents])
-    ids = [f"{doc.doc_id}:{span.chunk_id}" for doc, (annotated, _) in zip(documents, expected, strict=True)
+    expected = reencoder.rows([document.text for document in documents], [doc.structure for doc in documents])
+    ids = [f"{doc.doc_id}:{span.chunk_id}" for doc, (annotated, *_) in zip(documents, expected, strict=True)
            for span in annotated.spans]  # fmt: skip
-    served = backend.get_chunks(index, ids)
+    level_ids = [row.row_id(doc.doc_id) for doc, (_, _, rows, _) in zip(documents, expected, strict=True)
+                 for row in rows]  # fmt: skip
+    served = backend.get_chunks(index, ids + level_ids)
     problems: list[dict[str, Any]] = []
     cosines: list[float] = []
-    for document, (annotated, vectors) in zip(documents, expected, strict=True):
+    for document, (annotated, vectors, rows, row_vectors) in zip(documents, expected, strict=True):
         for span, vector in zip(annotated.spans, vectors, strict=True):
             found = served.get(f"{document.doc_id}:{span.chunk_id}")
             problem = _compare(span, vector, found, min_cosine, cosines)
             if problem:
                 problems.append({"key": document.key, "chunk_id": span.chunk_id, **problem})
+        for row, vector in zip(rows, row_vectors, strict=True):
+            found = served.get(row.row_id(document.doc_id))
+            problem = _compare(row, vector, found, min_cosine, cosines, LEVEL_FIELDS)
+            if problem:
+                problems.append({"key": document.key, "level": row.level, "ordinal": row.ordinal, **problem})
     details = {
         "documents": len(documents),
         "chunks": len(ids),
-        "tokens": sum(len(annotated.input_ids) for annotated, _ in expected),
+        "level_rows": len(level_ids),
+        "tokens": sum(len(annotated.input_ids) for annotated, *_ in expected),
         "seconds": round(time.perf_counter() - started, 2),
         "min_cosine": round(min(cosines), 6) if cosines else None,
         "bound": min_cosine,
         "wrong": len(problems),
         "problems": problems[:MAX_LISTED],
     }
-    value = 1 - len(problems) / len(ids) if ids else 1.0
+    checked = len(ids) + len(level_ids)
+    value = 1 - len(problems) / checked if checked else 1.0
     return Check(name, value, 1.0, not problems, details)
 
 
-def _compare(span, vector: np.ndarray, found: dict[str, Any] | None, min_cosine: float, cosines: list[float]):
+def _compare(
+    span,
+    vector: np.ndarray,
+    found: dict[str, Any] | None,
+    min_cosine: float,
+    cosines: list[float],
+    fields: Sequence[str] = SPAN_FIELDS,
+):
     if found is None:
         return {"problem": "missing: the index serves no such chunk"}
-    differing = [name for name in SPAN_FIELDS if found.get(name) != getattr(span, name)]
+    differing = [name for name in fields if found.get(name) != getattr(span, name)]
     if differing:
         served = {name: found.get(name) for name in differing if name != "text"}
         expected = {name: getattr(span, name) for name in differing if name != "text"}

@@ -16,6 +16,8 @@ CHECKS = {
     "the run's settings, gives exactly the chunks the index serves: the same texts and offsets, and vectors within "
     "the cosine bound of the embed stage's dtype",
     "chunk_counts": "every document of the run has exactly its staged number of chunks in the index",
+    "level_counts": "every document of the run has exactly its staged number of section and document rows in the "
+    "index (indices of several levels only)",
     "mapping": "the index's vector field and its recorded model, revision, chunking and window settings are the "
     "run's, and the staged chunks come from that model",
     "self_retrieval": "each sampled chunk's own vector finds the chunk at rank 1 (or a chunk with the same text or "

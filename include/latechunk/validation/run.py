@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from latechunk.chunking.levels import DOCUMENT, SECTION
 from latechunk.index.backend import SearchBackend
 from latechunk.index.spec import IndexSpec
 from latechunk.sources.documents import Document, EmbeddedChunk
@@ -71,6 +72,7 @@ def validate_index(
     sample_pool: Sequence[EmbeddedChunk] | None = None,
     exact_documents: Sequence[Document] = (),
     reencoder: Reencoder | None = None,
+    staged_levels: Sequence[EmbeddedChunk] | None = None,
 ) -> ValidationReport:
     """Check the index against the chunks staged (and indexed) by this run; see the module docstring.
 
@@ -79,6 +81,8 @@ def validate_index(
     sample from ``sample_pool`` when given (e.g. chunks read back from the index when this run staged nothing),
     else from the staged chunks; the count and mapping checks always use the staged chunks.
     ``exact_documents`` (a sample of the run's documents) are re-encoded by ``reencoder`` for the exact check.
+    ``staged_levels``: the run's section and document rows, in an index of several levels (`staged_chunks` then
+    holds its chunks only): their counts are checked too.
     """
     thresholds = thresholds or Thresholds()
     pool = staged_chunks if sample_pool is None else sample_pool
@@ -101,6 +105,8 @@ def validate_index(
     for check in checks:
         if check.name in SEMANTIC_CHECKS:
             check.severity = thresholds.semantic_severity
+    if staged_levels is not None:
+        checks.insert(1, _check_level_counts(backend, index, staged_chunks, staged_levels))
     if probes is not None:
         checks.append(check_probes(backend, index, list(probes), query_encoder, k, num_candidates, thresholds.probes))
     return ValidationReport(index, checks)
@@ -118,6 +124,24 @@ def _check_counts(backend: SearchBackend, index: str, staged: Sequence[EmbeddedC
             wrong.append({"doc_id": doc_id, "key": key, "staged": count, "n_chunks": n_chunks, "indexed": found})
     details = {"documents": len(staged_counts), "chunks": len(staged), "mismatches": wrong[:MAX_LISTED]}
     return Check("chunk_counts", len(wrong), 0, not wrong, details)
+
+
+def _check_level_counts(
+    backend: SearchBackend, index: str, chunks: Sequence[EmbeddedChunk], rows: Sequence[EmbeddedChunk]
+) -> Check:
+    """Each document of the run has in the index the section and document rows it was staged with (none too)."""
+    keys = {chunk.doc_id: chunk.key for chunk in chunks}
+    staged = Counter((row.doc_id, row.level) for row in rows)
+    wrong = []
+    for level in (SECTION, DOCUMENT):
+        indexed = backend.count_by_doc(index, sorted(keys), level=level)
+        for doc_id, key in keys.items():
+            if staged[doc_id, level] != indexed.get(doc_id, 0):
+                wrong.append({"doc_id": doc_id, "key": key, "level": level, "staged": staged[doc_id, level],
+                              "indexed": indexed.get(doc_id, 0)})  # fmt: skip
+    rows_by_level = dict(Counter(row.level for row in rows))
+    details = {"documents": len(keys), "rows": rows_by_level, "mismatches": wrong[:MAX_LISTED]}
+    return Check("level_counts", len(wrong), 0, not wrong, details)
 
 
 def _check_mapping(

@@ -49,3 +49,16 @@ def test_an_object_rewritten_in_an_old_folder_is_selected_by_the_run_of_the_day_
     settings = ExtractSettings(bucket="b", prefix="in/", index="i", model="m", chunking={},
                                select_prefixes=("in/2026-03-04/",), written_between=(DAY, DAY + timedelta(days=1)))
     assert [o.key for o in select(listed, settings)] == ["in/2026-01-01/rewritten.txt", "in/2026-03-04/a.txt"]
+
+
+def test_section_and_document_levels_with_chunk_centred_windows_are_refused_before_anything_is_read(tiny_jina_model):
+    """Chunk-centred windows encode each chunk with its context only: there is no pass over a whole section or
+    document to pool, so the run is refused with the reason (nothing is listed, staged or written)."""
+    import pytest
+    from latechunk.pipeline.extract import extract
+
+    settings = ExtractSettings(bucket="b", prefix="in/", index="i", model=tiny_jina_model, chunking={},
+                               late_chunking={"window_layout": "chunk_centred", "naive_weight": 0.0},
+                               levels="chunk,section")  # fmt: skip
+    with pytest.raises(ValueError, match="chunk_centred windows encode each chunk with its context only"):
+        extract(s3=None, es=None, area=None, settings=settings)

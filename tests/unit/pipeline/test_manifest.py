@@ -128,3 +128,17 @@ def test_operators_accept_the_separate_arguments_of_dag_files_written_before():
     assert (settings.sample_size, settings.self_retrieval_threshold, settings.query_k) == (20, 0.5, 5)
     assert settings.recall_threshold == ValidationSettings().recall_threshold
     assert settings.probes == [{"query": "tides", "expected_keys": ["a.txt"]}]
+
+
+def test_the_levels_travel_in_the_manifest_only_when_not_chunks_only():
+    old = RunManifest.from_dict(OLD_MANIFEST)
+    assert old.levels == ("chunk",)
+    assert "levels" not in old.to_dict(), "a run of chunks only writes the manifest it always wrote"
+    leveled = RunManifest.from_dict({**OLD_MANIFEST, "levels": ["document", "chunk"]})
+    assert leveled.levels == ("chunk", "document")
+    assert RunManifest.from_dict(leveled.to_dict()).levels == ("chunk", "document")
+    settings = from_rendered(ExtractSettings, {"bucket": "b", "prefix": "p", "index": "i", "model": "m",
+                                               "chunking": {}, "levels": "chunk,section"})  # fmt: skip
+    assert settings.levels == "chunk,section"
+    assert from_rendered(ExtractSettings, {"bucket": "b", "prefix": "p", "index": "i", "model": "m", "chunking": {},
+                                           "levels": "None"}).levels == "chunk"  # fmt: skip
