@@ -6,6 +6,10 @@
 
 Prints a table (nDCG@10 and Recall@100 per strategy and chunk size), writes it as JSON and plots nDCG@10
 against chunk size for naive and late. The protocol is described in `latechunk.evaluation.harness`.
+
+``--unit chunk,section,document`` also scores other retrieval units pooled from the same late pass: sections of
+speaker turns (lines) up to ``--section-tokens`` tokens, and one vector per document
+(`latechunk.evaluation.units`); naive sections (each encoded alone) are the baseline at the section unit.
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ from latechunk.evaluation.harness import (
     chunking_configs,
     embed_corpus,
     encoder_work,
+    fit_text,
     late_key,
     mix_chunks,
     mix_name,
     token_ids,
 )
 from latechunk.evaluation.retrieval import evaluate_ranking, load_beir, rank_elasticsearch, rank_memory
+from latechunk.evaluation.units import UNITS, document_units, split_kind, unit_kind
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,6 +66,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma list of weights w: also score l2(w * naive + (1 - w) * late) for every pure late variant, on "
         "the chunks of documents longer than its window (the others keep their late vectors)",
     )
+    parser.add_argument("--unit", default="chunk", help=f"comma list of retrieval units: {', '.join(UNITS)}")
+    parser.add_argument(
+        "--section-tokens",
+        default="256,512,1024",
+        help="section unit: tokens per section at most (consecutive turns, cut at turn starts only): N or a list",
+    )
     parser.add_argument("--plot-strategies", default=None, help="comma list of the strategies to plot (default all)")
     parser.add_argument("--max-length", type=int, default=None, help="model window (default: the model's)")
     parser.add_argument("--split", default="test")
@@ -75,10 +87,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--strategies takes a comma list of {', '.join(STRATEGIES)}")
     try:
         args.chunk_sizes = [int(size) for size in args.chunk_size.split(",")]
+        args.section_tokens = [int(size) for size in args.section_tokens.split(",")]
     except ValueError:
-        parser.error("--chunk-size takes an integer or a comma list of integers")
-    if any(size < 1 for size in args.chunk_sizes):
-        parser.error("chunk sizes must be >= 1")
+        parser.error("--chunk-size and --section-tokens take an integer or a comma list of integers")
+    if any(size < 1 for size in args.chunk_sizes + args.section_tokens):
+        parser.error("chunk and section sizes must be >= 1")
+    args.units = [u.strip() for u in args.unit.split(",") if u.strip()]
+    if not args.units or set(args.units) - set(UNITS):
+        parser.error(f"--unit takes a comma list of {', '.join(UNITS)}")
     try:
         specs = args.late_variants.split(",") if args.late_variants else []
         args.late_variants = [LateVariant.parse(spec.strip()) for spec in specs] or [
@@ -87,6 +103,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.naive_weights = [float(w) for w in args.naive_weights.split(",") if w.strip()]
     except ValueError as error:
         parser.error(str(error))
+    if args.naive_weights and "chunk" not in args.units:
+        parser.error("--naive-weights mixes chunk vectors: give chunk among --unit")
     if args.naive_weights and "late" not in args.strategies:
         parser.error("--naive-weights needs late among --strategies (and naive where a document is windowed)")
     if args.naive_weights and any(v.naive_weight for v in args.late_variants):
@@ -97,14 +115,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def table(rows: list[dict]) -> str:
-    """One line per result; ``cost`` is the encoder's work in tokens encoded per document token."""
+    """One line per result; ``cost`` is the encoder's work in tokens encoded per document token; ``size`` is the
+    chunk size, or the section size at the section unit."""
     width = max([8] + [len(row["strategy"]) for row in rows])
-    lines = [f"{'strategy':<{width}} {'chunker':<9} {'size':>5} {'chunks':>8} {'cost':>5} {'nDCG@10':>8} {'R@100':>7}"]
+    lines = [
+        f"{'strategy':<{width}} {'unit':<8} {'chunker':<9} {'size':>5} {'vectors':>8} {'cost':>5} "
+        f"{'nDCG@10':>8} {'R@100':>7}"
+    ]
     for row in rows:
         size = row["chunk_size"] if row["chunk_size"] else "-"
         lines.append(
-            f"{row['strategy']:<{width}} {row['chunker']:<9} {size:>5} {row['n_chunks']:>8} {row['cost']:>5.2f} "
-            f"{100 * row['ndcg@10']:>8.2f} {100 * row['recall@100']:>7.2f}"
+            f"{row['strategy']:<{width}} {row['unit']:<8} {row['chunker']:<9} {size:>5} {row['n_chunks']:>8} "
+            f"{row['cost']:>5.2f} {100 * row['ndcg@10']:>8.2f} {100 * row['recall@100']:>7.2f}"
         )
     return "\n".join(lines)
 
@@ -116,6 +138,7 @@ def plot(rows: list[dict], path: str, title: str, strategies: list[str] | None =
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = [row for row in rows if row["unit"] == "chunk" or row["strategy"] == "none"]
     figure, axes = plt.subplots(figsize=(7, 4.5))
     names = [r["strategy"] for r in rows if r["strategy"] != "none"]
     for k, strategy in enumerate(dict.fromkeys(strategies or names)):
@@ -159,12 +182,19 @@ def main(argv: list[str] | None = None) -> int:
         configs,
         long_late=args.long_late,
         late_variants=args.late_variants,
+        units=args.units,
+        section_tokens=args.section_tokens,
         cache_dir=args.cache_dir,
         log=lambda message: print(f"[{time.perf_counter() - t0:7.1f}s] {message}", file=sys.stderr, flush=True),
     )
     embed_seconds = time.perf_counter() - t0
     ids = token_ids(encoder, data.texts, args.long_late)
-    work = encoder_work(encoder, ids, vectors, args.late_variants)
+    units = (  # the sections, for the encoder work of naive sections
+        [document_units(encoder, fit_text(encoder, t, args.long_late), args.section_tokens) for t in data.texts]
+        if any(kind == unit_kind("naive", "section") for kind, _ in vectors)
+        else []
+    )
+    work = encoder_work(encoder, ids, vectors, args.late_variants, units)
     lengths = np.asarray([len(doc) for doc in ids])
     for weight in args.naive_weights:
         for variant in args.late_variants:
@@ -187,12 +217,14 @@ def main(argv: list[str] | None = None) -> int:
         backend = ElasticsearchBackend(client)
     rows = []
     try:
-        for (strategy, size), chunks in vectors.items():
+        for (kind, size), chunks in vectors.items():
             t1 = time.perf_counter()
+            strategy, unit = split_kind(kind)
             if client is None:
                 ranking = rank_memory(chunks, data.doc_ids, query_vectors)
             else:
-                index = f"retrieval-eval-{uuid.uuid4().hex[:10]}-{strategy}-{size}"
+                index = f"retrieval-eval-{uuid.uuid4().hex[:10]}-{strategy}-{unit}-{size}"
+                setting = configs[size].as_dict() if unit == "chunk" and size else {"unit": unit, "tokens": size}
                 try:
                     ranking = rank_elasticsearch(
                         backend,
@@ -201,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                         data.doc_ids,
                         query_vectors,
                         model_id=encoder.model_id,
-                        chunking={"strategy": strategy, **(configs[size].as_dict() if size else {})},
+                        chunking={"strategy": strategy, **setting},
                     )
                 finally:
                     client.indices.delete(index=index, ignore_unavailable=True)
@@ -209,10 +241,11 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(
                 {
                     "strategy": strategy,
-                    "chunker": "-" if strategy == "none" else args.chunker,
+                    "unit": unit,
+                    "chunker": {"chunk": args.chunker, "section": "turns"}.get(unit, "-"),
                     "chunk_size": size or None,
                     "n_chunks": int(len(chunks.doc_index)),
-                    "cost": round(costs[(strategy, size)], 4),
+                    "cost": round(costs[(kind, size)], 4),
                     **metrics,
                     "search_seconds": round(time.perf_counter() - t1, 2),
                 }
@@ -234,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         "naive_weights": args.naive_weights,
         "backend": args.backend,
         "chunker": args.chunker,
+        "units": args.units,
+        "section_tokens": args.section_tokens if "section" in args.units else [],
         "results": rows,
         "embed_seconds": round(embed_seconds, 1),
         "total_seconds": round(time.perf_counter() - started, 1),

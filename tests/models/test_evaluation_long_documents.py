@@ -22,8 +22,9 @@ from latechunk.embedding.late_chunking import (
     embed_tokens,
     encoded_tokens,
 )
-from latechunk.evaluation.harness import LateVariant, encoder_work, late_key
+from latechunk.evaluation.harness import LateVariant, chunking_configs, embed_corpus, encoder_work, late_key
 from latechunk.evaluation.retrieval import ChunkVectors
+from latechunk.evaluation.units import document_units, unit_kind
 
 QMSUM = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "qmsum_dev" / "corpus.jsonl"
 SLICE_TOKENS = 2000
@@ -181,3 +182,28 @@ def test_reported_encoder_cost_is_what_the_encoder_receives(minilm_encoder, meet
     assert encoder_work(minilm_encoder, ids, chunks, [mixed])[(late_key(mixed), 64)].sum() == counting.tokens
     special_ids = set(minilm_encoder.tokenizer.all_special_ids)
     assert sum(document_work(doc, WINDOW, overlap, config, special_ids) for doc in docs) == counting.tokens
+
+
+def test_section_vectors_of_a_windowed_meeting_equal_a_direct_computation(minilm_encoder, hf_model, meetings):
+    """Turn sections of 256 tokens and the document vector of a 2,000-token meeting (4 windows of 512), pooled in
+    the harness's late pass, against the independent per-token computation above."""
+    variant = LateVariant("centred", True, 128, naive_weight=0.6)
+    vectors = embed_corpus(
+        minilm_encoder,
+        meetings[:1],
+        ["late"],
+        chunking_configs("fixed", [256]),
+        long_late=True,
+        late_variants=[variant],
+        units=["section", "document"],
+        section_tokens=[256],
+    )
+    ids = minilm_encoder.tokenizer(meetings[0])["input_ids"]
+    tokens = direct_token_embeddings(hf_model, ids, 128, "centred", True)
+    sections = document_units(minilm_encoder, meetings[0], [256]).sections[256]
+    assert len(sections) > 4 and sections[-1][1] == len(ids)
+    got = vectors[(unit_kind(late_key(variant), "section"), 256)].vectors
+    expected = np.stack([unit(tokens[start:end].mean(axis=0)) for start, end in sections])
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+    document = vectors[(unit_kind(late_key(variant), "document"), 0)].vectors
+    np.testing.assert_allclose(document[0], unit(tokens.mean(axis=0)), atol=2e-5)

@@ -36,7 +36,6 @@ from latechunk.embedding.late_chunking import (
     LateChunkingConfig,
     default_overlap,
     embed_naive,
-    embed_tokens,
     encoded_tokens,
     mix_vectors,
     naive_sequences,
@@ -44,6 +43,18 @@ from latechunk.embedding.late_chunking import (
 )
 from latechunk.embedding.pooling import l2_normalize, pool_spans
 from latechunk.evaluation.retrieval import ChunkVectors
+from latechunk.evaluation.units import (
+    DocumentUnits,
+    document_units,
+    is_unit,
+    late_pass,
+    naive_section_work,
+    naive_sections,
+    split_kind,
+    unit_keys,
+    unit_kind,
+    unit_label,
+)
 
 STRATEGIES = ("naive", "late", "none")
 DOCS_PER_PASS = 256
@@ -131,16 +142,21 @@ def chunking_configs(chunker: str, chunk_sizes: Sequence[int]) -> dict[int, Chun
     return {size: ChunkingConfig(strategy="fixed", chunk_size=size) for size in chunk_sizes}
 
 
+def fit_text(encoder: Encoder, text: str, long_late: bool) -> str:
+    """The text of a document as embedded: cut to the model window unless ``long_late``."""
+    if long_late:
+        return text
+    budget = encoder.max_length - encoder.tokenizer.num_special_tokens_to_add()
+    while True:  # re-tokenising a cut text can, rarely, add a token at the cut: cut one more then
+        cut = truncate_text(text, encoder.tokenizer, budget)
+        if len(encoder.tokenizer(cut, truncation=False, verbose=False)["input_ids"]) <= encoder.max_length:
+            return cut
+        budget -= 1
+
+
 def annotate(encoder: Encoder, text: str, config: ChunkingConfig, long_late: bool) -> AnnotatedDocument:
     """Spans of a document, cut to the model window unless ``long_late``."""
-    if not long_late:
-        budget = encoder.max_length - encoder.tokenizer.num_special_tokens_to_add()
-        while True:  # re-tokenising a cut text can, rarely, add a token at the cut: cut one more then
-            doc = annotate_spans(truncate_text(text, encoder.tokenizer, budget), encoder.tokenizer, config)
-            if len(doc.input_ids) <= encoder.max_length:
-                return doc
-            budget -= 1
-    return annotate_spans(text, encoder.tokenizer, config)
+    return annotate_spans(fit_text(encoder, text, long_late), encoder.tokenizer, config)
 
 
 def embed_corpus(
@@ -151,16 +167,22 @@ def embed_corpus(
     *,
     long_late: bool = False,
     late_variants: Sequence[LateVariant] = (LateVariant(),),
+    units: Sequence[str] = ("chunk",),
+    section_tokens: Sequence[int] = (),
     cache_dir: str | Path | None = None,
     log: Callable[[str], None] = lambda message: None,
 ) -> dict[tuple[str, int], ChunkVectors]:
-    """Chunk vectors per (strategy, chunk size); ``none`` is keyed (``"none"``, 0), late variants by `late_key`."""
+    """Chunk vectors per (strategy, chunk size); ``none`` is keyed (``"none"``, 0), late variants by `late_key`.
+    ``units``: the retrieval units scored (`latechunk.evaluation.units`); the section and document units are keyed
+    by `units.unit_kind` and pooled in the late pass that serves the chunks."""
     unknown = set(strategies) - set(STRATEGIES)
     if unknown:
         raise ValueError(f"unknown strategies {sorted(unknown)}; expected some of {STRATEGIES}")
     variants = {late_key(v): v for v in late_variants} if "late" in strategies else {}
     kinds = [s for s in ("naive",) if s in strategies] + list(variants) + [s for s in ("none",) if s in strategies]
-    keys = [(kind, size) for kind in kinds for size in ([0] if kind == "none" else configs)]
+    chunk_kinds = kinds if "chunk" in units else [kind for kind in kinds if kind == "none"]
+    keys = [(kind, size) for kind in chunk_kinds for size in ([0] if kind == "none" else configs)]
+    keys += unit_keys([kind for kind in kinds if kind != "none"], units, section_tokens)
     labels = {key: _label(key, configs, long_late, variants) for key in keys}
     fingerprint = _fingerprint(encoder, texts)
     results = {key: _load(cache_dir, fingerprint, labels[key]) for key in keys}
@@ -173,25 +195,33 @@ def embed_corpus(
             size: [annotate(encoder, texts[i], config, long_late) for i in batch] for size, config in configs.items()
         }
         whole = next(iter(docs.values()))  # the token ids do not depend on the chunking
+        units_now = [  # the spans of the section and document units, pooled in the late pass
+            document_units(encoder, fit_text(encoder, texts[i], long_late), section_tokens)
+            if any(is_unit(kind) for kind, _ in todo)
+            else DocumentUnits(len(doc.input_ids), {})
+            for i, doc in zip(batch, whole, strict=True)
+        ]
         single: list[np.ndarray | None] = [None] * len(whole)  # a pass of the whole encoder window, for "none"
         longest = max(len(doc.input_ids) for doc in whole)
-        passes: dict[tuple, list[np.ndarray]] = {}  # variants that window no document of the batch share a pass
+        # (token matrices, unit vectors) per window plan: variants that window no document of the batch share a pass
+        passes: dict[tuple, tuple[list[np.ndarray], list[np.ndarray]]] = {}
         naive_now: dict[int, list[np.ndarray]] = {}  # this batch's naive vectors per chunk size, where computed
-        for kind in dict.fromkeys(kind for kind, _ in todo):
+        for kind in dict.fromkeys(split_kind(kind)[0] for kind, _ in todo):
             if kind in variants:
                 variant = variants[kind]
                 window, overlap = variant.resolve(encoder)
                 plan = ("one window",) if longest <= window else (window, overlap, variant.layout, variant.framed)
                 if plan not in passes:
-                    passes[plan] = embed_tokens(
+                    passes[plan] = late_pass(
                         encoder,
                         [doc.input_ids for doc in whole],
+                        [doc.spans for doc in units_now],
                         window=window,
                         overlap=overlap,
                         layout=variant.layout,
                         frame_windows=variant.framed,
                     )
-                matrices = passes[plan]
+                matrices, pooled = passes[plan]
                 if window == encoder.max_length:
                     single = matrices
                 for size in (s for k, s in todo if k == kind):
@@ -200,6 +230,9 @@ def embed_corpus(
                         weight = variant.naive_weight
                         vectors = _mixed(encoder, vectors, docs[size], window, weight, naive_now.get(size))
                     parts[(kind, size)].append((_owners(batch, vectors), np.concatenate(vectors)))
+                for key in (k for k in todo if is_unit(k[0]) and split_kind(k[0])[0] == kind):
+                    vectors = [v[doc.rows(*key)] for v, doc in zip(pooled, units_now, strict=True)]
+                    parts[key].append((_owners(batch, vectors), np.concatenate(vectors)))
             elif kind == "none":
                 cut = _none_matrices(encoder, batch, texts, whole, single)
                 parts[("none", 0)].append((np.asarray(batch, dtype=np.int64), _mean_pool(cut)))
@@ -209,6 +242,10 @@ def embed_corpus(
                     vectors = _mean_pool(encoder.encode_token_batches([s for seqs in sequences for s in seqs]))
                     parts[("naive", size)].append((_owners(batch, sequences), vectors))
                     naive_now[size] = np.split(vectors, np.cumsum([len(seqs) for seqs in sequences])[:-1])
+                naive_section = unit_kind("naive", "section")
+                for size in (s for k, s in todo if k == naive_section):
+                    counts, vectors = naive_sections(encoder, [doc.input_ids for doc in whole], units_now, size)
+                    parts[(naive_section, size)].append((np.repeat(np.asarray(batch, dtype=np.int64), counts), vectors))
         log(f"embedded {batch.stop}/{len(texts)} documents")
     for key in todo:
         owners = [o for o, _ in parts[key]]
@@ -231,15 +268,18 @@ def encoder_work(
     ids: Sequence[Sequence[int]],
     chunks: dict[tuple[str, int], ChunkVectors],
     late_variants: Sequence[LateVariant] = (LateVariant(),),
+    units: Sequence[DocumentUnits] = (),
 ) -> dict[tuple[str, int], np.ndarray]:
     """Tokens the encoder processes per document (an (n_docs,) array) for each result of `embed_corpus`, from
     the window plans and chunk counts (`latechunk.embedding.late_chunking.encoded_tokens`; a test checks it against
-    the tokens an encoder really receives). Divided by the documents' own tokens it is the encoder cost."""
+    the tokens an encoder really receives). Divided by the documents' own tokens it is the encoder cost. A late
+    unit costs its pass's windows (no naive mix); naive sections need the documents' ``units``."""
     special_ids = set(encoder.tokenizer.all_special_ids)
     affixes = [special_affixes(doc, special_ids) for doc in ids]
     variants = {late_key(v): v for v in late_variants}
     work = {}
     for kind, size in chunks:
+        strategy = split_kind(kind)[0]
         if kind == "none":
             counts = [min(len(doc), encoder.max_length) for doc in ids]
         elif kind == "naive":
@@ -248,14 +288,16 @@ def encoder_work(
                 len(doc) + (len(p) + len(s)) * (int(n) - 1)
                 for doc, (p, s), n in zip(ids, affixes, per_doc, strict=True)
             ]
+        elif strategy == "naive":
+            counts = naive_section_work(encoder, ids, units, size)
         else:
-            variant = variants[kind]
+            variant = variants[strategy]
             window, overlap = variant.resolve(encoder)
             frame = [(len(p), len(s)) if variant.framed else (0, 0) for p, s in affixes]
             counts = [
                 encoded_tokens(len(doc), window, overlap, variant.layout, f) for doc, f in zip(ids, frame, strict=True)
             ]
-            if variant.naive_weight:  # the naive pass over the chunks of documents longer than the window
+            if variant.naive_weight and not is_unit(kind):  # the naive pass over the long documents' chunks
                 per_doc = np.bincount(chunks[(kind, size)].doc_index, minlength=len(ids))
                 counts = [
                     count + (len(doc) + (len(p) + len(s)) * (int(n) - 1) if len(doc) > window else 0)
@@ -336,6 +378,9 @@ def _label(
     kind, size = key
     if kind == "none":
         return "none"
+    if is_unit(kind):
+        strategy = split_kind(kind)[0]
+        return unit_label(key, long_late, variants[strategy].windowing if strategy in variants else None)
     config = configs[size]
     if config.strategy == "fixed":
         setting = f"fixed{config.chunk_size}-{config.overlap}"
