@@ -169,6 +169,38 @@ def test_section_and_document_rows_go_through_every_stage(stages, es_client, es_
     assert report["checks"]["exact_vectors"] == 1.0
 
 
+def test_chunk_centred_windows_go_through_every_stage_and_are_what_the_index_serves(stages, s3_client, es_client,
+                                                                                   es_index, tiny_jina_model):
+    """A run with the late-only layout: embed follows the manifest's layout, the index records it, the exact check
+    re-encodes with it, and the vectors served are chunk-centred ones, not the default method's."""
+    import numpy as np
+    from latechunk.embedding.config import LateChunkingConfig
+    from latechunk.embedding.encoders import load_encoder
+    from latechunk.embedding.late_chunking import embed_documents
+
+    late = {"window_layout": "chunk_centred", "naive_weight": 0.0, "chunk_context": 4}
+    results = stages("validate", late_chunking=late)
+    report = results["validate"]
+    assert report["passed"] is True and report["checks"]["exact_vectors"] == 1.0
+    (name,) = es_client.indices.get_alias(name=es_index)
+    meta = es_client.indices.get_mapping(index=name)[name]["mappings"]["_meta"]["latechunk"]
+    assert meta["late_chunking"] == {"window_layout": "chunk_centred", "frame_windows": True, "chunk_context": 4}
+    annotated = [item for result in results["annotate"] for item in staging.read_annotated(s3_client,
+                                                                                            result["spans_path"])]
+    document, doc = next((d, a) for d, a in annotated if d.key.endswith("one.txt"))
+    assert len(doc.input_ids) > WINDOWS["window"], "the document must be longer than the window"
+    es_client.indices.refresh(index=es_index)
+    hits = es_client.search(index=es_index, size=50, query={"term": {"key": document.key}},
+                            source=["chunk_id", "vector"], sort=["chunk_id"])["hits"]["hits"]  # fmt: skip
+    served = np.array([hit["_source"]["vector"] for hit in hits], np.float32)
+    encoder = load_encoder(tiny_jina_model, device="cpu")
+    (chunk_centred,) = embed_documents(encoder, [doc], window=WINDOWS["window"],
+                                       config=LateChunkingConfig(**late))  # fmt: skip
+    (default,) = embed_documents(encoder, [doc], window=WINDOWS["window"], overlap=WINDOWS["window_overlap"])
+    np.testing.assert_allclose(served, chunk_centred, atol=1e-5)
+    assert not np.allclose(served, default, atol=1e-3)
+
+
 def test_a_run_with_other_levels_than_its_index_is_refused(stages):
     stages("index")
     with pytest.raises(Exception, match=r"levels is \['chunk'\] in the index, \['chunk', 'section'\] configured"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -38,33 +39,48 @@ def special_affixes(input_ids: Sequence[int], special_ids: set[int]) -> tuple[li
     return list(input_ids[:start]), list(input_ids[end:])
 
 
-def chunk_windows(
-    doc: AnnotatedDocument, window: int, context: int, special_ids: set[int]
-) -> tuple[list[list[int]], list[tuple[int, int]]]:
-    """Per span of ``doc``: its window's token ids and where the span's tokens sit in it ([first, last)).
+@dataclass(frozen=True)
+class ChunkWindow:
+    """One encoder input of a chunk: ``ids``, whose outputs [first, last) are tokens of span ``row``."""
+
+    row: int
+    ids: list[int]
+    first: int
+    last: int
+
+
+def chunk_windows(doc: AnnotatedDocument, window: int, context: int, special_ids: set[int]) -> list[ChunkWindow]:
+    """The windows of ``doc``'s spans, one per span in span order, except for a span longer than ``window``.
 
     ``special_ids`` empty: raw slices, no frame. The context shrinks where a chunk and its frame leave less than
-    ``2 * context`` tokens of ``window``; a chunk that does not fit the window with its frame is an error (the
-    annotate stage caps chunks at the model window)."""
+    ``2 * context`` tokens of ``window``; a chunk too long to be framed in the window is encoded alone, unframed;
+    a chunk longer than the window (chunks are capped at the model's window, not at a shorter configured one) is
+    encoded in consecutive raw slices of its own tokens, without context."""
     ids = doc.input_ids
     prefix, suffix = special_affixes(ids, special_ids)
-    windows, kept = [], []
-    for span in doc.spans:
+    windows = []
+    for row, span in enumerate(doc.spans):
         size = span.token_end - span.token_start
-        room = window - size - len(prefix) - len(suffix)
-        if room < 0:
-            raise ValueError(f"a chunk of {size} tokens does not fit a window of {window} tokens with its frame")
-        side = min(context, room // 2)
+        if size > window:
+            windows += [ChunkWindow(row, list(ids[at : min(at + window, span.token_end)]), 0,
+                                    min(window, span.token_end - at))
+                        for at in range(span.token_start, span.token_end, window)]  # fmt: skip
+            continue
+        frame = (prefix if span.token_start > 0 else [], suffix if span.token_end < len(ids) else [])
+        if size + len(frame[0]) + len(frame[1]) > window:  # a chunk about the window's size: alone, unframed
+            frame = ([], [])
+        side = min(context, (window - size - len(frame[0]) - len(frame[1])) // 2)
         start, end = max(0, span.token_start - side), min(len(ids), span.token_end + side)
-        head = prefix if start > 0 else []
-        windows.append(head + list(ids[start:end]) + (suffix if end < len(ids) else []))
-        kept.append((len(head) + span.token_start - start, len(head) + span.token_end - start))
-    return windows, kept
+        head = frame[0] if start > 0 else []
+        first = len(head) + span.token_start - start
+        windows.append(ChunkWindow(row, head + list(ids[start:end]) + (frame[1] if end < len(ids) else []), first,
+                                   first + size))  # fmt: skip
+    return windows
 
 
 def chunk_centred_work(doc: AnnotatedDocument, window: int, context: int, special_ids: set[int]) -> int:
     """Tokens the encoder processes for ``doc``'s chunk-centred windows."""
-    return sum(len(ids) for ids in chunk_windows(doc, window, context, special_ids)[0])
+    return sum(len(w.ids) for w in chunk_windows(doc, window, context, special_ids))
 
 
 def embed_chunk_centred(
@@ -82,21 +98,15 @@ def embed_chunk_centred(
     encoded (and, if a window does not fit the device, the tokens told so far as a negative number before
     `SequenceDoesNotFit` is raised)."""
     special_ids = set(encoder.tokenizer.all_special_ids) if frame_windows else set()
-    windows: list[list[int]] = []
-    kept: list[tuple[int, int]] = []
-    owners: list[tuple[int, int]] = []  # per window: (document, row)
-    for d, doc in enumerate(docs):
-        w, k = chunk_windows(doc, window, context, special_ids)
-        windows += w
-        kept += k
-        owners += [(d, row) for row in range(len(w))]
-    means = [np.zeros((len(doc.spans), encoder.dim), np.float32) for doc in docs]
-    remaining = [len(doc.spans) for doc in docs]
+    windows: list[tuple[int, ChunkWindow]] = [(d, w) for d, doc in enumerate(docs)
+                                              for w in chunk_windows(doc, window, context, special_ids)]  # fmt: skip
+    sums = [np.zeros((len(doc.spans), encoder.dim), np.float32) for doc in docs]  # (n_chunks, dim) token sums
+    remaining = np.bincount([d for d, _ in windows], minlength=len(docs))
     told = 0
     try:
-        for index, output in encoder.iter_token_batches(windows, token_budget=token_budget):
-            (d, row), (first, last) = owners[index], kept[index]
-            means[d][row] = output[first:last].mean(axis=0, dtype=np.float32)
+        for index, output in encoder.iter_token_batches([w.ids for _, w in windows], token_budget=token_budget):
+            d, w = windows[index]
+            sums[d][w.row] += output[w.first : w.last].sum(axis=0, dtype=np.float32)
             remaining[d] -= 1
             if remaining[d] == 0 and on_tokens is not None:
                 on_tokens(len(docs[d].input_ids))
@@ -105,7 +115,8 @@ def embed_chunk_centred(
         if on_tokens is not None and told:
             on_tokens(-told)
         raise
-    return [l2_normalize(vectors) for vectors in means]
+    sizes = [np.array([[s.token_end - s.token_start] for s in doc.spans], np.float32) for doc in docs]
+    return [l2_normalize(total / np.maximum(size, 1)) for total, size in zip(sums, sizes, strict=True)]
 
 
 def embed_chunk_centred_retrying(

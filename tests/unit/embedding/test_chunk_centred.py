@@ -4,7 +4,6 @@ encoded in its own window of up to ``chunk_context`` tokens on each side, framed
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from latechunk.chunking.config import ChunkingConfig
 from latechunk.chunking.spans import annotate_spans
 from latechunk.embedding.chunk_centred import chunk_windows, special_affixes
@@ -51,15 +50,27 @@ def test_a_document_that_fits_the_window_is_late_chunked_whole_as_before(tiny_en
     np.testing.assert_array_equal(chunk_centred, default)
 
 
-def test_context_shrinks_to_fit_the_window_and_a_chunk_too_long_for_it_is_refused(tiny_encoder):
+def test_context_shrinks_to_fit_the_window_and_long_chunks_are_encoded_in_pieces(tiny_encoder):
     doc = fixed_doc(tiny_encoder, size=30)
     special = set(tiny_encoder.tokenizer.all_special_ids)
-    windows, kept = chunk_windows(doc, 34, 5, special)
-    assert max(map(len, windows)) <= 34
-    for ids, (first, last), span in zip(windows, kept, doc.spans, strict=True):
-        assert ids[first:last] == doc.input_ids[span.token_start : span.token_end]
-    with pytest.raises(ValueError, match="does not fit a window of 20 tokens"):
-        chunk_windows(doc, 20, 5, special)
+    windows = chunk_windows(doc, 36, 5, special)
+    assert [w.row for w in windows] == list(range(len(doc.spans)))
+    assert max(len(w.ids) for w in windows) <= 36
+    for w, span in zip(windows, doc.spans, strict=True):
+        assert w.ids[w.first : w.last] == doc.input_ids[span.token_start : span.token_end]
+    # 30-token chunks (31 with [CLS] or [SEP]) fill a 31-token window alone, unframed and without context
+    middle = chunk_windows(doc, 31, 5, special)[1:-1]
+    assert [w.ids for w in middle] == [doc.input_ids[s.token_start : s.token_end] for s in doc.spans[1:-1]]
+    # chunks longer than the window: consecutive raw pieces of their own tokens, pooled over the whole chunk
+    pieces = chunk_windows(doc, 20, 5, special)
+    assert [w.row for w in pieces] == [row for row, span in enumerate(doc.spans)
+                                       for _ in range(-(-(span.token_end - span.token_start) // 20))]  # fmt: skip
+    for row, span in enumerate(doc.spans):
+        tokens = [t for w in pieces if w.row == row for t in w.ids[w.first : w.last]]
+        assert tokens == doc.input_ids[span.token_start : span.token_end]
+    (vectors,) = embed_documents(tiny_encoder, [doc], window=20, config=CHUNK_CENTRED)
+    outputs = tiny_encoder.encode_token_batches([w.ids for w in pieces[:2]])
+    np.testing.assert_allclose(vectors[0], l2_normalize(np.concatenate(outputs).mean(axis=0)[None])[0], atol=1e-5)
 
 
 def test_the_work_counted_is_what_the_encoder_receives_and_progress_counts_every_token(tiny_encoder, monkeypatch):
