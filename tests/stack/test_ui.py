@@ -166,8 +166,7 @@ def test_trigger_form_has_sections_and_refuses_out_of_range_values(stack, browse
 
 @pytest.fixture(scope="module")
 def several_runs(stack, s3_client, es_client, minilm):
-    """Three runs of one corpus, each changing it differently: new objects; a changed and a new one; a deleted one
-    and an empty one (quarantined)."""
+    """Two runs of one corpus: new objects; then a changed, a new, a deleted and an empty (quarantined) one."""
     with new_corpus(s3_client, es_client, minilm, "trends") as corpus:
         conf = corpus.run_conf(partition_by_date=False, max_bad_fraction=0.5, delete_missing=True)
         runs = []
@@ -176,7 +175,6 @@ def several_runs(stack, s3_client, es_client, minilm):
         runs.append(run_and_wait(stack, "latechunk_ingest", conf))
         corpus.put("incoming/bread.txt", TOPICS["bread.txt"] + " It is baked in a hot oven.")
         corpus.put("incoming/engine.txt", TOPICS["engine.txt"])
-        runs.append(run_and_wait(stack, "latechunk_ingest", conf))
         corpus.delete("incoming/comet.txt")
         corpus.put("incoming/empty.txt", "")
         runs.append(run_and_wait(stack, "latechunk_ingest", conf))
@@ -208,7 +206,7 @@ def test_trends_page_plots_every_run_and_links_to_its_report(stack, browser, sho
         )
         return float(dot.get_attribute("data-value"))
 
-    expected = [(3, 0, 0, 0), (1, 1, 0, 0), (0, 0, 1, 1)]  # new, changed, deleted, quarantined
+    expected = [(3, 0, 0, 0), (1, 1, 1, 1)]  # new, changed, deleted, quarantined
     for run_id, (new, changed, deleted, quarantined) in zip(run_ids, expected, strict=True):
         summary = stack.xcom("latechunk_ingest", run_id, "extract", key="summary")
         manifest = read_json(corpus.s3, stack.xcom("latechunk_ingest", run_id, "extract", key="manifest"))
