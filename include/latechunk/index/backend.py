@@ -95,6 +95,10 @@ class SearchBackend(ABC):
     def count_by_doc(self, index: str, doc_ids: Sequence[str] | None = None) -> dict[str, int]: ...
 
     @abstractmethod
+    def count_vectors(self, index: str) -> int:
+        """Chunks with a vector (tombstones have none)."""
+
+    @abstractmethod
     def iter_vectors(self, index: str) -> Iterator[tuple[list[str], np.ndarray]]: ...
 
     @abstractmethod

@@ -2,8 +2,9 @@
 recall) and the vectors did not collapse (spread, no vector shared by different texts).
 
 Exact neighbours are computed client-side in numpy over every vector of the index, fetched through a point in
-time. That suits validation-size indices; above `max_exact_vectors` the recall check is skipped (and says so),
-and duplicates are then recognised by text alone.
+time, up to `MAX_EXACT_VECTORS`: that holds at most 2 x 20,000 x dims x 4 bytes (123 MB at 768 dims) whatever the
+run's size. The vectors are counted first, so a larger index is never paged: the recall check is then skipped
+(and says so), the spread measured over the sample's own pairs, and duplicates recognised by text alone.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from latechunk.validation.report import MAX_LISTED, SCORE_TIE, Check
 
 # Cosine at or above which two vectors count as the same vector.
 SAME_VECTOR_COSINE = 1 - 1e-6
+# Indices of up to this many vectors are loaded whole for the geometry checks.
+MAX_EXACT_VECTORS = 20_000
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,9 @@ class IndexVectors:
 
 
 def load_index_vectors(backend: SearchBackend, index: str, max_vectors: int) -> IndexVectors | None:
-    """The index's vectors, or None when it holds more than ``max_vectors``."""
+    """The index's vectors, or None when it holds more than ``max_vectors`` (counted before any is fetched)."""
+    if backend.count_vectors(index) > max_vectors:
+        return None
     ids: list[str] = []
     batches = []
     for batch_ids, vectors in backend.iter_vectors(index):
