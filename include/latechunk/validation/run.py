@@ -32,11 +32,13 @@ from latechunk.sources.documents import Document, EmbeddedChunk
 from latechunk.validation.exact import Reencoder, check_exact_vectors
 from latechunk.validation.geometry import (
     MAX_EXACT_VECTORS,
+    MAX_STREAMED_VECTORS,
     check_duplicate_vectors,
     check_recall,
     check_self_retrieval,
     check_spread,
     load_index_vectors,
+    stream_exact_scores,
 )
 from latechunk.validation.queries import Probe, check_document_queries, check_probes, check_query_retrieval
 from latechunk.validation.report import (
@@ -68,6 +70,7 @@ def validate_index(
     k: int = 10,
     num_candidates: int = 100,
     max_exact_vectors: int = MAX_EXACT_VECTORS,
+    max_streamed_vectors: int = MAX_STREAMED_VECTORS,
     seed: int = 0,
     sample_pool: Sequence[EmbeddedChunk] | None = None,
     exact_documents: Sequence[Document] = (),
@@ -94,12 +97,15 @@ def validate_index(
         sample, pool = [sample_pool[int(i)] for i in sorted(sample_at)], sample_pool
     hits = [backend.knn_search(index, chunk.vector, k=k, num_candidates=num_candidates) for chunk in sample]
     vectors = load_index_vectors(backend, index, max_exact_vectors) if sample else None
+    streamed = None
+    if sample and vectors is None and backend.count_vectors(index) <= max_streamed_vectors:
+        streamed = stream_exact_scores(backend, index, sample, hits, k)
     checks = [
         scan.counts_check(),
         _check_mapping(backend, index, scan, spec),
         check_exact_vectors(backend, index, exact_documents, reencoder, thresholds.exact_min_cosine),
         check_self_retrieval(sample, hits, vectors, thresholds.self_retrieval),
-        check_recall(sample, hits, vectors, k, thresholds.recall, max_exact_vectors),
+        check_recall(sample, hits, vectors, k, thresholds.recall, max_streamed_vectors, streamed),
         check_query_retrieval(backend, index, sample, query_encoder, vectors, thresholds, num_candidates),
         check_document_queries(backend, index, sample, pool, query_encoder, vectors, thresholds, num_candidates),
         check_spread(sample, vectors, thresholds.max_mean_cosine),

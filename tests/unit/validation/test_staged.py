@@ -118,5 +118,26 @@ def test_an_index_past_the_cap_is_counted_and_never_paged(chunks):
     backend.iter_vectors = lambda index: iter(pages.append(index) or [])
     assert load_index_vectors(backend, SPEC.name, len(chunks) - 1) is None
     assert pages == [], "no vector fetched"
-    report = validate_index(backend, SPEC.name, chunks, sample_size=5, max_exact_vectors=100, query_encoder=None)
+    report = validate_index(
+        backend, SPEC.name, chunks, sample_size=5, max_exact_vectors=100, max_streamed_vectors=1000,
+        query_encoder=None,
+    )
     assert report.check("knn_recall@10").skipped and pages == []
+
+
+def test_recall_over_an_index_too_large_to_load_streams_it_a_page_at_a_time(chunks):
+    backend = indexed(chunks)
+    pages = []
+    iter_vectors = backend.iter_vectors
+
+    def counted(index):
+        for ids, page in iter_vectors(index):
+            pages.append(len(ids))
+            yield ids, page
+
+    backend.iter_vectors = counted
+    recall = validate_index(
+        backend, SPEC.name, chunks, sample_size=5, max_exact_vectors=100, query_encoder=None
+    ).check("knn_recall@10")
+    assert recall.passed and recall.value == 1.0 and recall.details["exact"] == "streamed"
+    assert sum(pages) == len(chunks) and max(pages) < len(chunks), "every vector seen, a page at a time"
