@@ -17,6 +17,7 @@ import pytest
 from elasticsearch import Elasticsearch
 from embedded_chunks import MODEL_ID, corpus
 from latechunk.index.elasticsearch import ElasticsearchBackend
+from latechunk.index.settings import IndexSettings
 from latechunk.index.spec import IndexSpec
 from latechunk.validation.run import validate_index
 
@@ -72,11 +73,14 @@ def assert_exact(client: Elasticsearch, index: str, chunks) -> None:
 
 def test_a_node_killed_during_index_and_validate_leaves_the_index_exact_after_a_retry(cluster):
     backend = ElasticsearchBackend(cluster)
-    spec = IndexSpec(name=f"test-cluster-{uuid.uuid4().hex[:8]}", dims=768, model_id=MODEL_ID, shards=2, replicas=1)
+    # The default replicas, "0-1", give each shard a copy on another node as soon as there are two.
+    name = f"test-cluster-{uuid.uuid4().hex[:8]}"
+    spec = IndexSpec(name=name, dims=768, model_id=MODEL_ID, shards=2, replicas=IndexSettings().replicas)
     chunks = corpus(documents=300)
     try:
         backend.ensure_index(spec)
-        cluster.cluster.health(index=spec.name, wait_for_status="green", timeout="60s")
+        health = cluster.cluster.health(index=spec.name, wait_for_status="green", timeout="60s")
+        assert health["active_shards"] == 4, "two primaries, each with a replica"
         victim = node_of_a_primary(cluster, spec.name, spare="node-1")
         killed = []
 
