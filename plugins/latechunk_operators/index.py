@@ -58,6 +58,7 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from latechunk.index.settings import IndexSettings
         from latechunk.pipeline.index import index
+        from latechunk.settings import from_rendered
 
         from latechunk_operators.hooks import elasticsearch_client
 
@@ -68,7 +69,7 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
             index_name=self.index_name,
             index_options=dict(self.index_options) if self.index_options else None,
             create_as_alias=self.create_as_alias,
-            settings=IndexSettings.from_dict(self.index_settings),
+            settings=from_rendered(IndexSettings, self.index_settings),
         )
         # When the run's writes were done: the end of an event's journey from upload to searchable (run report).
         summary["finished_at"] = datetime.now(UTC).isoformat()

@@ -210,7 +210,7 @@ def _params() -> dict[str, Param]:
         "bulk_refresh_interval": Param(
             _env("BULK_REFRESH_INTERVAL", _INDEX.bulk_refresh_interval), type="string",
             description="The index's refresh_interval while the index task writes ('-1': paused, each batch "
-            "still refreshed once), reset to the default after; empty leaves it alone.",
+            "still refreshed once; '1s' keeps the default), reset to the default after.",
         ),
         "model": Param(_env("MODEL", DEFAULT_MODEL), type="string", description="Encoder: hub id or local path."),
         "chunking_strategy": Param(

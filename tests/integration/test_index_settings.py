@@ -25,5 +25,3 @@ def test_auto_expanded_replicas_keep_one_node_green_and_the_refresh_comes_back(e
     with pytest.raises(RuntimeError), bulk_refresh(es_client, es_index, "30s"):
         raise RuntimeError("the writes failed")
     assert refresh_interval(es_client, es_index) is None
-    with bulk_refresh(es_client, es_index, ""):
-        assert refresh_interval(es_client, es_index) is None, "an empty interval changes nothing"

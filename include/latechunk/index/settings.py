@@ -27,8 +27,8 @@ _AUTO_EXPAND = re.compile(r"\d+-(\d+|all)")
 
 @dataclass(frozen=True)
 class IndexSettings:
-    """``shards`` and ``replicas`` apply when the index is created; ``bulk_refresh_interval`` ("" leaves the
-    refresh alone) to every index task."""
+    """``shards`` and ``replicas`` apply when the index is created; ``bulk_refresh_interval`` to every index task
+    ("1s", the default interval, keeps refreshing during the writes)."""
 
     shards: int = 1
     replicas: str = "0-1"  # a number of replicas, or an auto-expand range "min-max" (max may be "all")
@@ -38,11 +38,6 @@ class IndexSettings:
         if int(self.shards) < 1:
             raise ValueError(f"index_shards must be at least 1, got {self.shards}")
         replica_settings(self.replicas)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any] | None) -> IndexSettings:
-        values = values or {}
-        return cls(**{name: values[name] for name in ("shards", "replicas", "bulk_refresh_interval") if name in values})
 
 
 def replica_settings(replicas: str | int) -> dict[str, Any]:
@@ -58,10 +53,7 @@ def replica_settings(replicas: str | int) -> dict[str, Any]:
 @contextmanager
 def bulk_refresh(es, index: str, interval: str) -> Iterator[None]:
     """``refresh_interval`` set to ``interval`` on the index (or the indices behind an alias) while the block
-    runs, then reset to the default; an empty ``interval`` changes nothing."""
-    if not interval:
-        yield
-        return
+    runs, then reset to the default."""
     es.indices.put_settings(index=index, settings={"index": {"refresh_interval": interval}})
     try:
         yield

@@ -43,7 +43,7 @@ def priority(text: str, seed: int) -> int:
 class StagedScan:
     """Streams staged chunks (`add`), checking their counts against the index; see the module docstring."""
 
-    backend: SearchBackend
+    backend: SearchBackend = field(repr=False)
     index: str
     sample_size: int = 50
     seed: int = 0
@@ -54,13 +54,15 @@ class StagedScan:
     mismatches: list[dict[str, Any]] = field(default_factory=list)
     wrong: int = 0
     most_chunks_held: int = 0  # the most chunks (vectors) held at once: at most 3 x sample_size + 1
-    _sample: list[tuple[int, int, EmbeddedChunk]] = field(default_factory=list)  # max-heap by negated priority
-    _first_chunks: dict[str, EmbeddedChunk] = field(default_factory=dict)
-    _candidates: list[tuple[int, str, int, int]] = field(default_factory=list)  # (-priority, doc, tokens, batch)
-    _shortest: tuple[int, str, int] | None = None  # (tokens, doc_id, batch)
-    _group: Counter = field(default_factory=Counter)
-    _declared: dict[str, tuple[str, int]] = field(default_factory=dict)
-    _current: tuple[str, EmbeddedChunk | None] = ("", None)  # the document being read and its first chunk
+    # Heaps whose top is the entry of highest priority (negated): (-priority, order, chunk), (-priority, doc, tokens,
+    # batch).
+    _sample: list[tuple[int, int, EmbeddedChunk]] = field(default_factory=list, repr=False)
+    _first_chunks: dict[str, EmbeddedChunk] = field(default_factory=dict, repr=False)
+    _candidates: list[tuple[int, str, int, int]] = field(default_factory=list, repr=False)
+    _shortest: tuple[int, str, int] | None = field(default=None, repr=False)  # (tokens, doc_id, batch)
+    _group: Counter = field(default_factory=Counter, repr=False)
+    _declared: dict[str, tuple[str, int]] = field(default_factory=dict, repr=False)
+    _current: tuple[str, EmbeddedChunk | None] = field(default=("", None), repr=False)  # document, first chunk
 
     def add(self, chunk: EmbeddedChunk, batch: int = 0) -> None:
         if chunk.doc_id != self._current[0]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from latechunk.index.settings import IndexSettings, replica_settings
 from latechunk.index.spec import IndexSpec, index_body
+from latechunk.settings import from_rendered
 
 
 def test_replicas_are_a_number_or_a_range_that_follows_the_nodes():
@@ -23,10 +24,10 @@ def test_a_new_index_gets_the_shards_and_replicas_of_the_settings():
     assert "number_of_replicas" not in index_body(IndexSpec(name="i", dims=8, model_id="m"))["settings"]
 
 
-def test_settings_from_the_params_are_checked():
-    assert IndexSettings.from_dict({"shards": 2, "replicas": "1"}) == IndexSettings(2, "1", "-1")
-    assert IndexSettings.from_dict(None) == IndexSettings()
+def test_settings_from_the_rendered_params_are_cast_and_checked():
+    assert from_rendered(IndexSettings, {"shards": "2", "replicas": "1"}) == IndexSettings(2, "1", "-1")
+    assert from_rendered(IndexSettings, {"shards": None, "bulk_refresh_interval": ""}) == IndexSettings()
     with pytest.raises(ValueError, match="index_shards"):
-        IndexSettings.from_dict({"shards": 0})
+        from_rendered(IndexSettings, {"shards": 0})
     with pytest.raises(ValueError, match="index_replicas"):
-        IndexSettings.from_dict({"replicas": "many"})
+        from_rendered(IndexSettings, {"replicas": "many"})
