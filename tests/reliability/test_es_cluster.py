@@ -21,6 +21,8 @@ from latechunk.index.settings import IndexSettings
 from latechunk.index.spec import IndexSpec
 from latechunk.validation.run import validate_index
 
+pytestmark = pytest.mark.slow  # about 2.5 minutes, most of it the cluster's start
+
 REPO = Path(__file__).resolve().parents[2]
 SERVERS = str(REPO / "scripts" / "servers.sh")
 HTTP_BASE = int(os.environ.get("LATECHUNK_ES_CLUSTER_HTTP_BASE", "9200"))
