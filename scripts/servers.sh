@@ -4,8 +4,11 @@
 #   - MinIO (S3 protocol): built once from the Go module proxy, then cached; it publishes the document bucket's
 #     notifications (objects created or removed under the ingest prefix) to Kafka;
 #   - Apache Kafka (KRaft): the broker's jars from Maven Central (scripts/kafka.sh).
-# Usage: scripts/servers.sh start|stop|status|env [es|s3|kafka]
+# Usage: scripts/servers.sh start|stop|status|env [es|s3|kafka|es-cluster]
 # `start` is idempotent (a healthy server is reused); `stop` leaves nothing running.
+# `es-cluster` (never part of `all`) is a separate 3-node Elasticsearch cluster on loopback, beside the single node:
+# HTTP on 9201-9203, transport on 9401-9403, 512 MB of heap per node, its own data under the cache; `start
+# es-cluster` also restarts any of its nodes that is down (after a test killed it).
 # After `start`, var/servers.env holds ES_URL, S3_ENDPOINT_URL and the S3 credentials for tests and the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +21,10 @@ ES_PORT=${LATECHUNK_ES_PORT:-9200}
 S3_PORT=${LATECHUNK_S3_PORT:-9000}
 S3_CONSOLE_PORT=${LATECHUNK_S3_CONSOLE_PORT:-9001}
 ES_HEAP=${LATECHUNK_ES_HEAP:-1g}
+ES_CLUSTER_NODES=3
+ES_CLUSTER_HTTP_BASE=${LATECHUNK_ES_CLUSTER_HTTP_BASE:-9200}        # node i serves HTTP on base + i
+ES_CLUSTER_TRANSPORT_BASE=${LATECHUNK_ES_CLUSTER_TRANSPORT_BASE:-9400}  # and transport on base + i
+ES_CLUSTER_HEAP=${LATECHUNK_ES_CLUSTER_HEAP:-512m}
 S3_USER=${LATECHUNK_S3_ACCESS_KEY:-latechunk}
 S3_PASSWORD=${LATECHUNK_S3_SECRET_KEY:-latechunk-local-secret}
 S3_BUCKETS=${LATECHUNK_S3_BUCKETS:-latechunk-docs latechunk-staging}
@@ -33,6 +40,7 @@ ES_USER=latechunk-es
 if [[ $(id -u) == 0 ]]; then ES_HOME_ROOT=/var/cache/latechunk; else ES_HOME_ROOT=$LATECHUNK_CACHE; fi
 ES_HOME=$ES_HOME_ROOT/elasticsearch-$ES_VERSION
 ES_STATE=$ES_HOME_ROOT/state-$(printf '%s' "$PWD" | sha256sum | cut -c1-12)
+ES_CLUSTER_STATE=$ES_HOME_ROOT/cluster-$(printf '%s' "$PWD" | sha256sum | cut -c1-12)
 MINIO_BIN=$LATECHUNK_CACHE/minio-$MINIO_VERSION/minio
 source scripts/kafka.sh
 
@@ -104,6 +112,67 @@ start_es() {
 }
 
 stop_es() { stop_pidfile Elasticsearch "$ES_STATE/logs/es.pid"; }
+
+es_node_up() { curl -sf -m 2 "http://127.0.0.1:$((ES_CLUSTER_HTTP_BASE + $1))/_nodes/_local" >/dev/null; }
+es_cluster_healthy() {
+    curl -sf -m 3 "http://127.0.0.1:$((ES_CLUSTER_HTTP_BASE + 1))/_cluster/health?wait_for_nodes=$ES_CLUSTER_NODES&wait_for_status=yellow&timeout=1s" >/dev/null
+}
+
+# One node of the cluster, in the background (all start together: each waits for the others to elect a master).
+start_es_node() {
+    local node=$1 java_home=$2 dir=$ES_CLUSTER_STATE/node-$1 seeds="" i
+    for i in $(seq 1 "$ES_CLUSTER_NODES"); do seeds+="${seeds:+,}127.0.0.1:$((ES_CLUSTER_TRANSPORT_BASE + i))"; done
+    local masters; masters=$(seq -s, -f 'node-%g' 1 "$ES_CLUSTER_NODES")
+    mkdir -p "$dir"/{data,logs}
+    rm -rf "$dir/config" && cp -r "$ES_HOME/config" "$dir/config"
+    local -a run_as=()
+    if [[ $(id -u) == 0 ]]; then
+        chown -R "$ES_USER:" "$ES_CLUSTER_STATE"
+        run_as=(setpriv --reuid="$ES_USER" --regid="$ES_USER" --clear-groups)
+    fi
+    log "starting Elasticsearch node-$node on 127.0.0.1:$((ES_CLUSTER_HTTP_BASE + node)) (state in $dir)"
+    setsid --wait "${run_as[@]}" env ES_JAVA_HOME="$java_home" ES_PATH_CONF="$dir/config" \
+        ES_JAVA_OPTS="-Xms$ES_CLUSTER_HEAP -Xmx$ES_CLUSTER_HEAP" \
+        "$ES_HOME/bin/elasticsearch" -d -p "$dir/logs/es.pid" \
+        -Ecluster.name=latechunk-cluster -Enode.name="node-$node" \
+        -Ediscovery.seed_hosts="$seeds" -Ecluster.initial_master_nodes="$masters" \
+        -Expack.security.enabled=false -Expack.ml.enabled=false \
+        -Enetwork.host=127.0.0.1 -Ehttp.port="$((ES_CLUSTER_HTTP_BASE + node))" \
+        -Etransport.port="$((ES_CLUSTER_TRANSPORT_BASE + node))" \
+        -Epath.data="$dir/data" -Epath.logs="$dir/logs" \
+        -Ecluster.routing.allocation.disk.threshold_enabled=false \
+        -Eaction.destructive_requires_name=false >"$dir/logs/stdout.log" 2>&1 \
+        || { tail -n 30 "$dir/logs/stdout.log" >&2; die "Elasticsearch node-$node failed to start (log: $dir/logs)"; }
+}
+
+start_es_cluster() {
+    if es_cluster_healthy; then log "Elasticsearch cluster already running on 127.0.0.1:$((ES_CLUSTER_HTTP_BASE + 1))-$((ES_CLUSTER_HTTP_BASE + ES_CLUSTER_NODES))"; return; fi
+    local java_home; java_home=$(find_java_home)
+    mkdir -p "$ES_HOME_ROOT"
+    install_es
+    if [[ $(id -u) == 0 ]]; then
+        id "$ES_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$ES_USER"
+        chmod -R a+rX "$ES_HOME"
+    fi
+    local node pids=()
+    for node in $(seq 1 "$ES_CLUSTER_NODES"); do
+        es_node_up "$node" && continue
+        port_open "$((ES_CLUSTER_HTTP_BASE + node))" && die "port $((ES_CLUSTER_HTTP_BASE + node)) is taken by something that is not a node of the cluster; set LATECHUNK_ES_CLUSTER_HTTP_BASE"
+        start_es_node "$node" "$java_home" & pids+=($!)
+    done
+    for node in "${pids[@]}"; do wait "$node"; done
+    for _ in $(seq 1 180); do es_cluster_healthy && break; sleep 1; done
+    es_cluster_healthy || die "the Elasticsearch cluster did not form within 180 s (logs: $ES_CLUSTER_STATE/node-*/logs)"
+    mkdir -p "$VAR" && ln -sfn "$ES_CLUSTER_STATE" "$VAR/es-cluster"
+    log "Elasticsearch cluster is up: http://127.0.0.1:$((ES_CLUSTER_HTTP_BASE + 1)) (and the next $((ES_CLUSTER_NODES - 1)) ports)"
+}
+
+stop_es_cluster() {
+    local node
+    for node in $(seq 1 "$ES_CLUSTER_NODES"); do
+        stop_pidfile "Elasticsearch node-$node" "$ES_CLUSTER_STATE/node-$node/logs/es.pid"
+    done
+}
 
 install_minio() {
     [[ -x $MINIO_BIN ]] && return
@@ -182,6 +251,14 @@ status() {
     if kafka_healthy; then echo "kafka:         up  127.0.0.1:$KAFKA_PORT"; else echo "kafka:         down"; fi
 }
 
+status_es_cluster() {
+    local node
+    for node in $(seq 1 "$ES_CLUSTER_NODES"); do
+        if es_node_up "$node"; then echo "es node-$node:    up  http://127.0.0.1:$((ES_CLUSTER_HTTP_BASE + node))"
+        else echo "es node-$node:    down"; fi
+    done
+}
+
 cmd=${1:-}
 which=${2:-all}
 case "$cmd:$which" in
@@ -189,11 +266,14 @@ case "$cmd:$which" in
     start:es) start_es ;;
     start:s3) start_kafka; start_s3 ;;
     start:kafka) start_kafka ;;
+    start:es-cluster) start_es_cluster ;;
+    stop:es-cluster) stop_es_cluster ;;
+    status:es-cluster) status_es_cluster ;;
     stop:all) stop_es; stop_s3; stop_kafka ;;
     stop:es) stop_es ;;
     stop:s3) stop_s3 ;;
     stop:kafka) stop_kafka ;;
     status:*) status ;;
     env:*) write_env; cat "$VAR/servers.env" ;;
-    *) die "usage: scripts/servers.sh start|stop|status|env [es|s3|kafka]" ;;
+    *) die "usage: scripts/servers.sh start|stop|status|env [es|s3|kafka|es-cluster]" ;;
 esac

@@ -259,6 +259,9 @@ class MemoryBackend(SearchBackend):
             for score, record_id, source in scored[:k]
         ]
 
+    def count_vectors(self, index: str) -> int:
+        return sum(VECTOR_FIELD in source for _, source in self._sources(index))
+
     def count_by_doc(self, index: str, doc_ids: Sequence[str] | None = None, level: str = CHUNK) -> dict[str, int]:
         wanted = None if doc_ids is None else set(doc_ids)
         counts = Counter(s["doc_id"] for _, s in self._sources(index)

@@ -25,11 +25,15 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
     :param index_options: ``dense_vector`` ``index_options`` for a new index. (templated)
     :param create_as_alias: create a missing index as an alias over a versioned index, so the reindex DAG can
         swap it later; False creates the index under ``index_name`` itself.
+    :param index_settings: ``shards`` and ``replicas`` of a new index, ``bulk_refresh_interval`` during the writes
+        (`latechunk.index.settings.IndexSettings`). (templated)
     :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``).
     """
 
     operator_extra_links = (RunReportLink(),)
-    template_fields = (*LateChunkBaseOperator.template_fields, "manifest_path", "index_name", "index_options")
+    template_fields = (
+        *LateChunkBaseOperator.template_fields, "manifest_path", "index_name", "index_options", "index_settings",
+    )  # fmt: skip
     ui_color = "#f3e8fd"
 
     def __init__(
@@ -39,6 +43,7 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
         index_name: str,
         index_options: dict[str, Any] | None = None,
         create_as_alias: bool = True,
+        index_settings: dict[str, Any] | None = None,
         elasticsearch_conn_id: str = "latechunk_es",
         **kwargs: Any,
     ) -> None:
@@ -47,10 +52,13 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
         self.index_name = index_name
         self.index_options = index_options
         self.create_as_alias = create_as_alias
+        self.index_settings = index_settings
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from latechunk.index.settings import IndexSettings
         from latechunk.pipeline.index import index
+        from latechunk.settings import from_rendered
 
         from latechunk_operators.hooks import elasticsearch_client
 
@@ -61,6 +69,7 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
             index_name=self.index_name,
             index_options=dict(self.index_options) if self.index_options else None,
             create_as_alias=self.create_as_alias,
+            settings=from_rendered(IndexSettings, self.index_settings),
         )
         # When the run's writes were done: the end of an event's journey from upload to searchable (run report).
         summary["finished_at"] = datetime.now(UTC).isoformat()

@@ -13,6 +13,7 @@ from airflow.sdk import Asset, Param
 from latechunk.chunking.config import DEFAULT_MAX_DOCUMENT_TOKENS, ChunkingConfig
 from latechunk.chunking.levels import DEFAULT_LEVELS
 from latechunk.embedding.config import DEFAULT_TOKEN_BUDGET, WINDOW_LAYOUTS, LateChunkingConfig
+from latechunk.index.settings import IndexSettings
 from latechunk.sources.limits import Limits
 from latechunk.sources.settings import SourceSettings
 from latechunk.validation.settings import ValidationSettings
@@ -111,6 +112,13 @@ VALIDATION: dict[str, Any] = {
 }  # fmt: skip
 
 
+# The index task's settings (latechunk.index.settings.IndexSettings fields), from their params.
+INDEX_SETTINGS: dict[str, Any] = {
+    "shards": param_ref("index_shards"),
+    "replicas": param_ref("index_replicas"),
+    "bulk_refresh_interval": param_ref("bulk_refresh_interval"),
+}
+
 # The trigger form's sections, in the order the form shows them; every param belongs to one.
 SECTIONS = {
     "Source": ("bucket", "prefix", "partition_by_date", "lookback_days", "select_by_last_modified", "delete_missing",
@@ -121,7 +129,7 @@ SECTIONS = {
     "Model and embedding": ("model", "window", "window_overlap", "window_layout", "chunk_context", "frame_windows",
                             "naive_weight", "token_budget", "device", "dtype", "attention", "docs_per_batch",
                             "batch_token_budget"),
-    "Index": ("index", "levels", "delete_old_index"),
+    "Index": ("index", "levels", "index_shards", "index_replicas", "bulk_refresh_interval", "delete_old_index"),
     "Validation": ("validation_sample_size", "exact_sample_tokens", "self_retrieval_threshold", "recall_threshold",
                    "semantic_checks", "query_retrieval_threshold", "document_query_threshold", "max_mean_cosine",
                    "query_k", "probes"),
@@ -163,6 +171,7 @@ _LATE_CHUNKING = LateChunkingConfig()
 _LIMITS = Limits()
 _SOURCE = SourceSettings()
 _VALIDATION = ValidationSettings()
+_INDEX = IndexSettings()
 
 
 def _params() -> dict[str, Param]:
@@ -197,6 +206,21 @@ def _params() -> dict[str, Param]:
             description="Rows indexed per document: its chunks, and also one row per section and one for the whole "
             "document (field level), pooled from the same token embeddings (no extra encoder pass), for parent "
             "retrieval. Recorded with the index: another value needs the reindex DAG.",
+        ),
+        "index_shards": Param(
+            int(_env("INDEX_SHARDS", str(_INDEX.shards))), type="integer", minimum=1,
+            description="Primary shards of a new index (an existing one keeps its own): 1 suits a node and a "
+            "small cluster; more spread the writes of a large index over more nodes.",
+        ),
+        "index_replicas": Param(
+            _env("INDEX_REPLICAS", _INDEX.replicas), type="string", pattern=r"^\s*(\d+|\d+-(\d+|all))\s*$",
+            description="Replicas of a new index: a number, or a range that follows the data nodes ('0-1': none "
+            "on a single node, one on a cluster).",
+        ),
+        "bulk_refresh_interval": Param(
+            _env("BULK_REFRESH_INTERVAL", _INDEX.bulk_refresh_interval), type="string",
+            description="The index's refresh_interval while the index task writes ('-1': paused, each batch "
+            "still refreshed once; '1s' keeps the default), reset to the default after.",
         ),
         "model": Param(_env("MODEL", DEFAULT_MODEL), type="string", description="Encoder: hub id or local path."),
         "chunking_strategy": Param(

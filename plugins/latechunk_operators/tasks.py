@@ -14,6 +14,7 @@ from latechunk_operators.index import LateChunkIndexOperator
 from latechunk_operators.params import (
     CHUNKING,
     GPU_POOL,
+    INDEX_SETTINGS,
     LATE_CHUNKING,
     LIMITS,
     STAGING,
@@ -69,6 +70,7 @@ def late_chunking_tasks(
         manifest_path=extract.output["manifest"],
         index_name=index_name,
         create_as_alias=create_as_alias,
+        index_settings=INDEX_SETTINGS,
         trigger_rule=TriggerRule.NONE_FAILED if isolate_failed_batches else TriggerRule.ALL_SUCCESS,
         execution_timeout=execution_timeout("index"),
         **STAGING,

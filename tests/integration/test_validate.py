@@ -120,12 +120,16 @@ def test_probes_use_the_query_encoder(backend, spec, corpus_chunks):
     assert not without_encoder.check("probes").passed
 
 
-def test_exact_recall_is_skipped_above_the_cap_and_an_empty_run_passes(backend, spec, corpus_chunks):
+def test_exact_recall_is_streamed_or_skipped_above_the_caps_and_an_empty_run_passes(backend, spec, corpus_chunks):
     staged = indexed(backend, spec, corpus_chunks)
     capped = validate_index(
         backend, spec.name, staged, sample_size=5, max_exact_vectors=50, query_encoder=None
     ).check("knn_recall@10")
-    assert capped.skipped and capped.passed and "more than 50 vectors" in capped.details["reason"]
+    assert capped.passed and capped.details["exact"] == "streamed" and capped.details["vectors"] == len(staged)
+    skipped = validate_index(
+        backend, spec.name, staged, sample_size=5, max_exact_vectors=50, max_streamed_vectors=50, query_encoder=None
+    ).check("knn_recall@10")
+    assert skipped.skipped and skipped.passed and "more than 50 vectors" in skipped.details["reason"]
 
     empty = validate_index(backend, spec.name, [], query_encoder=None)
     assert empty.passed

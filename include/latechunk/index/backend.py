@@ -97,6 +97,10 @@ class SearchBackend(ABC):
         """Rows of each document at ``level`` (`latechunk.chunking.levels`): its chunks (or tombstone) by default."""
 
     @abstractmethod
+    def count_vectors(self, index: str) -> int:
+        """Chunks with a vector (tombstones have none)."""
+
+    @abstractmethod
     def iter_vectors(self, index: str) -> Iterator[tuple[list[str], np.ndarray]]: ...
 
     @abstractmethod

@@ -170,6 +170,9 @@ class IndexQueries:
         response = self.client.search(index=index, knn=knn, size=k, source={"excludes": [VECTOR_FIELD]})
         return [SearchHit(hit["_id"], hit["_score"], hit["_source"]) for hit in response["hits"]["hits"]]
 
+    def count_vectors(self, index: str) -> int:
+        return int(self.client.count(index=index, query={"exists": {"field": VECTOR_FIELD}})["count"])
+
     def get_chunks(self, index: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for batch in _batches(ids):

@@ -32,6 +32,7 @@ from typing import Any
 
 from latechunk.chunking.levels import CHUNK, DEFAULT_LEVELS, LEVELS
 from latechunk.embedding.config import PLAIN
+from latechunk.index.settings import replica_settings
 
 VECTOR_FIELD = "vector"
 META_KEY = "latechunk"
@@ -83,7 +84,7 @@ class IndexSpec:
     index_options: dict[str, Any] = field(default_factory=lambda: {"type": "int8_hnsw"})
     chunking: dict[str, Any] = field(default_factory=dict)
     shards: int = 1
-    replicas: int | None = None
+    replicas: int | str | None = None  # a number, or an auto-expand range such as "0-1" (index.settings)
     window: int | None = None  # tokens per encoder window, as the embed stage uses it
     window_overlap: int | None = None  # context tokens each window repeats
     late_chunking: dict[str, Any] = field(default_factory=dict)  # LateChunkingConfig.recorded()
@@ -128,7 +129,7 @@ def index_body(spec: IndexSpec) -> dict[str, Any]:
     """Settings and mappings for `indices.create`."""
     settings: dict[str, Any] = {"number_of_shards": spec.shards}
     if spec.replicas is not None:
-        settings["number_of_replicas"] = spec.replicas
+        settings.update(replica_settings(spec.replicas))
     integer = {"type": "integer"}
     keyword = {"type": "keyword"}
     mappings = {

@@ -39,6 +39,10 @@ RACE_DELETED = "deleted_before_read"
 RACE_CHANGED = "changed_before_read"
 # Objects fetched concurrently (GETs are round trips; a bucket of small objects is bound by their latency).
 READER_THREADS = 8
+# Bodies fetched ahead of the parser and not yet parsed, in bytes (their listed sizes) and in objects: what extract
+# holds besides the object it parses (which `max_object_bytes` bounds), however large the objects are.
+READ_AHEAD_BYTES = 256 * 1024 * 1024
+READ_AHEAD_OBJECTS = 32
 
 
 class TooManyBadDocuments(Exception):
@@ -168,7 +172,10 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
     staged_new = staged_modified = 0
     deferred: set[str] = set()
     with Progress("extract", total_docs=len(changed)) as progress:
-        bodies = map_ahead(lambda obj: _fetch_object(s3, obj, settings), changed, workers=READER_THREADS)
+        bodies = map_ahead(
+            lambda obj: _fetch_object(s3, obj, settings), changed, workers=READER_THREADS, ahead=READ_AHEAD_OBJECTS,
+            cost=lambda obj: obj.size if obj.size <= settings.max_object_bytes else 0, max_cost_ahead=READ_AHEAD_BYTES,
+        )  # fmt: skip
         for obj, body in zip(changed, bodies, strict=True):
             documents, skipped = _parse_object(obj, body, settings)
             quarantine.extend(skipped)

@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from latechunk.index.elasticsearch import ElasticsearchBackend
+from latechunk.index.settings import IndexSettings, bulk_refresh
 from latechunk.index.spec import IndexSpec
 from latechunk.pipeline.batch_failures import (
     FailedObjects,
@@ -101,6 +102,7 @@ def index(
     index_name: str,
     index_options: dict[str, Any] | None = None,
     create_as_alias: bool = True,
+    settings: IndexSettings | None = None,
 ) -> dict[str, Any]:
     """Create the index if needed, upsert every staged chunk, and delete superseded and removed objects.
 
@@ -108,12 +110,17 @@ def index(
     `ensure_served_index`), else under that name itself (the reindex DAG's versioned index). An object with a
     chunk the engine refuses is quarantined and removed from the index; items that fail for the cluster's sake
     (429, 5xx) fail the task, whose retry writes them. Ends by checking that every object it indexed is complete
-    in the index and that the run's objects add up (`latechunk.pipeline.index_plan`).
+    in the index and that the run's objects add up (`latechunk.pipeline.index_plan`). ``settings``: the shards and
+    replicas of a new index, and the refresh interval during the writes (`latechunk.index.settings`).
     """
     manifest = read_manifest(s3, manifest_path)
     bucket = manifest.bucket
     backend = ElasticsearchBackend(es)
-    spec = manifest_index_spec(index_name, manifest, index_options or DEFAULT_INDEX_OPTIONS)
+    settings = settings or IndexSettings()
+    spec = replace(
+        manifest_index_spec(index_name, manifest, index_options or DEFAULT_INDEX_OPTIONS),
+        shards=int(settings.shards), replicas=settings.replicas,
+    )  # fmt: skip
     batches_failed = failed_batches(s3, manifest)
     plan = read_plan(s3, manifest, batches_failed)
     failed = failed_objects(manifest, batches_failed, plan.keys_by_failed_batch)
@@ -122,7 +129,8 @@ def index(
     update_pending(s3, manifest, failed, deferred, settled=False)  # recorded before anything can fail the task
     check_bad_share(manifest, plan.unchunked.bad_keys | set(plan.annotate_failed))
     created = ensure_served_index(es, backend, spec) if create_as_alias else backend.ensure_index(spec)
-    written = _write_chunks(s3, backend, index_name, manifest, plan)
+    with bulk_refresh(es, index_name, settings.bulk_refresh_interval):
+        written = _write_chunks(s3, backend, index_name, manifest, plan)
     refused = {key: reason for (_, key), reason in written.pop("refused").items()}
     transient_keys = written.pop("transient_keys")
     tombstones = backend.record_tombstones(

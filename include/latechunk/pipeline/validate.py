@@ -19,10 +19,11 @@ from latechunk.pipeline.manifest import RunManifest, read_manifest
 from latechunk.pipeline.models import describe_model, load_tokenizer, manifest_index_spec
 from latechunk.sources.documents import Document, EmbeddedChunk
 from latechunk.staging import tables as staging
-from latechunk.staging.stream import ENCODER_DTYPE_KEY, StagedReader
+from latechunk.staging.stream import ENCODER_DTYPE_KEY, StagedReader, iter_chunks
 from latechunk.validation.exact import MIN_COSINE, sample_by_tokens
 from latechunk.validation.run import Reencoder, validate_index
 from latechunk.validation.settings import ValidationSettings
+from latechunk.validation.staged import StagedScan
 
 log = logging.getLogger(__name__)
 
@@ -67,23 +68,22 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
     refused = read_index_quarantine(s3, manifest_path)
     refused_keys = {entry["key"] for entry in refused}
     failed = read_batch_failures(s3, manifest_path)
-    staged: list[EmbeddedChunk] = []
-    staged_levels: list[EmbeddedChunk] = []  # section and document rows (`latechunk.chunking.levels`)
-    batch_of: dict[str, int] = {}
+    backend = ElasticsearchBackend(es)
+    # The staged chunks are streamed once: counts and mapping over all, bounded samples for the rest.
+    scan = StagedScan(backend, index_name, settings.sample_size, levels=manifest.levels != DEFAULT_LEVELS)
     for number, (uri, chunks_uri) in enumerate(zip(manifest.batches, chunk_batch_uris(manifest), strict=True)):
         if uri in failed.batches:
             continue
-        for chunk in staging.read_chunks(s3, chunks_uri):
+        for chunk in iter_chunks(s3, chunks_uri):
             if chunk.key not in refused_keys:
-                (staged if chunk.is_chunk else staged_levels).append(chunk)
-                batch_of[chunk.doc_id] = number
+                scan.add(chunk, number)
+    scan.finish()
     # A run that changed nothing still checks what the index serves: its kNN checks sample the index itself.
-    pool = staged or sample_indexed_chunks(es, index_name, settings.sample_size)
-    backend = ElasticsearchBackend(es)
+    pool = None if scan.chunks else sample_indexed_chunks(es, index_name, settings.sample_size)
     found = backend.describe_index(index_name)
     spec = manifest_index_spec(index_name, manifest, found.index_options if found else DEFAULT_INDEX_OPTIONS)
     encoder = load_encoder(manifest.model, revision=manifest.model_revision)
-    tokens = {chunk.doc_id: chunk.token_end for chunk in staged if chunk.chunk_id == chunk.n_chunks - 1}
+    tokens, batch_of = scan.candidate_documents()
     exact_sample = sample_by_tokens(tokens, settings.exact_sample_tokens)
     dtypes = {embed_dtype(s3, chunk_batch_uris(manifest)[number]) for number in {batch_of[d] for d in exact_sample}}
     thresholds = dataclasses.replace(
@@ -92,7 +92,7 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
     report = validate_index(
         backend,
         index_name,
-        staged,
+        scan,
         query_encoder=encoder.encode_queries,
         thresholds=thresholds,
         sample_size=settings.sample_size,
@@ -101,7 +101,6 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
         sample_pool=pool,
         exact_documents=staged_documents(s3, manifest, exact_sample, batch_of),
         reencoder=run_reencoder(manifest, encoder),
-        staged_levels=staged_levels if manifest.levels != DEFAULT_LEVELS else None,
     )
     quarantine = manifest.quarantine + unchunked_documents(s3, manifest, failed.batches).quarantine() + refused
     report_uri = f"{manifest_path.rpartition('/')[0]}/{REPORT}"

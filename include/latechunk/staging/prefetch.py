@@ -56,17 +56,36 @@ def _put(ready: queue.Queue, entry: tuple, stop: threading.Event) -> bool:
     return False
 
 
-def map_ahead(function: Callable[[T], R], items: Iterable[T], *, workers: int = 8, ahead: int = 32) -> Iterator[R]:
+def map_ahead(
+    function: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    workers: int = 8,
+    ahead: int = 32,
+    cost: Callable[[T], int] | None = None,
+    max_cost_ahead: int | None = None,
+) -> Iterator[R]:
     """``function(item)`` for every item, yielded in order, computed by ``workers`` threads at most ``ahead`` items
-    ahead of the consumer (so that results never pile up). An exception is raised where its result would come."""
+    ahead of the consumer (so that results never pile up). An exception is raised where its result would come.
+
+    With ``cost`` (e.g. an object's size, known before it is fetched) the items submitted and not yet consumed also
+    stay within ``max_cost_ahead`` together: a new item waits until the consumer has taken enough, except when
+    nothing is pending (an item costlier than the whole budget still goes through, alone)."""
+    costs: deque[int] = deque()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="latechunk-reader") as pool:
         pending: deque[Future[R]] = deque()
         try:
             for item in items:
-                pending.append(pool.submit(function, item))
-                if len(pending) >= ahead:
+                item_cost = cost(item) if cost is not None else 0
+                while pending and (
+                    len(pending) >= ahead or (max_cost_ahead is not None and sum(costs) + item_cost > max_cost_ahead)
+                ):
+                    costs.popleft()
                     yield pending.popleft().result()
+                pending.append(pool.submit(function, item))
+                costs.append(item_cost)
             while pending:
+                costs.popleft()
                 yield pending.popleft().result()
         finally:
             for future in pending:

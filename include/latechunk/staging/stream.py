@@ -17,7 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from latechunk.staging.tables import StagingArea, check_stage, parse_s3_uri, with_stage
+from latechunk.sources.documents import EmbeddedChunk
+from latechunk.staging.tables import STAGE_CHUNKS, StagingArea, check_stage, chunks_from_table, parse_s3_uri, with_stage
 
 # Key of the Parquet footer entry in which a spans batch records its documents' token count (for the embed ETA).
 TOKENS_KEY = b"latechunk.tokens"
@@ -52,8 +53,12 @@ class StagedReader:
 
     def iter_batches(self, rows_per_read: int = 256) -> Iterator[list[dict[str, Any]]]:
         """The rows, ``rows_per_read`` at a time."""
+        for table in self.iter_tables(rows_per_read):
+            yield table.to_pylist()
+
+    def iter_tables(self, rows_per_read: int = 256) -> Iterator[pa.Table]:
         for batch in self._file.iter_batches(batch_size=rows_per_read):
-            yield batch.to_pylist()
+            yield pa.Table.from_batches([batch])
 
     def iter_rows(self, rows_per_read: int = 256) -> Iterator[dict[str, Any]]:
         for rows in self.iter_batches(rows_per_read):
@@ -68,6 +73,13 @@ class StagedReader:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def iter_chunks(client, uri: str, rows_per_read: int = 256) -> Iterator[EmbeddedChunk]:
+    """The embedded chunks of a staged batch, ``rows_per_read`` at a time (its vectors are never all in memory)."""
+    with StagedReader(client, uri, STAGE_CHUNKS) as reader:
+        for table in reader.iter_tables(rows_per_read):
+            yield from chunks_from_table(table)
 
 
 class StagedWriter:

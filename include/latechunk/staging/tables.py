@@ -204,7 +204,10 @@ def chunk_table(chunks: Sequence[EmbeddedChunk], dims: int) -> pa.Table:
 
 def read_chunks(client, uri: str) -> list[EmbeddedChunk]:
     """Embedded chunks of a batch; their vectors are rows of one float32 matrix."""
-    table = _get_table(client, uri, STAGE_CHUNKS)
+    return chunks_from_table(_get_table(client, uri, STAGE_CHUNKS))
+
+
+def chunks_from_table(table: pa.Table) -> list[EmbeddedChunk]:
     vector_type = table.schema.field("vector").type
     vectors = table.column("vector").combine_chunks()
     matrix = vectors.flatten().to_numpy(zero_copy_only=False).reshape(len(table), vector_type.list_size)

@@ -2,8 +2,11 @@
 recall) and the vectors did not collapse (spread, no vector shared by different texts).
 
 Exact neighbours are computed client-side in numpy over every vector of the index, fetched through a point in
-time. That suits validation-size indices; above `max_exact_vectors` the recall check is skipped (and says so),
-and duplicates are then recognised by text alone.
+time, up to `MAX_EXACT_VECTORS`: that holds at most 2 x 20,000 x dims x 4 bytes (123 MB at 768 dims) whatever the
+run's size. The vectors are counted first, so a larger index is never loaded: up to `MAX_STREAMED_VECTORS` the
+recall check streams them once, keeping each sampled query's k best exact scores (a page of vectors and
+queries x k scores held); the spread is then measured over the sample's own pairs and duplicates recognised by
+text alone. Past that the recall check is skipped (and says so): the pass would take longer than validation should.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from latechunk.validation.report import MAX_LISTED, SCORE_TIE, Check
 
 # Cosine at or above which two vectors count as the same vector.
 SAME_VECTOR_COSINE = 1 - 1e-6
+# Indices of up to this many vectors are loaded whole for the geometry checks; up to MAX_STREAMED_VECTORS, the
+# recall check streams them once (a page at a time) instead; larger ones skip it.
+MAX_EXACT_VECTORS = 20_000
+MAX_STREAMED_VECTORS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,9 @@ class IndexVectors:
 
 
 def load_index_vectors(backend: SearchBackend, index: str, max_vectors: int) -> IndexVectors | None:
-    """The index's vectors, or None when it holds more than ``max_vectors``."""
+    """The index's vectors, or None when it holds more than ``max_vectors`` (counted before any is fetched)."""
+    if backend.count_vectors(index) > max_vectors:
+        return None
     ids: list[str] = []
     batches = []
     for batch_ids, vectors in backend.iter_vectors(index):
@@ -84,6 +93,43 @@ def _is_duplicate(chunk: EmbeddedChunk, hit: SearchHit, vectors: IndexVectors | 
     return hit_vector is not None and float(hit_vector @ _unit(chunk.vector)) >= SAME_VECTOR_COSINE
 
 
+@dataclass(frozen=True)
+class StreamedScores:
+    """What the recall check needs of an index too large to load, from one pass over its vectors: each sampled
+    query's k-th best exact score and the exact scores of its approximate hits."""
+
+    kth_best: np.ndarray  # (queries,)
+    hit_scores: list[dict[str, float]]
+    vectors: int
+    similarity: str
+
+
+def stream_exact_scores(
+    backend: SearchBackend, index: str, sample: list[EmbeddedChunk], hits: list[list[SearchHit]], k: int
+) -> StreamedScores:
+    """One pass over the index's vectors, a page at a time, keeping each query's k best exact scores: it holds a
+    page and (queries x k) scores, whatever the size of the index."""
+    found = backend.describe_index(index)
+    similarity = found.similarity if found is not None else "cosine"
+    queries = np.stack([chunk.vector for chunk in sample]).astype(np.float32)
+    best = np.full((len(sample), 0), -np.inf, np.float32)
+    wanted: dict[str, list[int]] = {}
+    for row, query_hits in enumerate(hits):
+        for hit in query_hits[:k]:
+            wanted.setdefault(hit.id, []).append(row)
+    hit_scores: list[dict[str, float]] = [{} for _ in sample]
+    total = 0
+    for ids, page in backend.iter_vectors(index):
+        scores = _similarities(queries, IndexVectors(ids, page, _unit(page), similarity, {}))
+        best = -np.sort(-np.concatenate([best, scores], axis=1), axis=1)[:, :k]
+        for column, chunk_id in enumerate(ids):
+            for row in wanted.get(chunk_id, ()):
+                hit_scores[row][chunk_id] = float(scores[row, column])
+        total += len(ids)
+    kth_best = best[:, -1] if total else np.full(len(sample), np.inf, np.float32)
+    return StreamedScores(kth_best, hit_scores, total, similarity)
+
+
 def check_recall(
     sample: list[EmbeddedChunk],
     hits: list[list[SearchHit]],
@@ -91,28 +137,37 @@ def check_recall(
     k: int,
     threshold: float,
     max_vectors: int,
+    streamed: StreamedScores | None = None,
 ) -> Check:
+    """Tie-aware recall@k of the approximate hits against the exact neighbours, over the loaded ``vectors``, else
+    from the ``streamed`` pass over an index too large to load (skipped when there is neither)."""
     name = f"knn_recall@{k}"
     if not sample:
         return Check(name, None, threshold, True, {"reason": "nothing sampled"}, skipped=True)
-    if vectors is None:
+    if vectors is None and streamed is None:
         reason = f"index has more than {max_vectors} vectors: exact search skipped"
         return Check(name, None, threshold, True, {"reason": reason}, skipped=True)
-    if not vectors.ids:
+    total = len(vectors.ids) if vectors is not None else streamed.vectors
+    if not total:
         return Check(name, 0.0, threshold, False, {"reason": "the index holds no vectors"})
-    queries = np.stack([chunk.vector for chunk in sample]).astype(np.float32)
-    scores = _similarities(queries, vectors)
-    depth = min(k, len(vectors.ids))
+    depth = min(k, total)
+    if vectors is not None:
+        scores = _similarities(np.stack([chunk.vector for chunk in sample]).astype(np.float32), vectors)
+        kth_best = [np.partition(query_scores, -depth)[-depth] for query_scores in scores]
+        hit_scores = [{hit.id: query_scores[vectors.row[hit.id]] for hit in query_hits[:depth] if hit.id in vectors.row}
+                      for query_scores, query_hits in zip(scores, hits, strict=True)]  # fmt: skip
+    else:
+        kth_best, hit_scores = streamed.kth_best, streamed.hit_scores
     recalls = []
-    for query_scores, query_hits in zip(scores, hits, strict=True):
-        kth_best = np.partition(query_scores, -depth)[-depth]
+    for best, found, query_hits in zip(kth_best, hit_scores, hits, strict=True):
         # Tie-aware: an approximate hit counts when its exact score reaches the k-th exact score.
-        exact = [query_scores[vectors.row[hit.id]] for hit in query_hits[:depth] if hit.id in vectors.row]
-        recalls.append(sum(score >= kth_best - SCORE_TIE for score in exact) / depth)
+        exact = [found[hit.id] for hit in query_hits[:depth] if hit.id in found]
+        recalls.append(sum(score >= best - SCORE_TIE for score in exact) / depth)
     recall = float(np.mean(recalls))
     details = {
-        "queries": len(sample), "vectors": len(vectors.ids), "similarity": vectors.similarity,
-        "min": float(min(recalls)),
+        "queries": len(sample), "vectors": total,
+        "similarity": vectors.similarity if vectors is not None else streamed.similarity,
+        "min": float(min(recalls)), "exact": "loaded" if vectors is not None else "streamed",
     }  # fmt: skip
     return Check(name, recall, threshold, recall >= threshold, details)
 

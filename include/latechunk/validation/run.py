@@ -21,44 +21,46 @@ decides to fail, e.g. with `report.raise_for_failure()`.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from latechunk.chunking.levels import DOCUMENT, SECTION
 from latechunk.index.backend import SearchBackend
 from latechunk.index.spec import IndexSpec
 from latechunk.sources.documents import Document, EmbeddedChunk
 from latechunk.validation.exact import Reencoder, check_exact_vectors
 from latechunk.validation.geometry import (
+    MAX_EXACT_VECTORS,
+    MAX_STREAMED_VECTORS,
     check_duplicate_vectors,
     check_recall,
     check_self_retrieval,
     check_spread,
     load_index_vectors,
+    stream_exact_scores,
 )
 from latechunk.validation.queries import Probe, check_document_queries, check_probes, check_query_retrieval
 from latechunk.validation.report import (
     CHECKS,
-    MAX_LISTED,
     SEMANTIC_CHECKS,
     Check,
     Thresholds,
     ValidationError,
     ValidationReport,
 )
+from latechunk.validation.staged import StagedScan
 
 __all__ = [
-    "CHECKS", "Check", "Probe", "Reencoder", "ValidationError", "ValidationReport", "Thresholds", "validate_index",
+    "CHECKS", "Check", "Probe", "Reencoder", "StagedScan", "ValidationError", "ValidationReport", "Thresholds",
+    "validate_index",
 ]  # fmt: skip
 
 
 def validate_index(
     backend: SearchBackend,
     index: str,
-    staged_chunks: Sequence[EmbeddedChunk],
+    staged_chunks: Iterable[EmbeddedChunk] | StagedScan,
     *,
     query_encoder: Callable[[list[str]], np.ndarray] | None,
     thresholds: Thresholds | None = None,
@@ -67,36 +69,47 @@ def validate_index(
     spec: IndexSpec | None = None,
     k: int = 10,
     num_candidates: int = 100,
-    max_exact_vectors: int = 200_000,
+    max_exact_vectors: int = MAX_EXACT_VECTORS,
+    max_streamed_vectors: int = MAX_STREAMED_VECTORS,
     seed: int = 0,
     sample_pool: Sequence[EmbeddedChunk] | None = None,
     exact_documents: Sequence[Document] = (),
     reencoder: Reencoder | None = None,
-    staged_levels: Sequence[EmbeddedChunk] | None = None,
+    staged_levels: Iterable[EmbeddedChunk] | None = None,
 ) -> ValidationReport:
     """Check the index against the chunks staged (and indexed) by this run; see the module docstring.
 
-    ``query_encoder`` embeds texts with the run's model (``Encoder.encode_queries``); without one the
-    model-grounded checks fail, since nothing else can tell whether the vectors mean anything. The kNN checks
-    sample from ``sample_pool`` when given (e.g. chunks read back from the index when this run staged nothing),
-    else from the staged chunks; the count and mapping checks always use the staged chunks.
+    ``staged_chunks`` are streamed once (`latechunk.validation.staged`), or come already streamed as a finished
+    `StagedScan`: the count and mapping checks cover all of them, the kNN checks take a bounded sample. The kNN
+    checks sample from ``sample_pool`` instead when given (e.g. chunks read back from the index when this run
+    staged nothing). ``query_encoder`` embeds texts with the run's model (``Encoder.encode_queries``); without one
+    the model-grounded checks fail, since nothing else can tell whether the vectors mean anything.
     ``exact_documents`` (a sample of the run's documents) are re-encoded by ``reencoder`` for the exact check.
     ``staged_levels``: the run's section and document rows, in an index of several levels (`staged_chunks` then
-    holds its chunks only): their counts are checked too.
+    holds its chunks only): their counts are checked too (a `StagedScan` made with ``levels=True`` has them).
     """
     thresholds = thresholds or Thresholds()
-    pool = staged_chunks if sample_pool is None else sample_pool
-    rng = np.random.default_rng(seed)
-    sample_at = rng.choice(len(pool), size=min(sample_size, len(pool)), replace=False)
-    sample = [pool[int(i)] for i in sorted(sample_at)]
+    if not isinstance(staged_chunks, StagedScan):
+        scan = StagedScan(backend, index, sample_size, seed, levels=staged_levels is not None)
+        staged_chunks = scan.add_all(staged_chunks).add_all(staged_levels or ()).finish()
+    scan = staged_chunks
+    if sample_pool is None:
+        sample, pool = scan.sample, scan.sample + scan.first_chunks
+    else:
+        rng = np.random.default_rng(seed)
+        sample_at = rng.choice(len(sample_pool), size=min(sample_size, len(sample_pool)), replace=False)
+        sample, pool = [sample_pool[int(i)] for i in sorted(sample_at)], sample_pool
     hits = [backend.knn_search(index, chunk.vector, k=k, num_candidates=num_candidates) for chunk in sample]
     vectors = load_index_vectors(backend, index, max_exact_vectors) if sample else None
+    streamed = None
+    if sample and vectors is None and backend.count_vectors(index) <= max_streamed_vectors:
+        streamed = stream_exact_scores(backend, index, sample, hits, k)
     checks = [
-        _check_counts(backend, index, staged_chunks),
-        _check_mapping(backend, index, staged_chunks, spec),
+        scan.counts_check(),
+        _check_mapping(backend, index, scan, spec),
         check_exact_vectors(backend, index, exact_documents, reencoder, thresholds.exact_min_cosine),
         check_self_retrieval(sample, hits, vectors, thresholds.self_retrieval),
-        check_recall(sample, hits, vectors, k, thresholds.recall, max_exact_vectors),
+        check_recall(sample, hits, vectors, k, thresholds.recall, max_streamed_vectors, streamed),
         check_query_retrieval(backend, index, sample, query_encoder, vectors, thresholds, num_candidates),
         check_document_queries(backend, index, sample, pool, query_encoder, vectors, thresholds, num_candidates),
         check_spread(sample, vectors, thresholds.max_mean_cosine),
@@ -105,55 +118,21 @@ def validate_index(
     for check in checks:
         if check.name in SEMANTIC_CHECKS:
             check.severity = thresholds.semantic_severity
-    if staged_levels is not None:
-        checks.insert(1, _check_level_counts(backend, index, staged_chunks, staged_levels))
+    if scan.levels:
+        checks.insert(1, scan.level_counts_check())
     if probes is not None:
         checks.append(check_probes(backend, index, list(probes), query_encoder, k, num_candidates, thresholds.probes))
     return ValidationReport(index, checks)
 
 
-def _check_counts(backend: SearchBackend, index: str, staged: Sequence[EmbeddedChunk]) -> Check:
-    staged_counts = Counter(chunk.doc_id for chunk in staged)
-    declared = {chunk.doc_id: (chunk.key, chunk.n_chunks) for chunk in staged}
-    indexed = backend.count_by_doc(index, list(staged_counts))
-    wrong = []
-    for doc_id, count in staged_counts.items():
-        key, n_chunks = declared[doc_id]
-        found = indexed.get(doc_id, 0)
-        if not count == n_chunks == found:
-            wrong.append({"doc_id": doc_id, "key": key, "staged": count, "n_chunks": n_chunks, "indexed": found})
-    details = {"documents": len(staged_counts), "chunks": len(staged), "mismatches": wrong[:MAX_LISTED]}
-    return Check("chunk_counts", len(wrong), 0, not wrong, details)
-
-
-def _check_level_counts(
-    backend: SearchBackend, index: str, chunks: Sequence[EmbeddedChunk], rows: Sequence[EmbeddedChunk]
-) -> Check:
-    """Each document of the run has in the index the section and document rows it was staged with (none too)."""
-    keys = {chunk.doc_id: chunk.key for chunk in chunks}
-    staged = Counter((row.doc_id, row.level) for row in rows)
-    wrong = []
-    for level in (SECTION, DOCUMENT):
-        indexed = backend.count_by_doc(index, sorted(keys), level=level)
-        for doc_id, key in keys.items():
-            if staged[doc_id, level] != indexed.get(doc_id, 0):
-                wrong.append({"doc_id": doc_id, "key": key, "level": level, "staged": staged[doc_id, level],
-                              "indexed": indexed.get(doc_id, 0)})  # fmt: skip
-    rows_by_level = dict(Counter(row.level for row in rows))
-    details = {"documents": len(keys), "rows": rows_by_level, "mismatches": wrong[:MAX_LISTED]}
-    return Check("level_counts", len(wrong), 0, not wrong, details)
-
-
-def _check_mapping(
-    backend: SearchBackend, index: str, staged: Sequence[EmbeddedChunk], spec: IndexSpec | None
-) -> Check:
+def _check_mapping(backend: SearchBackend, index: str, scan: StagedScan, spec: IndexSpec | None) -> Check:
     problems = list(backend.index_mismatches(spec)) if spec is not None else []
     found = backend.describe_index(index)
     if found is None:
         problems.append("the index was not created by latechunk")
     else:
-        staged_dims = {int(chunk.vector.shape[-1]) for chunk in staged} - {found.dims}
-        staged_models = {chunk.model_id for chunk in staged} - {found.model_id}
+        staged_dims = scan.dims - {found.dims}
+        staged_models = scan.model_ids - {found.model_id}
         if staged_dims:
             problems.append(f"staged vectors have {sorted(staged_dims)} dims, the index {found.dims}")
         if staged_models:

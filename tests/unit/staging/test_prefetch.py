@@ -77,3 +77,26 @@ def test_prefetched_stays_one_item_ahead_and_stops_when_the_consumer_leaves():
     stopped_at = len(produced)
     time.sleep(0.2)
     assert len(produced) == stopped_at < 1000
+
+
+def test_map_ahead_keeps_the_bytes_in_flight_within_the_budget():
+    """Items of 10 to 60 units, a budget of 100: what is fetched and not yet consumed never passes it, and an item
+    above the budget goes through alone."""
+    sizes = [10, 60, 30, 50, 20, 40, 60, 10, 250, 30, 30, 30] * 4
+    lock = threading.Lock()
+    in_flight, most = [0], [0]
+
+    def fetch(n: int) -> int:
+        with lock:
+            in_flight[0] += sizes[n]
+            most[0] = max(most[0], in_flight[0] if sizes[n] <= 100 else 0)
+        return n
+
+    results = []
+    for n in map_ahead(fetch, range(len(sizes)), workers=4, ahead=32, cost=lambda n: sizes[n], max_cost_ahead=100):
+        time.sleep(0.002)  # a slow consumer: the readers would run ahead if nothing held them
+        results.append(n)
+        with lock:
+            in_flight[0] -= sizes[n]
+    assert results == list(range(len(sizes)))
+    assert most[0] <= 100, "never more than the budget fetched and not yet consumed"

@@ -15,6 +15,7 @@ from latechunk.validation.geometry import (
     check_self_retrieval,
     check_spread,
     load_index_vectors,
+    stream_exact_scores,
 )
 from memory_backend import MemoryBackend
 
@@ -72,6 +73,13 @@ def test_recall_judges_the_hits_against_exact_neighbours(corpus_chunks):
     check = check_recall(sample, far, vectors, 10, 0.9, 1000)
     assert not check.passed and check.value == pytest.approx(0.1)
     assert check_recall(sample, exact, None, 10, 0.9, 1000).skipped
+    # An index too large to load: one streamed pass gives the same verdicts.
+    exact_streamed = stream_exact_scores(backend, SPEC.name, sample, exact, 10)
+    streamed = check_recall(sample, exact, None, 10, 0.9, 1000, exact_streamed)
+    assert streamed.value == 1.0 and streamed.details["exact"] == "streamed"
+    far_streamed = stream_exact_scores(backend, SPEC.name, sample, far, 10)
+    assert check_recall(sample, far, None, 10, 0.9, 1000, far_streamed).value == pytest.approx(0.1)
+    assert far_streamed.kth_best.shape == (10,) and far_streamed.vectors == len(corpus_chunks)
 
 
 def test_spread_fails_vectors_collapsed_onto_one_direction(corpus_chunks, random_unit_vectors):
