@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Airflow stack of docker-compose.yaml on this machine, with no Docker, on loopback:
 #   PostgreSQL (metadata DB) and Redis (Celery broker) from Debian's packages, and the Airflow api-server (UI and
-#   REST API), scheduler, dag-processor, triggerer and two Celery workers: one on the "default" queue and one on the
-#   "gpu" queue only, with concurrency 1 (the embed task), exactly the compose topology.
+#   REST API), scheduler, dag-processor, triggerer and Celery workers: one on the "default" queue and one on the
+#   "gpu" queue only, with concurrency 1 (the embed task), exactly the compose topology; LATECHUNK_DEFAULT_WORKERS
+#   and LATECHUNK_GPU_WORKERS start more of each.
 # Usage: scripts/airflow.sh start|stop|restart|status|env|login
 #   start   idempotent: installs what is missing, starts what is not running, waits until the DAGs are parsed,
 #           prints the UI address and the admin login. Elasticsearch and MinIO come from scripts/servers.sh.
@@ -23,7 +24,16 @@ PG_PORT=${LATECHUNK_PG_PORT:-5433}
 REDIS_PORT=${LATECHUNK_REDIS_PORT:-6380}
 LOG_SERVER_PORT=${LATECHUNK_LOG_SERVER_PORT:-8793}
 ADMIN_USER=admin
-SERVICES=(api-server scheduler dag-processor triggerer worker-default worker-gpu)
+# Celery workers per queue (the compose file's topology is one of each): LATECHUNK_DEFAULT_WORKERS workers on the
+# "default" queue and LATECHUNK_GPU_WORKERS on "gpu" (one per GPU in production), each on its own loopback address.
+DEFAULT_WORKERS=${LATECHUNK_DEFAULT_WORKERS:-1}
+GPU_WORKERS=${LATECHUNK_GPU_WORKERS:-1}
+worker_names() {  # worker-default worker-default-2 ... worker-gpu worker-gpu-2 ...
+    local queue=$1 count=$2 i
+    for ((i = 1; i <= count; i++)); do if ((i == 1)); then echo "worker-$queue"; else echo "worker-$queue-$i"; fi; done
+}
+mapfile -t WORKERS < <(worker_names default "$DEFAULT_WORKERS"; worker_names gpu "$GPU_WORKERS")
+SERVICES=(api-server scheduler dag-processor triggerer "${WORKERS[@]}")
 # PostgreSQL refuses to run as root: as root its data lives where the postgres user can own it.
 if [[ $(id -u) == 0 ]]; then PG_ROOT=/var/cache/latechunk; PG_USER=postgres; else PG_ROOT=$LATECHUNK_CACHE; PG_USER=$(id -un); fi
 PG_DATA=$PG_ROOT/postgres-$(printf '%s' "$PWD" | sha256sum | cut -c1-12)
@@ -220,26 +230,41 @@ start() {
     if ! service_alive scheduler; then
         log "migrating the metadata database"
         airflow db migrate >"$RUN/db-migrate.log" 2>&1 || { tail -n 30 "$RUN/db-migrate.log" >&2; die "airflow db migrate failed"; }
-        local slots; slots=$(gpu_count); ((slots > 0)) || slots=1
-        airflow pools set "$LATECHUNK_GPU_POOL" "$slots" "embed tasks: one slot per GPU" >/dev/null
     fi
+    # One slot per GPU, and at least one per gpu worker (on a machine without a GPU they share the CPU).
+    local slots; slots=$(gpu_count); ((slots >= GPU_WORKERS)) || slots=$GPU_WORKERS
+    airflow pools set "$LATECHUNK_GPU_POOL" "$slots" "embed tasks: one slot per GPU" >/dev/null
     start_service api-server airflow api-server
     start_service scheduler airflow scheduler
     start_service dag-processor airflow dag-processor
     start_service triggerer airflow triggerer
     # Task instances record their worker by hostname_callable (see latechunk_operators.worker): each worker has
-    # its own loopback address. The gpu worker skips the log server: the default one serves the shared log folder.
-    # Both import torch, the tokenizers and the encoder once, before forking their tasks (latechunk_operators.worker_preload).
-    local preload=latechunk_operators.worker_preload.PRELOADING_CELERY_CONFIG
-    LATECHUNK_WORKER_HOSTNAME=127.0.0.1 AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=$preload start_service worker-default \
-        airflow celery worker -q default --concurrency 2 --celery-hostname "default@%h"
-    LATECHUNK_WORKER_HOSTNAME=127.0.0.2 AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=$preload start_service worker-gpu \
-        airflow celery worker -q gpu --concurrency 1 --skip-serve-logs --celery-hostname "gpu@%h"
+    # its own loopback address (the first default worker 127.0.0.1, the first gpu worker 127.0.0.2, the n-th others
+    # 127.0.1.n and 127.0.2.n). Only the first default worker serves the shared log folder; the others skip the log
+    # server. Every worker imports torch, the tokenizers and the encoder once, before forking its tasks
+    # (latechunk_operators.worker_preload).
+    local preload=latechunk_operators.worker_preload.PRELOADING_CELERY_CONFIG name queue n address
+    for name in "${WORKERS[@]}"; do
+        queue=${name#worker-}; queue=${queue%%-*}; n=${name##*-}; [[ $n =~ ^[0-9]+$ ]] || n=1
+        if ((n == 1)); then address=127.0.0.$([[ $queue == default ]] && echo 1 || echo 2)
+        else address=127.0.$([[ $queue == default ]] && echo 1 || echo 2).$n; fi
+        local options=(--concurrency 1) celery_name=$queue
+        if [[ $queue == default ]]; then options=(--concurrency 2); fi
+        if [[ $name != worker-default ]]; then options+=(--skip-serve-logs); fi
+        if ((n > 1)); then celery_name+=$n; fi
+        LATECHUNK_WORKER_HOSTNAME=$address AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=$preload start_service "$name" \
+            airflow celery worker -q "$queue" "${options[@]}" --celery-hostname "$celery_name@%h"
+    done
     wait_ready
     login
 }
 
-stop_airflow() { for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_service "${SERVICES[i]}"; done; }
+# Stops every worker a pid file names (also those of an earlier start with more workers), then the rest.
+stop_airflow() {
+    local pidfile
+    for pidfile in "$RUN"/worker-*.pid; do [[ -e $pidfile ]] && stop_service "$(basename "$pidfile" .pid)"; done
+    for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_service "${SERVICES[i]}"; done
+}
 
 stop() {
     stop_airflow

@@ -40,7 +40,9 @@ fi
 # the stack tests drive through the REST API, the CLI and a browser; restarted so it runs this checkout's code.
 # Its scheduled runs write a default index of their own, never one an older checkout left in Elasticsearch.
 # Retries after 5 s, not a minute, so that the chaos test's recoveries stay quick.
-LATECHUNK_INDEX="latechunk-test-$(date +%s)" LATECHUNK_RETRY_DELAY_S=5 scripts/airflow.sh restart >/dev/null
+# Two gpu workers, so that a test sees mapped embed tasks spread over both.
+LATECHUNK_INDEX="latechunk-test-$(date +%s)" LATECHUNK_RETRY_DELAY_S=5 LATECHUNK_GPU_WORKERS=2 \
+    scripts/airflow.sh restart >/dev/null
 log "ruff"
 .venv/bin/ruff check dags plugins include tests bench scripts
 log "pytest"

@@ -4,6 +4,7 @@ and their automation drive it."""
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 from collections.abc import Iterator
@@ -11,14 +12,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from airflow_client import AirflowClient, stack_env
-from stack_support import Corpus, new_corpus
+from stack_support import GPU_WORKERS, Corpus, new_corpus
 from support import REPO
 
 
 @pytest.fixture(scope="session")
 def stack(servers) -> AirflowClient:
-    """The local stack, started (or reused) by the same script users run; the pipeline DAGs unpaused."""
-    subprocess.run([str(REPO / "scripts" / "airflow.sh"), "start"], check=True)
+    """The local stack, started (or reused) by the same script users run, with two gpu workers (a worker missing
+    from a reused stack is started); the pipeline DAGs unpaused."""
+    env = {**os.environ, "LATECHUNK_GPU_WORKERS": os.environ.get("LATECHUNK_GPU_WORKERS", str(len(GPU_WORKERS)))}
+    subprocess.run([str(REPO / "scripts" / "airflow.sh"), "start"], check=True, env=env)
     client = AirflowClient.from_stack()
     for dag_id in ("latechunk_ingest", "latechunk_reindex", "latechunk_events"):
         client.set_paused(dag_id, False)

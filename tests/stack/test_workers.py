@@ -1,0 +1,21 @@
+"""More than one worker per queue: the stack suite runs two gpu workers, and a run's mapped embed tasks spread
+over both (scripts/airflow.sh with LATECHUNK_GPU_WORKERS=2; the gpu pool gets a slot per worker)."""
+
+from __future__ import annotations
+
+from stack_support import GPU_WORKERS, TOPICS, assert_ran_on_the_right_workers, new_corpus, run_and_wait
+
+
+def test_mapped_embed_tasks_spread_over_two_gpu_workers(stack, s3_client, es_client, minilm):
+    pool = next(p for p in stack.request("GET", "/pools")["pools"] if p["name"] == "gpu")
+    assert pool["slots"] >= len(GPU_WORKERS), pool
+    with new_corpus(s3_client, es_client, minilm, "workers") as corpus:
+        etags = {f"incoming/{name}": corpus.put(f"incoming/{name}", text) for name, text in TOPICS.items()}
+        run = run_and_wait(stack, "latechunk_ingest",
+                           corpus.run_conf(partition_by_date=False, docs_per_batch=1))  # fmt: skip
+        assert run["state"] == "success"
+        embeds = [ti for ti in stack.task_instances("latechunk_ingest", run["dag_run_id"]) if ti["task_id"] == "embed"]
+        assert len(embeds) == len(TOPICS), "one mapped embed task per document (docs_per_batch=1)"
+        assert {ti["hostname"] for ti in embeds} == set(GPU_WORKERS), [ti["hostname"] for ti in embeds]
+        assert_ran_on_the_right_workers(stack, "latechunk_ingest", run["dag_run_id"])
+        assert corpus.indexed_etags() == etags
