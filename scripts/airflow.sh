@@ -259,11 +259,20 @@ start() {
     login
 }
 
-# Stops every worker a pid file names (also those of an earlier start with more workers), then the rest.
+# The services configured, and the workers an earlier start with more workers left (their pid files).
+known_services() {
+    local pidfile name
+    printf '%s\n' "${SERVICES[@]}"
+    for pidfile in "$RUN"/worker-*.pid; do
+        [[ -e $pidfile ]] || continue
+        name=$(basename "$pidfile" .pid)
+        [[ " ${SERVICES[*]} " == *" $name "* ]] || echo "$name"
+    done
+}
+
 stop_airflow() {
-    local pidfile
-    for pidfile in "$RUN"/worker-*.pid; do [[ -e $pidfile ]] && stop_service "$(basename "$pidfile" .pid)"; done
-    for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_service "${SERVICES[i]}"; done
+    local names; mapfile -t names < <(known_services)
+    for ((i = ${#names[@]} - 1; i >= 0; i--)); do stop_service "${names[i]}"; done
 }
 
 stop() {
@@ -275,7 +284,8 @@ stop() {
 status() {
     if pg_ready 2>/dev/null; then echo "postgresql:     up   127.0.0.1:$PG_PORT"; else echo "postgresql:     down"; fi
     if [[ -n ${REDIS_PASSWORD:-} ]] && redis_ready; then echo "redis:          up   127.0.0.1:$REDIS_PORT"; else echo "redis:          down"; fi
-    for name in "${SERVICES[@]}"; do
+    local name
+    for name in $(known_services); do
         if service_alive "$name"; then printf '%-15s up   pid %s\n' "$name:" "$(cat "$RUN/$name.pid")"
         else printf '%-15s down\n' "$name:"; fi
     done
