@@ -10,12 +10,13 @@ def test_mapped_embed_tasks_spread_over_two_gpu_workers(stack, s3_client, es_cli
     pool = next(p for p in stack.request("GET", "/pools")["pools"] if p["name"] == "gpu")
     assert pool["slots"] >= len(GPU_WORKERS), pool
     with new_corpus(s3_client, es_client, minilm, "workers") as corpus:
-        etags = {f"incoming/{name}": corpus.put(f"incoming/{name}", text) for name, text in TOPICS.items()}
+        names = list(TOPICS)[:4]
+        etags = {f"incoming/{name}": corpus.put(f"incoming/{name}", TOPICS[name]) for name in names}
         run = run_and_wait(stack, "latechunk_ingest",
                            corpus.run_conf(partition_by_date=False, docs_per_batch=1))  # fmt: skip
         assert run["state"] == "success"
         embeds = [ti for ti in stack.task_instances("latechunk_ingest", run["dag_run_id"]) if ti["task_id"] == "embed"]
-        assert len(embeds) == len(TOPICS), "one mapped embed task per document (docs_per_batch=1)"
+        assert len(embeds) == len(names), "one mapped embed task per document (docs_per_batch=1)"
         assert {ti["hostname"] for ti in embeds} == set(GPU_WORKERS), [ti["hostname"] for ti in embeds]
         assert_ran_on_the_right_workers(stack, "latechunk_ingest", run["dag_run_id"])
         assert corpus.indexed_etags() == etags
