@@ -8,8 +8,8 @@ import json
 import uuid
 
 import pytest
-from conftest import REPO, _read_env_file
 from latechunk_operators.event_triggers import KafkaMessageBatchTrigger
+from support import REPO
 
 
 @pytest.fixture
@@ -17,7 +17,9 @@ def kafka_topic(servers, monkeypatch) -> tuple[str, str]:
     """A fresh topic and a connection ``test_kafka`` whose consumer group is fresh too."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    bootstrap = _read_env_file(REPO / "var" / "servers.env")["KAFKA_BOOTSTRAP_SERVERS"]
+    servers_env = (REPO / "var" / "servers.env").read_text().splitlines()
+    bootstrap = next(line.split("=", 1)[1].strip("'\"") for line in servers_env
+                     if line.removeprefix("export ").startswith("KAFKA_BOOTSTRAP_SERVERS="))  # fmt: skip
     topic = f"latechunk-test-{uuid.uuid4().hex[:10]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=1)])[topic].result(30)
