@@ -48,6 +48,7 @@ with DAG(
         create_as_alias=True,
         isolate_failed_batches=True,
         from_events=True,
+        shard_extract=False,
         delete_missing=param_ref("delete_missing"),
     )
     validate >> LateChunkPublishOperator(

@@ -167,6 +167,19 @@ def test_a_failed_batch_lets_the_ingest_index_the_others_and_a_failed_extract_st
     assert reindex.get_task("swap_alias").upstream_task_ids == {"validate"}
 
 
+def test_the_scheduled_and_reindex_extract_is_planned_mapped_per_key_range_on_the_default_queue_and_gathered(dag_bag):
+    """plan_extract -> extract_shard (mapped over the planned key ranges) -> extract, which keeps the id the later
+    stages, the run report and the UI links read; the event-driven DAG reads its few keys in one extract task."""
+    for dag_id in ("latechunk_ingest", "latechunk_reindex"):
+        dag = dag_bag.dags[dag_id]
+        plan, shard, extract = (dag.get_task(task) for task in ("plan_extract", "extract_shard", "extract"))
+        assert shard.upstream_task_ids == {"plan_extract"} and extract.upstream_task_ids == {"extract_shard"}
+        assert shard.expand_input.value["shard"].operator is plan
+        assert {plan.queue, shard.queue, extract.queue} == {"default"}
+        assert shard.partial_kwargs.get("pool", "default_pool") == "default_pool"
+    assert "extract_shard" not in dag_bag.dags["latechunk_events"].task_ids
+
+
 def test_the_event_dag_runs_on_the_watched_asset_one_run_at_a_time(dag_bag):
     """Scheduled on the object-events asset, whose watcher is our batching trigger on the Kafka topic (carrying
     each burst of messages unparsed); one run at a time, so that events of a busy run wait for the next; its
@@ -181,7 +194,8 @@ def test_the_event_dag_runs_on_the_watched_asset_one_run_at_a_time(dag_bag):
     assert kwargs["kafka_config_id"] == "latechunk_kafka"
     assert dag.max_active_runs == 1
     assert dag.get_task("extract").from_events is True
-    assert set(dag.task_ids) == set(dag_bag.dags["latechunk_ingest"].task_ids) | {"requeue_late_events"}
+    sharded = {"plan_extract", "extract_shard"}
+    assert set(dag.task_ids) == set(dag_bag.dags["latechunk_ingest"].task_ids) - sharded | {"requeue_late_events"}
     requeue = dag.get_task("requeue_late_events")
     assert requeue.inlets == requeue.outlets == [asset] and not requeue.upstream_task_ids
 

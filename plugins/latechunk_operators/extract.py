@@ -64,6 +64,10 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         follow. (templated)
     :param probes: the validate task's probe queries, checked here so that a malformed one fails the run before
         anything is staged. (templated)
+    :param extract_shards: the most key ranges the prefix is split into (`latechunk.pipeline.shards`); this
+        operator reads them one after the other, the DAGs map one ``extract_shard`` task over each. (templated)
+    :param objects_per_shard: a key range per this many objects the index holds, up to ``extract_shards``.
+        (templated)
     :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``) of the search engine.
     :param from_events: read only the keys named by the run's triggering asset events (object-storage
         notifications, see `latechunk_operators.events`), each by its current state, instead of listing; events
@@ -95,6 +99,8 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         "probes",
         "late_chunking",
         "levels",
+        "extract_shards",
+        "objects_per_shard",
     )
     ui_color = "#e8f4fd"
     operator_extra_links = (QuarantineLink(), RunReportLink())
@@ -124,6 +130,8 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         levels: str | None = None,
         elasticsearch_conn_id: str = "latechunk_es",
         from_events: bool = False,
+        extract_shards: int | None = None,
+        objects_per_shard: int | None = None,
         **kwargs: Any,
     ) -> None:
         separate = {name: kwargs.pop(name) for name in LIMIT_ARGUMENTS if name in kwargs}
@@ -150,6 +158,8 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         self.levels = levels
         self.elasticsearch_conn_id = elasticsearch_conn_id
         self.from_events = from_events
+        self.extract_shards = extract_shards
+        self.objects_per_shard = objects_per_shard
 
     def execute(self, context: Any) -> list[str]:
         from airflow.sdk.exceptions import AirflowFailException
@@ -163,16 +173,39 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
             raise AirflowFailException(f"{type(error).__name__}: {error}") from error
 
     def _extract(self, context: Any) -> list[str]:
+        from latechunk.pipeline.extract import extract
+
+        from latechunk_operators.hooks import elasticsearch_client
+
+        settings, events = self.extract_settings(context)
+        summary = extract(
+            s3=self.s3(),
+            es=elasticsearch_client(self.elasticsearch_conn_id),
+            area=self.staging_area(context),
+            settings=settings,
+        )
+        return self.publish_summary(context, summary, events)
+
+    def publish_summary(self, context: Any, summary: dict[str, Any], events: dict[str, Any] | None) -> list[str]:
+        """Push the manifest's URI and the run's extract summary as XComs; returns the staged batch URIs."""
+        if events is not None:
+            summary["events"] = events
+        batches = summary.pop("batches")
+        context["ti"].xcom_push(key="manifest", value=summary["manifest"])
+        context["ti"].xcom_push(key="summary", value=self.summarised(summary))
+        return batches
+
+    def extract_settings(self, context: Any) -> tuple[Any, dict[str, Any] | None]:
+        """The run's `ExtractSettings` from the rendered arguments and the run's data interval (or the keys of its
+        triggering events, with the event figures); raises ValueError for a malformed probe."""
         from dataclasses import replace
 
         from airflow.configuration import conf
         from latechunk.chunking.config import ChunkingConfig
         from latechunk.embedding.config import LateChunkingConfig
-        from latechunk.pipeline.extract import ExtractSettings, day_prefixes, extract
+        from latechunk.pipeline.extract import ExtractSettings, day_prefixes
         from latechunk.settings import from_rendered
         from latechunk.validation.probes import parse_probes
-
-        from latechunk_operators.hooks import elasticsearch_client
 
         parse_probes(self.probes)
         start, end = data_interval(context)
@@ -189,34 +222,25 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
                 f" and objects of other folders written in [{written[0]}, {written[1]})" if written else "",
                 " (objects modified in the interval)" if interval else "",
             )  # fmt: skip
-        summary = extract(
-            s3=self.s3(),
-            es=elasticsearch_client(self.elasticsearch_conn_id),
-            area=self.staging_area(context),
-            settings=replace(
-                from_rendered(ExtractSettings, {
-                    "bucket": self.bucket, "prefix": self.prefix, "index": self.index_name, "model": self.model,
-                    "chunking": from_rendered(ChunkingConfig, self.chunking).as_dict(),
-                    "late_chunking": from_rendered(LateChunkingConfig, self.late_chunking).as_dict(),
-                    "delete_missing": self.delete_missing, "batch_token_budget": self.batch_token_budget,
-                    "docs_per_batch": self.docs_per_batch, "max_object_bytes": self.max_object_bytes,
-                    "json_text_field": self.json_text_field, "max_bad_fraction": self.max_bad_fraction,
-                    "window": self.window, "window_overlap": self.window_overlap, "levels": self.levels,
-                    **self.limits,
-                }),
-                select_prefixes=select_prefixes,
-                written_between=written,
-                modified_between=interval,
-                max_batches=conf.getint("core", "max_map_length"),
-                keys=keys,
-            ),
+        settings = replace(
+            from_rendered(ExtractSettings, {
+                "bucket": self.bucket, "prefix": self.prefix, "index": self.index_name, "model": self.model,
+                "chunking": from_rendered(ChunkingConfig, self.chunking).as_dict(),
+                "late_chunking": from_rendered(LateChunkingConfig, self.late_chunking).as_dict(),
+                "delete_missing": self.delete_missing, "batch_token_budget": self.batch_token_budget,
+                "docs_per_batch": self.docs_per_batch, "max_object_bytes": self.max_object_bytes,
+                "json_text_field": self.json_text_field, "max_bad_fraction": self.max_bad_fraction,
+                "window": self.window, "window_overlap": self.window_overlap, "levels": self.levels,
+                "max_shards": self.extract_shards, "objects_per_shard": self.objects_per_shard,
+                **self.limits,
+            }),
+            select_prefixes=select_prefixes,
+            written_between=written,
+            modified_between=interval,
+            max_batches=conf.getint("core", "max_map_length"),
+            keys=keys,
         )  # fmt: skip
-        if events is not None:
-            summary["events"] = events
-        batches = summary.pop("batches")
-        context["ti"].xcom_push(key="manifest", value=summary["manifest"])
-        context["ti"].xcom_push(key="summary", value=self.summarised(summary))
-        return batches
+        return settings, events
 
     def _event_keys(self, context: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
         """The keys named by the run's triggering asset events under bucket/prefix, and the event figures."""

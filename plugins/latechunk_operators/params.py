@@ -63,6 +63,8 @@ TASK_RETRIES = {
 # validate). It is a SIGALRM in the task process, so it cannot cut one long C call short: the per-object limits
 # (max_extract_seconds, the PDF parser process) are what keep one object from stalling extract.
 TASK_TIMEOUT_MINUTES = {
+    "plan_extract": 30,
+    "extract_shard": 240,
     "extract": 240,
     "annotate": 120,
     "embed": 360,
@@ -123,7 +125,8 @@ INDEX_SETTINGS: dict[str, Any] = {
 SECTIONS = {
     "Source": ("bucket", "prefix", "partition_by_date", "lookback_days", "select_by_last_modified", "delete_missing",
                "max_object_bytes", "json_text_field", "max_bad_fraction", "max_nesting_depth", "max_parts_per_object",
-               "max_extract_seconds", "max_pdf_page_bytes", "max_pdf_bytes", "max_unzipped_bytes"),
+               "max_extract_seconds", "max_pdf_page_bytes", "max_pdf_bytes", "max_unzipped_bytes", "extract_shards",
+               "objects_per_shard"),
     "Chunking": ("chunking_strategy", "chunk_size", "chunk_overlap", "sentences_per_chunk", "max_chunk_tokens",
                  "max_document_tokens"),
     "Model and embedding": ("model", "window", "window_overlap", "window_layout", "chunk_context", "frame_windows",
@@ -302,6 +305,16 @@ def _params() -> dict[str, Param]:
         ),
         "max_object_bytes": Param(
             _SOURCE.max_object_bytes, type="integer", description="Larger objects are quarantined."
+        ),
+        "extract_shards": Param(
+            int(_env("EXTRACT_SHARDS", str(_SOURCE.extract_shards))), type="integer", minimum=1,
+            description="Most key ranges the prefix is split into, each listed, reconciled with the index and read "
+            "by its own mapped extract_shard task on the default workers (1: one task reads everything).",
+        ),
+        "objects_per_shard": Param(
+            int(_env("OBJECTS_PER_SHARD", str(_SOURCE.objects_per_shard))), type="integer", minimum=1,
+            description="One key range per this many objects the index holds under the prefix, up to "
+            "extract_shards (a first load, with no index yet, splits at the prefix's folders).",
         ),
         "json_text_field": Param(
             _SOURCE.json_text_field, type="string", description="Text field of .json/.jsonl documents."

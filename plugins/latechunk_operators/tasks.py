@@ -10,6 +10,11 @@ from airflow.sdk import BaseOperator, TriggerRule, task_group
 from latechunk_operators.annotate import LateChunkAnnotateOperator
 from latechunk_operators.embed import LateChunkEmbedOperator
 from latechunk_operators.extract import LateChunkExtractOperator
+from latechunk_operators.extract_shards import (
+    LateChunkExtractShardOperator,
+    LateChunkGatherExtractOperator,
+    LateChunkPlanExtractOperator,
+)
 from latechunk_operators.index import LateChunkIndexOperator
 from latechunk_operators.params import (
     CHUNKING,
@@ -30,40 +35,60 @@ def late_chunking_tasks(
     index_name: str,
     create_as_alias: bool,
     isolate_failed_batches: bool = False,
+    shard_extract: bool = True,
     **extract_kwargs: Any,
 ) -> tuple[BaseOperator, BaseOperator]:
     """extract -> [annotate -> embed (queue gpu)] per staged batch -> index -> validate.
+
+    With ``shard_extract`` the extract is three tasks: ``plan_extract`` splits the prefix into key ranges, an
+    ``extract_shard`` task per range lists, reconciles and reads it on the default workers, and ``extract``
+    gathers them into the run manifest (`latechunk_operators.extract_shards`); without it one ``extract`` task
+    does all of it (the event-driven DAG, whose runs read a few keys and should start indexing at once).
 
     With ``isolate_failed_batches`` a failed batch does not sink the run: ``batches_done`` waits for every batch
     whatever became of it, index writes the batches that succeeded (and runs when there were none, for the
     deletions), and validate fails the run after checking them (`latechunk.pipeline.batch_failures`); a failed
     extract still stops index and validate. Without it (the reindex), any failed batch stops index and validate.
-    Call inside a DAG whose params are `ingest_params()`; returns the first and the last task.
+    Call inside a DAG whose params are `ingest_params()`; returns the gathering extract task and the last task.
     """
-    extract = LateChunkExtractOperator(
-        task_id="extract",
-        bucket=param_ref("bucket"),
-        prefix=param_ref("prefix"),
-        partition_by_date=param_ref("partition_by_date"),
-        lookback_days=param_ref("lookback_days"),
-        probes=param_ref("probes"),
-        index_name=index_name,
-        model=param_ref("model"),
-        chunking=CHUNKING,
-        docs_per_batch=param_ref("docs_per_batch"),
-        batch_token_budget=param_ref("batch_token_budget"),
-        max_object_bytes=param_ref("max_object_bytes"),
-        json_text_field=param_ref("json_text_field"),
-        max_bad_fraction=param_ref("max_bad_fraction"),
-        limits=LIMITS,
-        window=param_ref("window"),
-        window_overlap=param_ref("window_overlap"),
-        late_chunking=LATE_CHUNKING,
-        levels=param_ref("levels"),
-        execution_timeout=execution_timeout("extract"),
+    arguments = {
+        "bucket": param_ref("bucket"),
+        "prefix": param_ref("prefix"),
+        "partition_by_date": param_ref("partition_by_date"),
+        "lookback_days": param_ref("lookback_days"),
+        "probes": param_ref("probes"),
+        "index_name": index_name,
+        "model": param_ref("model"),
+        "chunking": CHUNKING,
+        "docs_per_batch": param_ref("docs_per_batch"),
+        "batch_token_budget": param_ref("batch_token_budget"),
+        "max_object_bytes": param_ref("max_object_bytes"),
+        "json_text_field": param_ref("json_text_field"),
+        "max_bad_fraction": param_ref("max_bad_fraction"),
+        "limits": LIMITS,
+        "window": param_ref("window"),
+        "window_overlap": param_ref("window_overlap"),
+        "late_chunking": LATE_CHUNKING,
+        "levels": param_ref("levels"),
+        "extract_shards": param_ref("extract_shards"),
+        "objects_per_shard": param_ref("objects_per_shard"),
         **extract_kwargs,
         **STAGING,
-    )
+    }
+    if shard_extract:
+        plan = LateChunkPlanExtractOperator(
+            task_id="plan_extract", execution_timeout=execution_timeout("plan_extract"), **arguments
+        )
+        shards = LateChunkExtractShardOperator.partial(
+            task_id="extract_shard", execution_timeout=execution_timeout("extract_shard"), **arguments
+        ).expand(shard=plan.output)
+        extract = LateChunkGatherExtractOperator(
+            task_id="extract", shard_results=shards.output, execution_timeout=execution_timeout("extract"),
+            **arguments,
+        )  # fmt: skip
+    else:
+        extract = LateChunkExtractOperator(task_id="extract", execution_timeout=execution_timeout("extract"),
+                                           **arguments)  # fmt: skip
     batches = _batch_tasks.expand(batch_path=extract.output)
     index = LateChunkIndexOperator(
         task_id="index",

@@ -113,6 +113,21 @@ class IndexQueries:
         if key is not None:
             yield key, found.complete_etag()
 
+    def sample_keys(self, index: str, *, bucket: str, prefix: str = "", size: int) -> tuple[list[str], int]:
+        """Up to ``size`` chunks' keys drawn at random (seeded, so the same index gives the same draw) from the
+        objects under ``prefix``, sorted and distinct, and the approximate number of those objects: where to split
+        the key space into ranges of about equal work (an object weighs as many chunks as it has)."""
+        extra: list[dict[str, Any]] = [chunk_level_filter(), *([{"prefix": {"key": prefix}}] if prefix else [])]
+        (query,) = self._selections("key", None, bucket, extra)
+        drawn = {"function_score": {"query": query, "random_score": {"seed": 17, "field": "_seq_no"},
+                                    "boost_mode": "replace"}}  # fmt: skip
+        response = self.client.search(
+            index=index, size=size, query=drawn, source=["key"],
+            aggs={"objects": {"cardinality": {"field": "key", "precision_threshold": 3000}}},
+        )  # fmt: skip
+        keys = sorted({hit["_source"]["key"] for hit in response["hits"]["hits"]})
+        return keys, int(response["aggregations"]["objects"]["value"])
+
     @staticmethod
     def _selections(
         name: str, values: Sequence[str] | None, bucket: str | None, extra: list | None = None

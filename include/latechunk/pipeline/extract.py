@@ -1,9 +1,14 @@
-"""Extract stage: find the new or changed objects under a prefix, read them, and stage their documents."""
+"""Extract stage: find the new or changed objects under a prefix, read them, and stage their documents.
+
+A run's extract is planned, done per key range and gathered (`latechunk.pipeline.shards`): each shard lists its
+range of the prefix, merges it with the index's keys of the range and reads what changed, so that shards run side
+by side on the workers; `extract` does all of it in one process.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,12 +16,13 @@ from latechunk.chunking.config import ChunkingConfig
 from latechunk.chunking.levels import DEFAULT_LEVELS, parse_levels
 from latechunk.embedding.config import CHUNK_CENTRED, LateChunkingConfig, default_overlap
 from latechunk.index.elasticsearch import ElasticsearchBackend
-from latechunk.index.spec import IndexMismatchError
+from latechunk.index.spec import IndexMismatchError, IndexSpec
 from latechunk.pipeline.batch_failures import pending_uri, read_pending
-from latechunk.pipeline.manifest import RunManifest
-from latechunk.pipeline.models import describe_model, index_spec
+from latechunk.pipeline.models import ModelInfo, describe_model, index_spec
 from latechunk.pipeline.progress import Progress
 from latechunk.pipeline.scan import scan_keys, scan_prefix
+from latechunk.pipeline.shards import Shard, ShardResult, gather_shards, plan_shards
+from latechunk.pipeline.shards import TooManyBadDocuments as TooManyBadDocuments  # raised by extract, as before
 from latechunk.sources.documents import (
     Document,
     Limits,
@@ -43,10 +49,6 @@ READER_THREADS = 8
 # holds besides the object it parses (which `max_object_bytes` bounds), however large the objects are.
 READ_AHEAD_BYTES = 256 * 1024 * 1024
 READ_AHEAD_OBJECTS = 32
-
-
-class TooManyBadDocuments(Exception):
-    """More of the run's objects were quarantined than the configured share allows."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,22 @@ class ExtractSettings:
     # Explicit keys (from object-storage notifications): instead of listing the prefix, each key's current state is
     # read (HEAD); a key gone from the bucket leaves the index (with ``delete_missing``), whatever event named it.
     keys: tuple[str, ...] | None = None
+    # The most key ranges the run's extract is split into (`latechunk.pipeline.shards`), and the objects the index
+    # holds per range below which fewer ranges are planned.
+    max_shards: int = SourceSettings.extract_shards
+    objects_per_shard: int = SourceSettings.objects_per_shard
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    """The checked configuration a run writes with: what the manifest records and the index must match."""
+
+    chunking: ChunkingConfig
+    late_chunking: LateChunkingConfig
+    levels: tuple[str, ...]
+    model: ModelInfo
+    spec: IndexSpec
+    index_exists: bool
 
 
 def day_prefixes(prefix: str, start: datetime, end: datetime, lookback_days: int = 0) -> tuple[str, ...]:
@@ -104,14 +122,23 @@ def day_prefixes(prefix: str, start: datetime, end: datetime, lookback_days: int
 
 
 def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> dict[str, Any]:
-    """Stage the documents of new or changed objects in batches and write the run manifest.
+    """Plan, extract every shard and gather them, in this process: stage the documents of new or changed objects
+    in batches and write the run manifest.
 
     Returns a summary with the staged batch URIs (``batches``) and the manifest's URI (``manifest``).
     Raises before anything is written when the configuration does not match an existing index.
     """
+    target = check_target(es, settings)
+    shards = plan_shards(s3, ElasticsearchBackend(es) if target.index_exists else None, settings)
+    results = [extract_shard(s3=s3, es=es, area=area, settings=settings, shard=shard) for shard in shards]
+    return gather_shards(s3=s3, area=area, settings=settings, target=target, results=results)
+
+
+def check_target(es, settings: ExtractSettings) -> RunTarget:
+    """Check the run's settings and, when the index exists, that it was built with the same ones; raises
+    ValueError or `IndexMismatchError` with the reason before anything is read or written."""
     chunking = ChunkingConfig(**settings.chunking)
     chunking.validate()
-    backend = ElasticsearchBackend(es)
     model = describe_model(settings.model)
     check_windows(settings, chunking)
     late_chunking = LateChunkingConfig(**settings.late_chunking)
@@ -130,128 +157,77 @@ def extract(*, s3, es, area: staging.StagingArea, settings: ExtractSettings) -> 
     )  # fmt: skip
     index_exists = bool(es.indices.exists(index=settings.index))
     if index_exists:
-        problems = backend.index_mismatches(spec)
+        problems = ElasticsearchBackend(es).index_mismatches(spec)
         if problems:
             raise IndexMismatchError(settings.index, problems)
+    return RunTarget(chunking, late_chunking, levels, model, spec, index_exists)
 
+
+def extract_shard(*, s3, es, area: staging.StagingArea, settings: ExtractSettings, shard: Shard) -> ShardResult:
+    """Stage the new or changed objects of one key range of the prefix in batches, and say what became of every
+    object of the range (`ShardResult`); `latechunk.pipeline.shards.gather_shards` turns the results of all
+    ranges into the run manifest."""
+    backend = ElasticsearchBackend(es) if es.indices.exists(index=settings.index) else None
     # Objects earlier runs could not finish (failed batches, changed while read) are read again, whatever folders
     # this run selects.
     pending_at = pending_uri(area, settings.index)
     retried = {key: entry["runs"] for key, entry in read_pending(s3, pending_at).items()
-               if entry["bucket"] == settings.bucket and key.startswith(settings.prefix)}  # fmt: skip
+               if entry["bucket"] == settings.bucket and key.startswith(settings.prefix)
+               and key in shard.keys}  # fmt: skip
     if retried:
         log.info("reading again %d objects earlier runs left pending (%s)", len(retried), pending_at)
     if settings.keys is None:
-        scan = scan_prefix(s3, backend if index_exists else None, settings, retried)
+        scan = scan_prefix(s3, backend, settings, retried, shard.keys)
     else:
-        scan = scan_keys(s3, backend if index_exists else None, settings, [*settings.keys, *retried])
-    changed, indexed, missing = scan.changed, scan.indexed, scan.missing
-    if scan.listed and not scan.selected:
-        log.warning(
-            "NOTHING SELECTED: s3://%s/%s holds %d objects but none is in this run's selection (folders %s, "
-            "modified between %s): check the prefix, partition_by_date and the run's data interval",
-            settings.bucket, settings.prefix, scan.listed, list(settings.select_prefixes) or "all",
-            settings.modified_between or "any time",
-        )
+        scan = scan_keys(s3, backend, settings, [key for key in (*settings.keys, *retried) if key in shard.keys])
+    changed, indexed = scan.changed, scan.indexed
     log.info(
-        "s3://%s/%s: %d objects listed, %d selected, %d new or changed, %d unchanged, %d gone from the bucket",
-        settings.bucket, settings.prefix, scan.listed, scan.selected, len(changed), scan.unchanged, len(missing),
-    )
+        "s3://%s/%s, %s: %d objects listed, %d selected, %d new or changed, %d unchanged, %d gone from the bucket",
+        settings.bucket, settings.prefix, shard.describe(), scan.listed, scan.selected, len(changed),
+        scan.unchanged, len(scan.missing),
+    )  # fmt: skip
 
     planner = BatchPlanner(
-        token_budget=settings.batch_token_budget, max_batches=settings.max_batches,
+        token_budget=settings.batch_token_budget, max_batches=shard.max_batches,
         unread_bytes=sum(obj.size for obj in changed), docs_per_batch=settings.docs_per_batch,
     )  # fmt: skip
-    batches: list[str] = []
+    result = ShardResult(shard=shard, listed=scan.listed, selected=scan.selected, unchanged=scan.unchanged,
+                         deleted_keys=scan.missing, retried=retried, changed_objects=len(changed))  # fmt: skip
 
     def stage(cut: list[Batch[Document]]) -> None:
-        batches.extend(staging.write_documents(s3, area, len(batches), batch.items) for batch in cut)
+        result.batches.extend(
+            staging.write_documents(s3, area, shard.first_batch + len(result.batches), batch.items) for batch in cut
+        )
 
-    quarantine: list[QuarantineEntry] = []
-    bad_objects = 0
-    staged_new = staged_modified = 0
     deferred: set[str] = set()
-    with Progress("extract", total_docs=len(changed)) as progress:
+    with Progress(f"extract {shard.describe()}", total_docs=len(changed)) as progress:
         bodies = map_ahead(
             lambda obj: _fetch_object(s3, obj, settings), changed, workers=READER_THREADS, ahead=READ_AHEAD_OBJECTS,
             cost=lambda obj: obj.size if obj.size <= settings.max_object_bytes else 0, max_cost_ahead=READ_AHEAD_BYTES,
         )  # fmt: skip
         for obj, body in zip(changed, bodies, strict=True):
             documents, skipped = _parse_object(obj, body, settings)
-            quarantine.extend(skipped)
+            result.quarantine.extend(entry.to_dict() for entry in skipped)
             if any(entry.reason == RACE_CHANGED for entry in skipped):
                 deferred.add(obj.key)  # keep the indexed version; the next run reads the new one
             elif not documents and not is_folder_marker(obj):
-                bad_objects += not any(entry.reason == RACE_DELETED for entry in skipped)
+                result.bad_objects += not any(entry.reason == RACE_DELETED for entry in skipped)
             if documents:
-                staged_new += indexed.get(obj.key) is None
-                staged_modified += indexed.get(obj.key) is not None
+                result.new += indexed.get(obj.key) is None
+                result.modified += indexed.get(obj.key) is not None
                 stage(planner.add(obj.size, ((doc, estimate_tokens(doc.text)) for doc in documents)))
             else:
                 planner.forget(obj.size)
             progress.advance(docs=1)
         stage(planner.finish())
     planner.log_summary()
-
-    for entry in quarantine:
-        log.warning("quarantined %s (etag %s): %s %s", entry.key, entry.etag, entry.reason, entry.detail)
-    # The share of the prefix's objects that cannot be ingested. Over all selected objects, not only the changed
-    # ones: a quarantined object is never indexed, so it is "changed" in every later run, and a share of the
-    # changed objects alone would fail every re-run of the same content that once passed.
-    bad_share = bad_objects / scan.selected if scan.selected else 0.0
-    manifest = RunManifest(
-        bucket=settings.bucket,
-        prefix=settings.prefix,
-        index=settings.index,
-        model=settings.model,
-        model_revision=model.revision,
-        dims=model.dims,
-        chunking=chunking,
-        window=spec.window,
-        window_overlap=spec.window_overlap,
-        late_chunking=late_chunking,
-        max_bad_fraction=settings.max_bad_fraction,
-        objects_selected=scan.selected,
-        objects_quarantined=bad_objects,
-        batches=batches,
-        batching=planner.summary(),
-        changed={obj.key: obj.etag for obj in changed if obj.key not in deferred},
-        deleted_keys=missing,
-        quarantine=[entry.to_dict() for entry in quarantine],
-        pending_uri=pending_at,
-        retried=retried,
-        settings=asdict(settings),
-        levels=levels,
-    )
-    manifest_uri = manifest.write(s3, area)
-    summary = {
-        "manifest": manifest_uri,
-        "batches": batches,
-        "prefix": settings.prefix,
-        "select_prefixes": list(settings.select_prefixes),
-        "objects_under_prefix": scan.listed,
-        "keys_given": None if settings.keys is None else len(settings.keys),
-        "objects_listed": scan.selected,
-        "objects_changed": len(changed),
-        "objects_new": staged_new,
-        "objects_modified": staged_modified,
-        "objects_unchanged": scan.unchanged,
-        "objects_retried": len(retried),
-        "objects_quarantined": bad_objects,
-        "quarantined_entries": len(quarantine),
-        "keys_to_delete": len(missing),
-        "batches_staged": len(batches),
-        "documents_staged": planner.read_docs,
-        "estimated_tokens": planner.read_tokens,
-        **progress.summary(),
-    }
-    log.info("extract summary: %s", {k: v for k, v in summary.items() if k != "batches"})
-    if bad_share > settings.max_bad_fraction:
-        raise TooManyBadDocuments(
-            f"{bad_objects} of {scan.selected} objects ({bad_share:.0%}) could not be ingested, more than "
-            f"max_bad_fraction={settings.max_bad_fraction:.0%}; see the quarantine list in {manifest_uri}"
-        )
-    return summary
+    for entry in result.quarantine:
+        log.warning("quarantined %s (etag %s): %s %s", entry["key"], entry["etag"], entry["reason"], entry["detail"])
+    result.changed = {obj.key: obj.etag for obj in changed if obj.key not in deferred}
+    result.batching = planner.summary()
+    result.documents_staged = planner.read_docs
+    result.progress = progress.summary()
+    return result
 
 
 def check_windows(settings: ExtractSettings, chunking: ChunkingConfig) -> None:

@@ -16,3 +16,7 @@ class SourceSettings:
     # estimated tokens and documents each.
     batch_token_budget: int = 2_000_000
     docs_per_batch: int = 10_000
+    # The extract stage's key ranges (latechunk.pipeline.shards): at most this many mapped extract tasks, and one
+    # per this many objects the index holds (a first load, with no index yet, splits by the prefix's folders).
+    extract_shards: int = 4
+    objects_per_shard: int = 10_000

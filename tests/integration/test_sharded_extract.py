@@ -1,0 +1,108 @@
+"""The extract stage split into key ranges (`latechunk.pipeline.shards`) against real MinIO and Elasticsearch: the
+ranges together stage, delete and quarantine exactly what one pass over the prefix does, their batches never
+collide, and the index ends exact after a first load and after a change."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import pytest
+from latechunk.pipeline.annotate import annotate
+from latechunk.pipeline.embed import embed
+from latechunk.pipeline.extract import ExtractSettings, extract
+from latechunk.pipeline.index import index
+from latechunk.pipeline.manifest import read_manifest
+from latechunk.staging import tables as staging
+from support import assert_exact
+
+PREFIX = "incoming/"
+CHUNKING = {"strategy": "sentences", "sentences_per_chunk": 1}
+FOLDERS = ("2026-01-01/", "2026-01-02/", "2026-01-03/", "été/", "Z/")
+SENTENCES = ("Coral reefs bleach in warm water.", "Sourdough rises slowly.", "Comets have icy tails.",
+             "Glaciers carve valleys.", "Owls hunt at night.")  # fmt: skip
+
+
+def text(number: int, version: int = 0) -> bytes:
+    return f"{SENTENCES[number % 5]} Note {number} version {version}.".encode()
+
+
+@pytest.fixture
+def corpus(s3_client, s3_bucket) -> dict[str, int]:
+    """Twenty-five objects in five folders, keys in several scripts and cases, one unreadable PDF."""
+    keys = {}
+    for number in range(25):
+        name = ("a b", "résumé", "中文", "Case", "case")[number % 5]
+        keys[f"{PREFIX}{FOLDERS[number % 5]}{name}-{number:02d}.txt"] = number
+    for key, number in keys.items():
+        s3_client.put_object(Bucket=s3_bucket, Key=key, Body=text(number))
+    s3_client.put_object(Bucket=s3_bucket, Key=f"{PREFIX}2026-01-02/broken.pdf", Body=b"%PDF-1.7 not really")
+    return keys
+
+
+@pytest.fixture
+def run(s3_client, s3_bucket, staging_bucket, es_client, es_index, tiny_jina_model):
+    settings = ExtractSettings(bucket=s3_bucket, prefix=PREFIX, index=es_index, model=tiny_jina_model,
+                               chunking=CHUNKING, window=64, window_overlap=16, max_bad_fraction=0.5)  # fmt: skip
+
+    def extract_only(area: staging.StagingArea | None = None, **changes) -> dict:
+        area = area or staging.StagingArea(staging_bucket, "runs", "shards", uuid.uuid4().hex)
+        return extract(s3=s3_client, es=es_client, area=area, settings=replace(settings, **changes))
+
+    def whole_run(**changes) -> dict:
+        area = staging.StagingArea(staging_bucket, "runs", "shards", uuid.uuid4().hex)
+        extracted = extract_only(area, **changes)
+        for batch in extracted["batches"]:
+            annotate(s3=s3_client, area=area, batch_path=batch, model=tiny_jina_model, chunking=CHUNKING)
+            embed(s3=s3_client, area=area, batch_path=batch, model=tiny_jina_model, window=64, window_overlap=16)
+        index(s3=s3_client, es=es_client, manifest_path=extracted["manifest"], index_name=es_index)
+        return extracted
+
+    return extract_only, whole_run
+
+
+def outcome(s3_client, extracted: dict) -> dict:
+    """What a run's extract decided, whatever its key ranges: the manifest's objects and counts."""
+    manifest = read_manifest(s3_client, extracted["manifest"])
+    return {
+        "changed": manifest.changed,
+        "deleted": manifest.deleted_keys,
+        "quarantine": sorted((entry["key"], entry["reason"]) for entry in manifest.quarantine),
+        "selected": manifest.objects_selected,
+        "bad": manifest.objects_quarantined,
+        "documents": extracted["documents_staged"],
+        "new": extracted["objects_new"],
+        "modified": extracted["objects_modified"],
+    }
+
+
+def test_key_ranges_stage_exactly_what_one_pass_does_and_the_index_ends_exact(
+    corpus, run, s3_client, s3_bucket, es_client, es_index
+):
+    extract_only, whole_run = run
+    # A first load (no index yet) splits at the prefix's folders.
+    one_pass = extract_only(max_shards=1)
+    first = whole_run(max_shards=4)
+    assert one_pass["key_ranges"] == 1 and first["key_ranges"] == 4
+    assert outcome(s3_client, first) == outcome(s3_client, one_pass)
+    assert len(set(first["batches"])) == len(first["batches"]) >= 4, "each range stages its own batches"
+    assert first["objects_new"] == 25 and first["objects_quarantined"] == 1
+    assert_exact(es_client, es_index, s3_client, s3_bucket, expect_missing={f"{PREFIX}2026-01-02/broken.pdf"})
+
+    # Overwritten, deleted and new objects across the folders; now the index's keys decide the ranges.
+    numbers = sorted(corpus.items(), key=lambda item: item[1])
+    for key, number in numbers[:4]:
+        s3_client.put_object(Bucket=s3_bucket, Key=key, Body=text(number, version=1))
+    for key, _ in numbers[10:13]:
+        s3_client.delete_object(Bucket=s3_bucket, Key=key)
+    for number in (30, 31):
+        s3_client.put_object(Bucket=s3_bucket, Key=f"{PREFIX}Z/new-{number}.txt", Body=text(number))
+    one_pass = extract_only(max_shards=1)
+    sharded = whole_run(max_shards=3, objects_per_shard=5)
+    assert sharded["key_ranges"] == 3
+    assert outcome(s3_client, sharded) == outcome(s3_client, one_pass)
+    assert (sharded["objects_new"], sharded["objects_modified"], sharded["keys_to_delete"]) == (2, 4, 3)
+    assert_exact(es_client, es_index, s3_client, s3_bucket, expect_missing={f"{PREFIX}2026-01-02/broken.pdf"})
+
+    again = extract_only(max_shards=3, objects_per_shard=5)
+    assert (again["objects_changed"], again["keys_to_delete"]) == (1, 0), "only the quarantined PDF is read again"
