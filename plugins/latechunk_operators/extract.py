@@ -64,8 +64,9 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
         follow. (templated)
     :param probes: the validate task's probe queries, checked here so that a malformed one fails the run before
         anything is staged. (templated)
-    :param extract_shards: the most key ranges the prefix is split into (`latechunk.pipeline.shards`); this
-        operator reads them one after the other, the DAGs map one ``extract_shard`` task over each. (templated)
+    :param extract_shards: the most key ranges the prefix is split into (`latechunk.pipeline.shards`) by the
+        operators of `latechunk_operators.extract_shards`, which map one ``extract_shard`` task over each; this
+        operator reads the whole prefix in one range. (templated)
     :param objects_per_shard: a key range per this many objects the index holds, up to ``extract_shards``.
         (templated)
     :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``) of the search engine.
@@ -173,6 +174,8 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
             raise AirflowFailException(f"{type(error).__name__}: {error}") from error
 
     def _extract(self, context: Any) -> list[str]:
+        from dataclasses import replace
+
         from latechunk.pipeline.extract import extract
 
         from latechunk_operators.hooks import elasticsearch_client
@@ -182,7 +185,7 @@ class LateChunkExtractOperator(LateChunkBaseOperator):
             s3=self.s3(),
             es=elasticsearch_client(self.elasticsearch_conn_id),
             area=self.staging_area(context),
-            settings=settings,
+            settings=replace(settings, max_shards=1),  # ranges read one after the other would gain nothing
         )
         return self.publish_summary(context, summary, events)
 

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import replace
 
 import pytest
+from latechunk.pipeline import shards
 from latechunk.pipeline.annotate import annotate
 from latechunk.pipeline.embed import embed
 from latechunk.pipeline.extract import ExtractSettings, extract
@@ -77,10 +78,11 @@ def outcome(s3_client, extracted: dict) -> dict:
 
 
 def test_key_ranges_stage_exactly_what_one_pass_does_and_the_index_ends_exact(
-    corpus, run, s3_client, s3_bucket, es_client, es_index
+    corpus, run, s3_client, s3_bucket, es_client, es_index, monkeypatch
 ):
     extract_only, whole_run = run
-    # A first load (no index yet) splits at the prefix's folders.
+    # A first load (no index yet) of a prefix larger than a listing page splits at the prefix's folders.
+    monkeypatch.setattr(shards, "FIRST_PAGE", 10)
     one_pass = extract_only(max_shards=1)
     first = whole_run(max_shards=4)
     assert one_pass["key_ranges"] == 1 and first["key_ranges"] == 4
@@ -106,3 +108,11 @@ def test_key_ranges_stage_exactly_what_one_pass_does_and_the_index_ends_exact(
 
     again = extract_only(max_shards=3, objects_per_shard=5)
     assert (again["objects_changed"], again["keys_to_delete"]) == (1, 0), "only the quarantined PDF is read again"
+
+
+def test_a_small_first_load_is_counted_and_split_by_its_keys(corpus, run, s3_client):
+    extract_only, _ = run
+    assert extract_only(max_shards=4)["key_ranges"] == 1, "26 objects, fewer than objects_per_shard"
+    split = extract_only(max_shards=4, objects_per_shard=8)
+    assert split["key_ranges"] == 4 and split["objects_new"] == 25
+    assert outcome(s3_client, split) == outcome(s3_client, extract_only(max_shards=1))

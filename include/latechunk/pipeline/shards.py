@@ -7,7 +7,7 @@ objects that pass, and the reading of what changed, are split into key ranges (`
 - with an index that holds objects under the prefix, at the quantiles of a seeded random draw of its chunks' keys,
   one range per ``objects_per_shard`` objects it holds (up to ``max_shards``): ranges of about equal work;
 - on a first load (no such index), at the folders the prefix's listing shows (``Delimiter="/"``, a few pages):
-  date folders, tenants, sources;
+  date folders, tenants, sources; a prefix of fewer than a page of objects is counted and split like the index;
 - for the keys of object-storage notifications, at the quantiles of the keys themselves.
 
 Each range stages its batches under its own numbers (``first_batch``), so ranges never overwrite each other's, and
@@ -34,8 +34,10 @@ log = logging.getLogger(__name__)
 
 # Keys drawn from the index per planned range: enough for quantiles within a few percent of the work.
 SAMPLE_PER_SHARD = 256
-# Pages of the prefix's folder listing read to plan a first load (1,000 entries a page).
+# Pages of the prefix's folder listing read to plan a first load (1,000 entries a page), after a first page of
+# keys that showed the prefix holds more objects than that.
 FOLDER_PAGES = 10
+FIRST_PAGE = 1000
 
 
 class TooManyBadDocuments(Exception):
@@ -131,6 +133,10 @@ def shard_boundaries(s3, backend: SearchBackend | None, settings: ExtractSetting
         )
         if objects:
             return quantiles(sample, _shards_for(objects, settings))
+    first_page = s3.list_objects_v2(Bucket=settings.bucket, Prefix=settings.prefix, MaxKeys=FIRST_PAGE)
+    if not first_page.get("IsTruncated"):  # a small prefix, counted whole
+        keys = [entry["Key"] for entry in first_page.get("Contents", [])]
+        return quantiles(keys, _shards_for(len(keys), settings))
     folders = list_folders(s3, settings.bucket, settings.prefix)
     return quantiles(folders, settings.max_shards, starts=True)
 

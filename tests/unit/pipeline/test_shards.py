@@ -33,7 +33,8 @@ def test_quantiles_cut_into_about_equal_ascending_parts():
     values = sorted(f"p/{number:05d}" for number in range(1000))
     cuts = quantiles(values, 4)
     assert cuts == sorted(set(cuts)) and len(cuts) == 3
-    sizes = [sum(1 for value in values if low < value <= high) for low, high in zip(["", *cuts], [*cuts, "~"])]
+    bounds = zip(["", *cuts], [*cuts, "~"], strict=True)
+    sizes = [sum(1 for value in values if low < value <= high) for low, high in bounds]
     assert max(sizes) - min(sizes) <= 1, sizes
     assert quantiles(values[:1], 4) == [] and quantiles(values, 1) == []
     assert quantiles(values[:3], 8) == values[:2], "never more ranges than values"
