@@ -61,7 +61,8 @@ def test_a_scan_reads_the_selected_changes_and_pending_keys_and_finds_the_delete
     from datetime import UTC, datetime
 
     from latechunk.pipeline.extract import ExtractSettings
-    from latechunk.pipeline.scan import scan_prefix
+    from latechunk.pipeline.scan import Scan, walk_prefix
+    from latechunk.sources.reconcile import ALL_KEYS
 
     for key in ("in/2026-03-01/old.txt", "in/2026-03-02/new.txt", "in/2026-03-02/same.txt", "in/2026-03-01/été.txt"):
         s3_client.put_object(Bucket=s3_bucket, Key=key, Body=key.encode())
@@ -77,11 +78,15 @@ def test_a_scan_reads_the_selected_changes_and_pending_keys_and_finds_the_delete
         bucket=s3_bucket, prefix="in/", index=es_index, model="m", chunking={}, select_prefixes=("in/2026-03-02/",),
         written_between=(datetime(2000, 1, 1, tzinfo=UTC), datetime(2000, 1, 2, tzinfo=UTC)),
     )
-    scan = scan_prefix(s3_client, backend, settings, retried={"in/2026-03-01/été.txt"})
-    assert [obj.key for obj in scan.changed] == ["in/2026-03-01/été.txt", "in/2026-03-02/new.txt"]
-    assert scan.indexed == {"in/2026-03-01/été.txt": None, "in/2026-03-02/new.txt": None}
-    assert (scan.listed, scan.selected, scan.unchanged, scan.missing) == (4, 3, 1, ["in/gone.txt"])
-    no_deletions = scan_prefix(s3_client, None, settings, retried=set())
-    assert no_deletions.missing == [] and [obj.key for obj in no_deletions.changed] == [
-        "in/2026-03-02/new.txt", "in/2026-03-02/same.txt",
+    scan = Scan()
+    to_read = walk_prefix(s3_client, backend, settings, {"in/2026-03-01/été.txt"}, ALL_KEYS, scan)
+    assert scan.listed == 0, "the merge streams: nothing is listed before the first object is asked for"
+    assert [(change.key, change.indexed_etag) for change in to_read] == [
+        ("in/2026-03-01/été.txt", None), ("in/2026-03-02/new.txt", None),
     ]  # fmt: skip
+    assert (scan.listed, scan.selected, scan.unchanged, scan.missing) == (4, 3, 1, ["in/gone.txt"])
+    assert scan.changed_bytes == len(b"in/2026-03-01/\xc3\xa9t\xc3\xa9.txt") + len(b"in/2026-03-02/new.txt")
+    no_deletions = Scan()
+    to_read = walk_prefix(s3_client, None, settings, set(), ALL_KEYS, no_deletions)
+    assert [change.key for change in to_read] == ["in/2026-03-02/new.txt", "in/2026-03-02/same.txt"]
+    assert no_deletions.missing == []

@@ -8,6 +8,7 @@ by side on the workers; `extract` does all of it in one process.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from latechunk.index.spec import IndexMismatchError, IndexSpec
 from latechunk.pipeline.batch_failures import pending_uri, read_pending
 from latechunk.pipeline.models import ModelInfo, describe_model, index_spec
 from latechunk.pipeline.progress import Progress
-from latechunk.pipeline.scan import scan_keys, scan_prefix
+from latechunk.pipeline.scan import Scan, scan_keys, walk_prefix
 from latechunk.pipeline.shards import Shard, ShardResult, gather_shards, plan_shards
 from latechunk.pipeline.shards import TooManyBadDocuments as TooManyBadDocuments  # raised by extract, as before
 from latechunk.sources.documents import (
@@ -176,58 +177,78 @@ def extract_shard(*, s3, es, area: staging.StagingArea, settings: ExtractSetting
                and key in shard.keys}  # fmt: skip
     if retried:
         log.info("reading again %d objects earlier runs left pending (%s)", len(retried), pending_at)
-    if settings.keys is None:
-        scan = scan_prefix(s3, backend, settings, retried, shard.keys)
-    else:
-        scan = scan_keys(s3, backend, settings, [key for key in (*settings.keys, *retried) if key in shard.keys])
-    changed, indexed = scan.changed, scan.indexed
-    log.info(
-        "s3://%s/%s, %s: %d objects listed, %d selected, %d new or changed, %d unchanged, %d gone from the bucket",
-        settings.bucket, settings.prefix, shard.describe(), scan.listed, scan.selected, len(changed),
-        scan.unchanged, len(scan.missing),
-    )  # fmt: skip
-
+    estimate, scan, to_read = _objects_to_read(s3, backend, settings, retried, shard)
     planner = BatchPlanner(
         token_budget=settings.batch_token_budget, max_batches=shard.max_batches,
-        unread_bytes=sum(obj.size for obj in changed), docs_per_batch=settings.docs_per_batch,
+        unread_bytes=estimate.changed_bytes, docs_per_batch=settings.docs_per_batch,
     )  # fmt: skip
-    result = ShardResult(shard=shard, listed=scan.listed, selected=scan.selected, unchanged=scan.unchanged,
-                         deleted_keys=scan.missing, retried=retried, changed_objects=len(changed))  # fmt: skip
+    result = ShardResult(shard=shard, retried=retried)
 
     def stage(cut: list[Batch[Document]]) -> None:
         result.batches.extend(
             staging.write_documents(s3, area, shard.first_batch + len(result.batches), batch.items) for batch in cut
         )
 
-    deferred: set[str] = set()
-    with Progress(f"extract {shard.describe()}", total_docs=len(changed)) as progress:
-        bodies = map_ahead(
-            lambda obj: _fetch_object(s3, obj, settings), changed, workers=READER_THREADS, ahead=READ_AHEAD_OBJECTS,
-            cost=lambda obj: obj.size if obj.size <= settings.max_object_bytes else 0, max_cost_ahead=READ_AHEAD_BYTES,
+    with Progress(f"extract {shard.describe()}", total_docs=estimate.changed_objects) as progress:
+        fetched = map_ahead(
+            lambda item: (*item, _fetch_object(s3, item[0], settings)), to_read, workers=READER_THREADS,
+            ahead=READ_AHEAD_OBJECTS, max_cost_ahead=READ_AHEAD_BYTES,
+            cost=lambda item: item[0].size if item[0].size <= settings.max_object_bytes else 0,
         )  # fmt: skip
-        for obj, body in zip(changed, bodies, strict=True):
+        for obj, indexed_etag, body in fetched:
             documents, skipped = _parse_object(obj, body, settings)
             result.quarantine.extend(entry.to_dict() for entry in skipped)
-            if any(entry.reason == RACE_CHANGED for entry in skipped):
-                deferred.add(obj.key)  # keep the indexed version; the next run reads the new one
-            elif not documents and not is_folder_marker(obj):
-                result.bad_objects += not any(entry.reason == RACE_DELETED for entry in skipped)
+            if not any(entry.reason == RACE_CHANGED for entry in skipped):
+                result.changed[obj.key] = obj.etag  # else keep the indexed version; the next run reads the new one
+            if not documents and not is_folder_marker(obj) and not skipped_by_race(skipped):
+                result.bad_objects += 1
             if documents:
-                result.new += indexed.get(obj.key) is None
-                result.modified += indexed.get(obj.key) is not None
+                result.new += indexed_etag is None
+                result.modified += indexed_etag is not None
                 stage(planner.add(obj.size, ((doc, estimate_tokens(doc.text)) for doc in documents)))
             else:
                 planner.forget(obj.size)
             progress.advance(docs=1)
         stage(planner.finish())
     planner.log_summary()
+    log.info(
+        "s3://%s/%s, %s: %d objects listed, %d selected, %d new or changed, %d unchanged, %d gone from the bucket",
+        settings.bucket, settings.prefix, shard.describe(), scan.listed, scan.selected, scan.changed_objects,
+        scan.unchanged, len(scan.missing),
+    )  # fmt: skip
     for entry in result.quarantine:
         log.warning("quarantined %s (etag %s): %s %s", entry["key"], entry["etag"], entry["reason"], entry["detail"])
-    result.changed = {obj.key: obj.etag for obj in changed if obj.key not in deferred}
+    result.listed, result.selected, result.unchanged = scan.listed, scan.selected, scan.unchanged
+    result.changed_objects, result.deleted_keys = scan.changed_objects, scan.missing
     result.batching = planner.summary()
     result.documents_staged = planner.read_docs
     result.progress = progress.summary()
     return result
+
+
+def _objects_to_read(
+    s3, backend: ElasticsearchBackend | None, settings: ExtractSettings, retried: dict[str, int], shard: Shard
+) -> tuple[Scan, Scan, Iterator[tuple[SourceObject, str | None]]]:
+    """A first count of the range (for the batch plan and the progress), the scan that the reading fills as it
+    goes, and the objects to read with the ETag the index holds of each. A listed range is merged twice, once to
+    count and once to read as the merge goes, so that the task never holds the listing nor even the objects that
+    changed (a first load of millions); a count that finds nothing to read is not repeated."""
+    if settings.keys is not None:
+        scan = scan_keys(s3, backend, settings, [key for key in (*settings.keys, *retried) if key in shard.keys])
+        return scan, scan, ((obj, scan.indexed.get(obj.key)) for obj in scan.changed)
+    counted = Scan()
+    for _ in walk_prefix(s3, backend, settings, retried, shard.keys, counted):
+        pass
+    if not counted.changed_objects:
+        return counted, counted, iter(())
+    reading = Scan()
+    changes = walk_prefix(s3, backend, settings, retried, shard.keys, reading)
+    return counted, reading, ((change.listed, change.indexed_etag) for change in changes)
+
+
+def skipped_by_race(skipped: list[QuarantineEntry]) -> bool:
+    """Whether an object was not read because a writer deleted or changed it meanwhile: not bad input."""
+    return any(entry.reason in (RACE_DELETED, RACE_CHANGED) for entry in skipped)
 
 
 def check_windows(settings: ExtractSettings, chunking: ChunkingConfig) -> None:

@@ -1,5 +1,6 @@
 """What a run reads: the prefix listed and merged with the index's keys in one streaming pass (see
-`latechunk.sources.reconcile`), so that a run holds what changed, never the whole bucket or the whole index."""
+`latechunk.sources.reconcile`), so that a run never holds the whole bucket or the whole index, and (streaming the
+objects to read as the merge finds them) not even what changed."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Protocol
 
 from latechunk.index.backend import SearchBackend
 from latechunk.sources.documents import SourceObject
-from latechunk.sources.reconcile import ALL_KEYS, KeyRange, Status, reconcile
+from latechunk.sources.reconcile import ALL_KEYS, Change, KeyRange, Status, reconcile
 from latechunk.staging.prefetch import map_ahead
 
 # Objects looked up concurrently (HEADs are round trips).
@@ -36,17 +37,20 @@ class Selection(Protocol):
 @dataclass
 class Scan:
     """One pass over the prefix: the selected objects to read (new, changed, or incompletely indexed) with what
-    the index holds of each (None: nothing complete), the keys gone from the bucket, and counts of the rest."""
+    the index holds of each (None: nothing complete), the keys gone from the bucket, and counts of the rest.
+    A pass that streams (`walk_prefix`) counts the objects to read without keeping them."""
 
     changed: list[SourceObject] = field(default_factory=list)
     indexed: dict[str, str | None] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     listed: int = 0  # objects under the prefix
     selected: int = 0  # of those, in this run's selection (or pending from earlier runs)
+    changed_objects: int = 0
+    changed_bytes: int = 0
 
     @property
     def unchanged(self) -> int:
-        return self.selected - len(self.changed)
+        return self.selected - self.changed_objects
 
 
 def list_objects(s3, bucket: str, prefix: str, keys: KeyRange = ALL_KEYS) -> Iterator[SourceObject]:
@@ -85,11 +89,13 @@ def select(objects: list[SourceObject], settings: Selection) -> list[SourceObjec
     return [obj for obj in objects if is_selected(obj, settings)]
 
 
-def scan_prefix(
-    s3, backend: SearchBackend | None, settings: Selection, retried: Collection[str], keys: KeyRange = ALL_KEYS
-) -> Scan:
+def walk_prefix(
+    s3, backend: SearchBackend | None, settings: Selection, retried: Collection[str], keys: KeyRange, scan: Scan
+) -> Iterator[Change]:
     """Merge the listing of the prefix (in ``keys``) with the index's keys and ETags (``backend`` None: no index
-    yet). Objects earlier runs left pending (``retried``) are read whatever the selection."""
+    yet) and yield the selected objects to read, in key order, as the merge finds them; ``scan`` counts the pass
+    and collects the keys gone from the bucket. Objects earlier runs left pending (``retried``) are read whatever
+    the selection."""
     indexed = (
         backend.iter_indexed_etags(
             settings.index, bucket=settings.bucket, prefix=settings.prefix, after=keys.after, through=keys.through
@@ -97,7 +103,6 @@ def scan_prefix(
         if backend is not None
         else iter(())
     )
-    scan = Scan()
     for change in reconcile(list_objects(s3, settings.bucket, settings.prefix, keys), indexed):
         if change.status is Status.DELETED:
             if settings.delete_missing:
@@ -108,9 +113,9 @@ def scan_prefix(
             continue
         scan.selected += 1
         if change.status is not Status.UNCHANGED:
-            scan.changed.append(change.listed)
-            scan.indexed[change.key] = change.indexed_etag
-    return scan
+            scan.changed_objects += 1
+            scan.changed_bytes += change.listed.size
+            yield change
 
 
 def head_objects(s3, bucket: str, keys: list[str]) -> tuple[list[SourceObject], list[str]]:
@@ -145,4 +150,5 @@ def scan_keys(s3, backend: SearchBackend | None, settings: Selection, keys: list
             scan.missing = sorted(backend.indexed_etags(settings.index, keys=gone, bucket=settings.bucket))
     scan.changed = [obj for obj in present if indexed.get(obj.key) != obj.etag]
     scan.indexed = {obj.key: indexed.get(obj.key) for obj in scan.changed}
+    scan.changed_objects, scan.changed_bytes = len(scan.changed), sum(obj.size for obj in scan.changed)
     return scan
