@@ -1,6 +1,7 @@
 """Ingest documents from object storage into Elasticsearch with late-chunked embeddings.
 
-extract -> [annotate -> embed (queue ``gpu``)] for each staged batch -> batches_done -> index -> validate -> publish
+plan_extract -> extract_shard (one per key range) -> extract -> [annotate -> embed (queue ``gpu``)] for each staged
+batch -> batches_done -> index -> validate -> publish
 
 The schedule is daily with explicit data intervals: the run that starts just after midnight UTC of day D+1 has the
 interval [D, D+1) and reads the folder ``<prefix>D/`` (plus ``lookback_days`` earlier folders, for late files).
