@@ -76,6 +76,16 @@ def test_embed_runs_on_the_gpu_queue_and_validation_is_not_retried(dag_bag):
         assert dag.get_task("validate").retries == 0
 
 
+def test_the_tasks_that_write_or_check_an_index_take_the_one_index_writes_pool(dag_bag):
+    """Overlapping runs of all three DAGs (a backfill beside a scheduled run included) write and check the index
+    one at a time (latechunk.pipeline.overlap); the other tasks do not wait on it."""
+    writers = {"index", "validate", "swap_alias"}
+    for dag_id in EXPECTED_DAG_IDS:
+        for task in dag_bag.dags[dag_id].tasks:
+            assert (task.pool == "latechunk_index_writes") == (task.task_id in writers), (dag_id, task.task_id)
+    assert "swap_alias" in dag_bag.dags["latechunk_reindex"].task_ids
+
+
 def templated_strings(value):
     if isinstance(value, str):
         yield value
@@ -164,7 +174,8 @@ def test_a_failed_batch_lets_the_ingest_index_the_others_and_a_failed_extract_st
     index = reindex.get_task("index")
     assert "batches_done" not in reindex.task_ids
     assert (index.trigger_rule, index.upstream_task_ids) == ("all_success", {"extract", "embed"})
-    assert reindex.get_task("swap_alias").upstream_task_ids == {"validate"}
+    # extract: the swap catches the new index up from the reindex's manifest (latechunk.pipeline.catch_up).
+    assert reindex.get_task("swap_alias").upstream_task_ids == {"extract", "validate"}
 
 
 def test_the_event_dag_runs_on_the_watched_asset_one_run_at_a_time(dag_bag):

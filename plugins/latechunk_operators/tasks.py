@@ -14,6 +14,7 @@ from latechunk_operators.index import LateChunkIndexOperator
 from latechunk_operators.params import (
     CHUNKING,
     GPU_POOL,
+    INDEX_POOL,
     INDEX_SETTINGS,
     LATE_CHUNKING,
     LIMITS,
@@ -72,6 +73,7 @@ def late_chunking_tasks(
         create_as_alias=create_as_alias,
         index_settings=INDEX_SETTINGS,
         trigger_rule=TriggerRule.NONE_FAILED if isolate_failed_batches else TriggerRule.ALL_SUCCESS,
+        pool=INDEX_POOL,
         execution_timeout=execution_timeout("index"),
         **STAGING,
     )
@@ -81,6 +83,7 @@ def late_chunking_tasks(
         index_name=index_name,
         validation=VALIDATION,
         retries=0,  # a failed check is a finding about the data, not a transient fault
+        pool=INDEX_POOL,
         execution_timeout=execution_timeout("validate"),
         **STAGING,
     )
