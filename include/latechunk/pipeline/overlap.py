@@ -56,9 +56,9 @@ class Overtaken:
         return [key for key, etag in self.changed.items() if etag is None]
 
     def quarantine(self) -> list[dict[str, str]]:
-        """The index quarantine's entries: validation leaves these objects out."""
+        """The index quarantine's entries for the objects left unwritten: validation leaves them out."""
         return [QuarantineEntry(key, self.staged[key], SUPERSEDED, _detail(etag)).to_dict()
-                for key, etag in self.changed.items()]  # fmt: skip
+                for key, etag in self.overwritten.items()]  # fmt: skip
 
     def counts(self) -> dict[str, int]:
         return {"objects_overwritten_since_extract": len(self.overwritten),
