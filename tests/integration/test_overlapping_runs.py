@@ -90,9 +90,9 @@ def test_a_stale_version_never_overwrites_a_newer_one(runs):
     second = runs.stage()  # stages a.txt at v2
     runs.index(second)
     summary = runs.index(first)  # later, with what it staged before
-    assert summary["objects_overwritten_since_extract"] == 1 and summary["objects_indexed"] == 1  # b.txt
     runs.exact()  # a.txt at v2, exactly
     assert runs.indexed_etags()[PREFIX + "a.txt"] == v2
+    assert summary["objects_overwritten_since_extract"] == 1 and summary["objects_indexed"] == 1  # b.txt
     assert runs.pending()[PREFIX + "a.txt"]["etag"] == v2, "the next run reads it again (unchanged: it settles)"
     for manifest in (first, second):
         runs.validate(manifest)
@@ -108,9 +108,9 @@ def test_a_deletion_never_removes_an_object_uploaded_again(runs):
     uploading = runs.stage()  # finds it back
     runs.index(uploading)
     summary = runs.index(deleting)
-    assert summary["deletions_overtaken"] == 1 and summary["objects_deleted"] == 0
     runs.exact()
     assert runs.indexed_etags()[PREFIX + "a.txt"] == v2
+    assert summary["deletions_overtaken"] == 1 and summary["objects_deleted"] == 0
     runs.validate(deleting)
 
 
@@ -120,9 +120,9 @@ def test_an_object_deleted_after_extract_leaves_the_index_and_is_not_checked(run
     staged = runs.stage()
     runs.delete("a.txt")
     summary = runs.index(staged)
-    assert summary["objects_deleted_since_extract"] == 1
     runs.exact()
     assert PREFIX + "a.txt" not in runs.indexed_etags()
+    assert summary["objects_deleted_since_extract"] == 1
     report = runs.validate(staged)
     (check,) = [check for check in report["checks"] if check["name"] == "current_versions"]
     assert check["details"]["superseded_since_indexed"] == [{"key": PREFIX + "a.txt", "bucket_etag": None}]
