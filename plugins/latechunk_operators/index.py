@@ -18,7 +18,9 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
     document's leftover chunks and the documents whose objects were deleted are removed. Every changed object ends
     indexed whole, quarantined (an object the engine refuses a chunk of is removed, with the reason in the summary)
     or deferred; the summary counts each, and the task fails when they do not add up. Throttled or failed writes
-    (429, 5xx) fail the task, whose retry writes them.
+    (429, 5xx) fail the task, whose retry writes them. Only the versions the bucket still holds are written, so a run
+    that overlaps a later one never writes a stale version over it (`latechunk.pipeline.overlap`); the DAGs run it
+    in the one-slot pool ``latechunk_index_writes``.
 
     :param manifest_path: the run manifest written by the extract task. (templated)
     :param index_name: index or alias to write to. (templated)

@@ -110,7 +110,9 @@ def index(
     A new index is created behind an alias of the given name when ``create_as_alias`` (see
     `ensure_served_index`), else under that name itself (the reindex DAG's versioned index). An object with a
     chunk the engine refuses is quarantined and removed from the index; items that fail for the cluster's sake
-    (429, 5xx) fail the task, whose retry writes them. Ends by checking that every object it indexed is complete
+    (429, 5xx) fail the task, whose retry writes them. An object the bucket no longer holds at the staged version
+    is not written (deferred, or removed when deleted since) and a deleted key back in the bucket is not deleted
+    (`latechunk.pipeline.overlap`: runs that overlap). Ends by checking that every object it indexed is complete
     in the index and that the run's objects add up (`latechunk.pipeline.index_plan`). ``settings``: the shards and
     replicas of a new index, and the refresh interval during the writes (`latechunk.index.settings`).
     """
