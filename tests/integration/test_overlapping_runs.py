@@ -122,7 +122,8 @@ def test_an_object_deleted_after_extract_leaves_the_index_and_is_not_checked(run
     summary = runs.index(staged)
     runs.exact()
     assert PREFIX + "a.txt" not in runs.indexed_etags()
-    assert summary["objects_deleted_since_extract"] == 1
+    assert summary["objects_deleted_since_extract"] == 1 and summary["objects_deleted"] == 1
+    assert (summary["objects_indexed"], summary["objects_unchanged"]) == (1, 0)
     report = runs.validate(staged)
     (check,) = [check for check in report["checks"] if check["name"] == "current_versions"]
     assert check["details"]["superseded_since_indexed"] == [{"key": PREFIX + "a.txt", "bucket_etag": None}]

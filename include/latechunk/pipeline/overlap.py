@@ -90,12 +90,14 @@ def without_overtaken(manifest: RunManifest, plan: IndexPlan, overtaken: Overtak
     if not (overtaken.changed or overtaken.reappeared):
         return manifest, plan
     gone = set(overtaken.changed)
+    selected = manifest.objects_selected  # None in a manifest staged before the count was recorded
     deferrals = [QuarantineEntry(key, etag, RACE_CHANGED, _detail(etag)).to_dict()
                  for key, etag in overtaken.overwritten.items()]  # fmt: skip
     manifest = replace(
         manifest,
         changed={key: etag for key, etag in manifest.changed.items() if key not in gone},
         deleted_keys=[*(key for key in manifest.deleted_keys if key not in overtaken.reappeared), *overtaken.vanished],
+        objects_selected=None if selected is None else selected - len(overtaken.vanished),  # deletions now
         quarantine=[*manifest.quarantine, *deferrals],
     )
     key_by_doc = {doc_id: key for doc_id, key in plan.key_by_doc.items() if key not in gone}
