@@ -77,8 +77,9 @@ def overtaken_in_bucket(s3, manifest: RunManifest) -> Overtaken:
     reappeared = {key: now[key] for key in manifest.deleted_keys if key in now}
     if changed or reappeared:
         log.warning(
-            "%d objects changed in the bucket since this run staged them and %d deleted keys are back: left to "
-            "the next run, not written (first: %s)", len(changed), len(reappeared), [*changed, *reappeared][:5],
+            "since this run's extract, %d of its objects were overwritten or deleted in the bucket (not written: "
+            "the next run reads the new version, a deleted one leaves the index) and %d keys it found deleted are "
+            "back (not deleted; first: %s)", len(changed), len(reappeared), [*changed, *reappeared][:5],
         )  # fmt: skip
     return Overtaken(changed, reappeared, {key: manifest.changed[key] for key in changed})
 
