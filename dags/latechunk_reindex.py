@@ -6,10 +6,10 @@ Searches keep hitting the old index through the alias until the new one has pass
 leaves the alias untouched. Trigger it manually after changing the model or the chunking params.
 
 Ingest and events runs may write the served index while the reindex builds the new one. The swap task (in the
-one-slot index-writes pool, like every index and validate task) first catches the new index up with the bucket:
-what was deleted since the reindex listed it is removed, what was written or overwritten since goes on the
-``latechunk_ingest`` pending list, which its next run indexes into the new index (see docs/deployment.md,
-"Overlapping runs").
+one-slot index-writes pool, like the ingest and events DAGs' index and validate tasks) first catches the new index
+up with the bucket: what was deleted since the reindex listed it is removed, what was written or overwritten since
+goes on the ``latechunk_ingest`` pending list, which its next run indexes into the new index (see
+docs/deployment.md, "Overlapping runs").
 """
 
 from __future__ import annotations

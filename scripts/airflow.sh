@@ -235,7 +235,7 @@ start() {
     # One slot per GPU, and at least one per gpu worker (on a machine without a GPU they share the CPU).
     local slots; slots=$(gpu_count); ((slots >= GPU_WORKERS)) || slots=$GPU_WORKERS
     airflow pools set "$LATECHUNK_GPU_POOL" "$slots" "embed tasks: one slot per GPU" >/dev/null
-    # One slot: the index, validate and swap_alias tasks of overlapping runs take turns (latechunk.pipeline.overlap).
+    # One slot: the tasks of overlapping runs that write the served index take turns (latechunk.pipeline.overlap).
     airflow pools set "$LATECHUNK_INDEX_POOL" 1 "index writes and checks: one run at a time" >/dev/null
     start_service api-server airflow api-server
     start_service scheduler airflow scheduler

@@ -40,7 +40,12 @@ def late_chunking_tasks(
     deletions), and validate fails the run after checking them (`latechunk.pipeline.batch_failures`); a failed
     extract still stops index and validate. Without it (the reindex), any failed batch stops index and validate.
     Call inside a DAG whose params are `ingest_params()`; returns the first and the last task.
+
+    With ``create_as_alias`` (the DAGs that write the served index) index and validate take the one-slot pool
+    ``INDEX_POOL``, so that overlapping runs write and check it one at a time (`latechunk.pipeline.overlap`); the
+    reindex writes a new index of its own, which no other run writes.
     """
+    served = {"pool": INDEX_POOL} if create_as_alias else {}
     extract = LateChunkExtractOperator(
         task_id="extract",
         bucket=param_ref("bucket"),
@@ -73,8 +78,8 @@ def late_chunking_tasks(
         create_as_alias=create_as_alias,
         index_settings=INDEX_SETTINGS,
         trigger_rule=TriggerRule.NONE_FAILED if isolate_failed_batches else TriggerRule.ALL_SUCCESS,
-        pool=INDEX_POOL,
         execution_timeout=execution_timeout("index"),
+        **served,
         **STAGING,
     )
     validate = LateChunkValidateOperator(
@@ -83,8 +88,8 @@ def late_chunking_tasks(
         index_name=index_name,
         validation=VALIDATION,
         retries=0,  # a failed check is a finding about the data, not a transient fault
-        pool=INDEX_POOL,
         execution_timeout=execution_timeout("validate"),
+        **served,
         **STAGING,
     )
     if isolate_failed_batches:

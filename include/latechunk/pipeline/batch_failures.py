@@ -106,9 +106,10 @@ def update_pending(
 ) -> None:
     """Add the run's pending objects to the list, and the ``deferred`` ones (key -> ETag: changed while the run
     read them); with ``settled`` (the run's writes are verified) also remove the objects this run took from the
-    list and indexed, quarantined or found gone. Every task that writes a list holds the slot of the index-writes
-    pool (backfill runs may overlap the DAG's other runs, and the reindex adds to the ingest DAG's list), so a list
-    is read and written by one task at a time."""
+    list and indexed, quarantined or found gone. Every task that writes the list of a served index holds the slot
+    of the index-writes pool (backfill runs may overlap the DAG's other runs, and the reindex adds to the ingest
+    DAG's list), so a list is read and written by one task at a time; the reindex's own list is named after its new
+    index, which no other run writes."""
     uri = manifest.pending_uri
     retried = manifest.retried
     if not uri or not (failed.pending or failed.given_up or deferred or (settled and retried)):

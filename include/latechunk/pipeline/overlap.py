@@ -1,9 +1,10 @@
 """Overlapping runs: what a run staged may be overtaken by the bucket before the run writes or checks it.
 
 Several runs may have the same index in flight at once: a scheduled and a manual ingest run, a backfill day (Airflow
-3 does not count backfill runs against a DAG's ``max_active_runs``), an events run, a reindex. Their index tasks
-take one slot of the Airflow pool ``latechunk_index_writes`` (one slot), so no two of them write at once; what
-remains is that a run writes what its extract saw, perhaps hours ago. So, just before writing, the index task asks
+3 does not count backfill runs against a DAG's ``max_active_runs``), an events run, a reindex. The tasks that write
+the served index take the Airflow pool ``latechunk_index_writes`` (one slot), so no two of them write at once (the
+reindex writes a new index of its own, and takes the pool for its catch-up and swap: `latechunk.pipeline.catch_up`);
+what remains is that a run writes what its extract saw, perhaps hours ago. So, just before writing, the index task asks
 the bucket for the current state of every object it is about to write or delete (HEAD, concurrently: as many
 requests as the run changed, no listing):
 
