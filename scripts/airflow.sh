@@ -159,6 +159,7 @@ export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 export LATECHUNK_MODEL=${LATECHUNK_MODEL:-$(minilm_path)}
 export LATECHUNK_GPU_POOL=${LATECHUNK_GPU_POOL:-gpu}
+export LATECHUNK_INDEX_POOL=${LATECHUNK_INDEX_POOL:-latechunk_index_writes}
 export AIRFLOW_CONN_LATECHUNK_S3='{"conn_type": "aws", "login": "$AWS_ACCESS_KEY_ID", "password": "$AWS_SECRET_ACCESS_KEY", "extra": {"endpoint_url": "$S3_ENDPOINT_URL", "region_name": "us-east-1"}}'
 export AIRFLOW_CONN_LATECHUNK_KAFKA='{"conn_type": "kafka", "extra": {"bootstrap.servers": "$KAFKA_BOOTSTRAP_SERVERS", "group.id": "latechunk-events", "auto.offset.reset": "earliest", "enable.auto.commit": false}}'
 export LATECHUNK_KAFKA_TOPIC=$KAFKA_TOPIC
@@ -234,6 +235,8 @@ start() {
     # One slot per GPU, and at least one per gpu worker (on a machine without a GPU they share the CPU).
     local slots; slots=$(gpu_count); ((slots >= GPU_WORKERS)) || slots=$GPU_WORKERS
     airflow pools set "$LATECHUNK_GPU_POOL" "$slots" "embed tasks: one slot per GPU" >/dev/null
+    # One slot: the tasks of overlapping runs that write the served index take turns (latechunk.pipeline.overlap).
+    airflow pools set "$LATECHUNK_INDEX_POOL" 1 "index writes and checks: one run at a time" >/dev/null
     start_service api-server airflow api-server
     start_service scheduler airflow scheduler
     start_service dag-processor airflow dag-processor

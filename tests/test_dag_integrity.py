@@ -76,6 +76,20 @@ def test_embed_runs_on_the_gpu_queue_and_validation_is_not_retried(dag_bag):
         assert dag.get_task("validate").retries == 0
 
 
+def test_the_tasks_that_write_or_check_the_served_index_take_the_one_index_writes_pool(dag_bag):
+    """Overlapping runs of all three DAGs (a backfill beside a scheduled run included) write and check the served
+    index one at a time (latechunk.pipeline.overlap); the reindex builds its own index outside the pool and takes it
+    for the catch-up and swap. The other tasks do not wait on it."""
+    writers = {
+        "latechunk_ingest": {"index", "validate"},
+        "latechunk_events": {"index", "validate"},
+        "latechunk_reindex": {"swap_alias"},
+    }
+    for dag_id, tasks in writers.items():
+        for task in dag_bag.dags[dag_id].tasks:
+            assert (task.pool == "latechunk_index_writes") == (task.task_id in tasks), (dag_id, task.task_id)
+
+
 def templated_strings(value):
     if isinstance(value, str):
         yield value
@@ -164,7 +178,8 @@ def test_a_failed_batch_lets_the_ingest_index_the_others_and_a_failed_extract_st
     index = reindex.get_task("index")
     assert "batches_done" not in reindex.task_ids
     assert (index.trigger_rule, index.upstream_task_ids) == ("all_success", {"extract", "embed"})
-    assert reindex.get_task("swap_alias").upstream_task_ids == {"validate"}
+    # extract: the swap catches the new index up from the reindex's manifest (latechunk.pipeline.catch_up).
+    assert reindex.get_task("swap_alias").upstream_task_ids == {"extract", "validate"}
 
 
 def test_the_scheduled_and_reindex_extract_is_planned_mapped_per_key_range_on_the_default_queue_and_gathered(dag_bag):

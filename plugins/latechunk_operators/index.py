@@ -18,7 +18,9 @@ class LateChunkIndexOperator(LateChunkBaseOperator):
     document's leftover chunks and the documents whose objects were deleted are removed. Every changed object ends
     indexed whole, quarantined (an object the engine refuses a chunk of is removed, with the reason in the summary)
     or deferred; the summary counts each, and the task fails when they do not add up. Throttled or failed writes
-    (429, 5xx) fail the task, whose retry writes them.
+    (429, 5xx) fail the task, whose retry writes them. Only the versions the bucket still holds are written, so a run
+    that overlaps a later one never writes a stale version over it (`latechunk.pipeline.overlap`); the DAGs run it
+    in the one-slot pool ``latechunk_index_writes``.
 
     :param manifest_path: the run manifest written by the extract task. (templated)
     :param index_name: index or alias to write to. (templated)
@@ -84,13 +86,23 @@ class LateChunkSwapAliasOperator(BaseOperator):
 
     Each asset in ``outlets`` gets an event whose extra names the alias, the new index and the one it replaced.
 
+    Given the reindex run's ``manifest_path``, it first catches the new index up with what other runs changed in
+    the bucket since the reindex listed it (`latechunk.pipeline.catch_up`): run it in the index-writes pool, so that
+    no run writes the served index between the catch-up and the swap.
+
     :param alias: the alias searches use. (templated)
     :param new_index: the validated index to serve. (templated)
     :param delete_old: delete the indices the alias pointed at before. (templated)
+    :param manifest_path: the reindex run's manifest; None swaps without a catch-up. (templated)
+    :param pending_dag_id: the DAG whose pending list for the alias gets the objects the new index lacks or holds
+        at an older version (`latechunk.pipeline.batch_failures`): its next run indexes them.
+    :param staging_bucket: the staging bucket that holds that DAG's pending list. (templated)
+    :param staging_prefix: the staging prefix of its run folders. (templated)
+    :param aws_conn_id: Airflow connection (type ``aws``) for the buckets, for the catch-up.
     :param elasticsearch_conn_id: Airflow connection (type ``elasticsearch``).
     """
 
-    template_fields = ("alias", "new_index", "delete_old")
+    template_fields = ("alias", "new_index", "delete_old", "manifest_path", "staging_bucket", "staging_prefix")
 
     def __init__(
         self,
@@ -98,24 +110,46 @@ class LateChunkSwapAliasOperator(BaseOperator):
         alias: str,
         new_index: str,
         delete_old: bool = False,
+        manifest_path: str | None = None,
+        pending_dag_id: str = "latechunk_ingest",
+        staging_bucket: str | None = None,
+        staging_prefix: str = "runs",
+        aws_conn_id: str = "latechunk_s3",
         elasticsearch_conn_id: str = "latechunk_es",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if manifest_path is not None and staging_bucket is None:
+            raise ValueError("a catch-up needs the staging_bucket of the pending list")
         self.alias = alias
         self.new_index = new_index
         self.delete_old = delete_old
+        self.manifest_path = manifest_path
+        self.pending_dag_id = pending_dag_id
+        self.staging_bucket = staging_bucket
+        self.staging_prefix = staging_prefix
+        self.aws_conn_id = aws_conn_id
         self.elasticsearch_conn_id = elasticsearch_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
         from latechunk.pipeline.alias import ForeignIndexError, swap_alias
 
-        from latechunk_operators.hooks import elasticsearch_client
+        from latechunk_operators.hooks import elasticsearch_client, s3_client
 
+        es = elasticsearch_client(self.elasticsearch_conn_id)
+        caught_up = None
+        if self.manifest_path:
+            from latechunk.pipeline.batch_failures import pending_uri
+            from latechunk.pipeline.catch_up import catch_up
+            from latechunk.staging.tables import StagingArea
+
+            area = StagingArea(self.staging_bucket, self.staging_prefix, self.pending_dag_id, context["run_id"])
+            caught_up = catch_up(s3=s3_client(self.aws_conn_id), es=es, manifest_path=self.manifest_path,
+                                 new_index=self.new_index, pending_at=pending_uri(area, self.alias))  # fmt: skip
         try:
             swapped = swap_alias(
-                es=elasticsearch_client(self.elasticsearch_conn_id),
+                es=es,
                 alias=self.alias,
                 new_index=self.new_index,
                 delete_old=bool(self.delete_old),
@@ -128,4 +162,4 @@ class LateChunkSwapAliasOperator(BaseOperator):
                 "index": self.alias, "physical_index": [self.new_index], "run_id": context["run_id"],
                 "previous_index": swapped["previous"], "validation": "passed",
             }
-        return swapped
+        return {**swapped, "catch_up": caught_up} if caught_up is not None else swapped

@@ -49,6 +49,13 @@ STAGING: dict[str, Any] = {
 # whatever the executor (created by scripts/airflow.sh and the compose file's init service).
 GPU_POOL = _env("GPU_POOL", "gpu")
 
+# The Airflow pool of the tasks that write or check the served index (index and validate of the ingest and events
+# DAGs, the reindex's swap_alias), with one slot: runs that overlap (a scheduled, a manual and a backfill run, an
+# events run, a reindex) never write at once, so each write checks the bucket's current version of what it writes
+# without another run writing meanwhile (see latechunk.pipeline.overlap). Created with the gpu pool by
+# scripts/airflow.sh and the compose file's init service.
+INDEX_POOL = _env("INDEX_POOL", "latechunk_index_writes")
+
 # Retries of every task but validate: after a worker died, a node restarted or a request timed out. The first
 # retry waits LATECHUNK_RETRY_DELAY_S seconds (doubling after each failure).
 TASK_RETRIES = {

@@ -19,6 +19,7 @@ from latechunk_operators.index import LateChunkIndexOperator
 from latechunk_operators.params import (
     CHUNKING,
     GPU_POOL,
+    INDEX_POOL,
     INDEX_SETTINGS,
     LATE_CHUNKING,
     LIMITS,
@@ -50,7 +51,12 @@ def late_chunking_tasks(
     deletions), and validate fails the run after checking them (`latechunk.pipeline.batch_failures`); a failed
     extract still stops index and validate. Without it (the reindex), any failed batch stops index and validate.
     Call inside a DAG whose params are `ingest_params()`; returns the gathering extract task and the last task.
+
+    With ``create_as_alias`` (the DAGs that write the served index) index and validate take the one-slot pool
+    ``INDEX_POOL``, so that overlapping runs write and check it one at a time (`latechunk.pipeline.overlap`); the
+    reindex writes a new index of its own, which no other run writes.
     """
+    served = {"pool": INDEX_POOL} if create_as_alias else {}
     arguments = {
         "bucket": param_ref("bucket"),
         "prefix": param_ref("prefix"),
@@ -98,6 +104,7 @@ def late_chunking_tasks(
         index_settings=INDEX_SETTINGS,
         trigger_rule=TriggerRule.NONE_FAILED if isolate_failed_batches else TriggerRule.ALL_SUCCESS,
         execution_timeout=execution_timeout("index"),
+        **served,
         **STAGING,
     )
     validate = LateChunkValidateOperator(
@@ -107,6 +114,7 @@ def late_chunking_tasks(
         validation=VALIDATION,
         retries=0,  # a failed check is a finding about the data, not a transient fault
         execution_timeout=execution_timeout("validate"),
+        **served,
         **STAGING,
     )
     if isolate_failed_batches:

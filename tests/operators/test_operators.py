@@ -235,6 +235,45 @@ def test_swap_alias_refuses_an_alias_over_an_index_it_did_not_build_without_retr
     assert list(es_client.indices.get_alias(name=es_index)) == [f"{es_index}-theirs"]
 
 
+def test_swap_alias_catches_the_new_index_up_with_the_bucket_before_it_swaps(
+    connections, es_client, es_index, s3_client, s3_bucket, staging_bucket, make_chunks
+):
+    """What other runs changed while the reindex built its index: a deleted object leaves the new index, an
+    overwritten one goes on the ingest DAG's pending list (latechunk.pipeline.catch_up); then the alias moves."""
+    import numpy as np
+    from latechunk.chunking.config import ChunkingConfig
+    from latechunk.embedding.config import LateChunkingConfig
+    from latechunk.index.elasticsearch import ElasticsearchBackend
+    from latechunk.index.spec import IndexSpec
+    from latechunk.pipeline.batch_failures import pending_uri, read_pending
+    from latechunk.pipeline.manifest import RunManifest
+
+    new = f"{es_index}-b"
+    backend = ElasticsearchBackend(es_client)
+    backend.ensure_index(IndexSpec(name=new, dims=8, model_id="m", replicas=0))
+    for key in ("incoming/kept.txt", "incoming/gone.txt"):
+        chunks = make_chunks(key, 2, bucket=s3_bucket, etag="v1", vectors=np.eye(8, dtype=np.float32)[:2])
+        assert backend.upsert_documents(new, chunks).ok
+    now = s3_client.put_object(Bucket=s3_bucket, Key="incoming/kept.txt", Body=b"rewritten")["ETag"].strip('"')
+    reindex = RunManifest(
+        bucket=s3_bucket, prefix="incoming/", index=new, model="m", model_revision="r", dims=8,
+        chunking=ChunkingConfig(), window=64, window_overlap=16, late_chunking=LateChunkingConfig(),
+        max_bad_fraction=0.2,
+    ).write(s3_client, staging.StagingArea(staging_bucket, "runs", "latechunk_reindex", "manual__1"))  # fmt: skip
+
+    result = LateChunkSwapAliasOperator(
+        task_id="swap", alias=es_index, new_index=new, manifest_path=reindex, staging_bucket=staging_bucket
+    ).execute({"run_id": "manual__1"})
+    assert (result["catch_up"]["removed"], result["catch_up"]["pending"]) == (["incoming/gone.txt"],
+                                                                              ["incoming/kept.txt"])  # fmt: skip
+    assert list(es_client.indices.get_alias(name=es_index)) == [new]
+    ingest = staging.StagingArea(staging_bucket, "runs", "latechunk_ingest", "any")
+    assert {key: entry["etag"] for key, entry in read_pending(s3_client, pending_uri(ingest, es_index)).items()} == {
+        "incoming/kept.txt": now
+    }
+    assert set(backend.indexed_etags(new, bucket=s3_bucket)) == {"incoming/kept.txt"}
+
+
 def test_templated_fields_render_from_params_and_dates():
     operator = LateChunkExtractOperator(
         task_id="extract", bucket="{{ params.bucket }}", prefix="{{ params.prefix }}{{ ds }}/",

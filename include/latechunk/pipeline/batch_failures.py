@@ -106,8 +106,10 @@ def update_pending(
 ) -> None:
     """Add the run's pending objects to the list, and the ``deferred`` ones (key -> ETag: changed while the run
     read them); with ``settled`` (the run's writes are verified) also remove the objects this run took from the
-    list and indexed, quarantined or found gone. Runs of a DAG do not overlap (``max_active_runs=1``), so the
-    list is read and written by one task at a time."""
+    list and indexed, quarantined or found gone. Every task that writes the list of a served index holds the slot
+    of the index-writes pool (backfill runs may overlap the DAG's other runs, and the reindex adds to the ingest
+    DAG's list), so a list is read and written by one task at a time; the reindex's own list is named after its new
+    index, which no other run writes."""
     uri = manifest.pending_uri
     retried = manifest.retried
     if not uri or not (failed.pending or failed.given_up or deferred or (settled and retried)):
@@ -121,8 +123,18 @@ def update_pending(
     for key, reason in failed.pending.items():
         entries[key] = {"bucket": manifest.bucket, "etag": manifest.changed[key], "reason": reason,
                         "runs": retried.get(key, 0) + 1}  # fmt: skip
-    bucket, key = staging.parse_s3_uri(uri)
-    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(entries).encode(), ContentType="application/json")
+    _write_json(s3, uri, entries)
+
+
+def add_pending(s3, uri: str, bucket: str, etags: dict[str, str], reason: str) -> None:
+    """Put the objects ``etags`` (key -> ETag) on the pending list at ``uri``, for the next run of its DAG; an
+    entry already there keeps its count of failed runs."""
+    if not etags:
+        return
+    entries = read_pending(s3, uri)
+    for key, etag in etags.items():
+        entries[key] = {"bucket": bucket, "etag": etag, "reason": reason, "runs": entries.get(key, {}).get("runs", 0)}
+    _write_json(s3, uri, entries)
 
 
 def write_batch_failures(s3, manifest_path: str, failed: FailedObjects) -> None:
@@ -146,6 +158,11 @@ def failure_summary(failed: FailedObjects) -> str:
         f"out of the index and are retried by the next run, {len(failed.given_up)} were quarantined after "
         f"failing in {RETRY_RUNS} runs. The other batches are indexed and validated"
     )
+
+
+def _write_json(s3, uri: str, body: Any) -> None:
+    bucket, key = staging.parse_s3_uri(uri)
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body).encode(), ContentType="application/json")
 
 
 def _beside(manifest_path: str, name: str) -> str:

@@ -35,6 +35,7 @@ from latechunk.pipeline.index_plan import (
 )
 from latechunk.pipeline.manifest import RunManifest, read_manifest
 from latechunk.pipeline.models import manifest_index_spec
+from latechunk.pipeline.overlap import overtaken_in_bucket, without_overtaken
 from latechunk.pipeline.progress import Progress
 from latechunk.pipeline.shared import stage_uri
 from latechunk.sources.documents import Document, EmbeddedChunk, QuarantineEntry, utf16_offsets
@@ -109,7 +110,9 @@ def index(
     A new index is created behind an alias of the given name when ``create_as_alias`` (see
     `ensure_served_index`), else under that name itself (the reindex DAG's versioned index). An object with a
     chunk the engine refuses is quarantined and removed from the index; items that fail for the cluster's sake
-    (429, 5xx) fail the task, whose retry writes them. Ends by checking that every object it indexed is complete
+    (429, 5xx) fail the task, whose retry writes them. An object the bucket no longer holds at the staged version
+    is not written (deferred, or removed when deleted since) and a deleted key back in the bucket is not deleted
+    (`latechunk.pipeline.overlap`: runs that overlap). Ends by checking that every object it indexed is complete
     in the index and that the run's objects add up (`latechunk.pipeline.index_plan`). ``settings``: the shards and
     replicas of a new index, and the refresh interval during the writes (`latechunk.index.settings`).
     """
@@ -123,9 +126,14 @@ def index(
     )  # fmt: skip
     batches_failed = failed_batches(s3, manifest)
     plan = read_plan(s3, manifest, batches_failed)
+    # Another run may have written or deleted some of these objects since extract (`latechunk.pipeline.overlap`).
+    overtaken = overtaken_in_bucket(s3, manifest)
+    manifest, plan = without_overtaken(manifest, plan, overtaken)
     failed = failed_objects(manifest, batches_failed, plan.keys_by_failed_batch)
-    # Deferred objects (changed while extract read them) wait for the next run like those of failed batches.
+    # Deferred objects (changed while extract read them, or since; deleted keys back in the bucket) wait for the
+    # next run like those of failed batches.
     deferred = {entry["key"]: entry["etag"] for entry in manifest.quarantine if entry["reason"] == RACE_CHANGED}
+    deferred.update(overtaken.reappeared)
     update_pending(s3, manifest, failed, deferred, settled=False)  # recorded before anything can fail the task
     check_bad_share(manifest, plan.unchunked.bad_keys | set(plan.annotate_failed))
     created = ensure_served_index(es, backend, spec) if create_as_alias else backend.ensure_index(spec)
@@ -155,7 +163,7 @@ def index(
     check_bad_share(manifest, plan.unchunked.bad_keys | set(plan.annotate_failed) | set(refused), refused=True)
     _verify(backend, index_name, manifest, outcome)
     update_pending(s3, manifest, failed, deferred, settled=True)
-    quarantine = run_quarantine(manifest, plan, refused, failed)
+    quarantine = run_quarantine(manifest, plan, refused, failed) + overtaken.quarantine()
     write_index_quarantine(s3, manifest_path, quarantine)  # validation leaves these objects out
     write_batch_failures(s3, manifest_path, failed)
     if failed.batches:
@@ -172,6 +180,7 @@ def index(
         "tombstones_recorded": tombstones,
         "quarantined_no_chunks": len(plan.unchunked.documents),
         **outcome.counts(),
+        **overtaken.counts(),
         "failed_batches": [{"batch": uri, "reason": reason} for uri, reason in failed.batches.items()][:MAX_LISTED],
         "objects_retried": len(manifest.retried),
         "index_quarantine": quarantine[:MAX_LISTED],

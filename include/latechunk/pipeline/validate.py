@@ -17,6 +17,7 @@ from latechunk.pipeline.index import DEFAULT_INDEX_OPTIONS, chunk_batch_uris, un
 from latechunk.pipeline.index_plan import read_index_quarantine
 from latechunk.pipeline.manifest import RunManifest, read_manifest
 from latechunk.pipeline.models import describe_model, load_tokenizer, manifest_index_spec
+from latechunk.pipeline.overlap import current_versions_check, indexed_versions
 from latechunk.sources.documents import Document, EmbeddedChunk
 from latechunk.staging import tables as staging
 from latechunk.staging.stream import ENCODER_DTYPE_KEY, StagedReader, iter_chunks
@@ -69,6 +70,9 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
     refused_keys = {entry["key"] for entry in refused}
     failed = read_batch_failures(s3, manifest_path)
     backend = ElasticsearchBackend(es)
+    # Objects a later run rewrote or removed since this run wrote them are skipped; a stale overwrite fails.
+    versions = indexed_versions(s3, backend, index_name, manifest, set(manifest.changed) - refused_keys - failed.keys)
+    refused_keys |= set(versions.superseded)
     # The staged chunks are streamed once: counts and mapping over all, bounded samples for the rest.
     scan = StagedScan(backend, index_name, settings.sample_size, levels=manifest.levels != DEFAULT_LEVELS)
     for number, (uri, chunks_uri) in enumerate(zip(manifest.batches, chunk_batch_uris(manifest), strict=True)):
@@ -102,6 +106,7 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
         exact_documents=staged_documents(s3, manifest, exact_sample, batch_of),
         reencoder=run_reencoder(manifest, encoder),
     )
+    report.checks.append(current_versions_check(versions))
     quarantine = manifest.quarantine + unchunked_documents(s3, manifest, failed.batches).quarantine() + refused
     report_uri = f"{manifest_path.rpartition('/')[0]}/{REPORT}"
     bucket, key = staging.parse_s3_uri(report_uri)

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 CHECKS = {
+    "current_versions": "every object the run wrote is in the index at the version the run staged, or at a later "
+    "version another run wrote since (the bucket no longer holds the staged one): no stale write overtook it",
     "exact_vectors": "a sample of the run's documents, annotated and late-chunked again by the run's model with "
     "the run's settings, gives exactly the chunks the index serves: the same texts and offsets, and vectors within "
     "the cosine bound of the embed stage's dtype",
