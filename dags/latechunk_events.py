@@ -8,8 +8,11 @@ index -> validate -> publish), but extract reads only the keys the run's events 
 reordered events change nothing. Events outside ``bucket``/``prefix``, of another kind or malformed are counted in
 the run report and logged with their message.
 
-One run at a time (``max_active_runs=1``): events that arrive while a run is busy wait, and the next run takes them
-all (``requeue_late_events`` makes sure there is a next run for them). The daily ``latechunk_ingest`` run stays
+Up to ``LATECHUNK_EVENT_RUNS`` runs (3) at once: a burst of notifications starts a run while earlier runs still
+embed, index or validate (their index and validate tasks take turns in the index-writes pool, and a stale version
+never overwrites a newer one: `latechunk.pipeline.overlap`); events that arrive while that many runs are busy wait,
+and the next run takes them all (``requeue_late_events`` makes sure there is a next run for them). The daily
+``latechunk_ingest`` run stays
 the reconciliation: it lists the prefix and catches whatever the events missed (a broker outage, a watcher
 stopped). Both write the same index, each object complete or absent and keyed by its ETag (see
 docs/deployment.md).
@@ -21,7 +24,14 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 from latechunk_operators.events import RequeueLateEventsOperator, object_events_asset
-from latechunk_operators.params import INDEX_ASSET, TASK_RETRIES, execution_timeout, ingest_params, param_ref
+from latechunk_operators.params import (
+    EVENT_RUNS,
+    INDEX_ASSET,
+    TASK_RETRIES,
+    execution_timeout,
+    ingest_params,
+    param_ref,
+)
 from latechunk_operators.publish import LateChunkPublishOperator
 from latechunk_operators.tasks import late_chunking_tasks
 
@@ -33,7 +43,7 @@ with DAG(
     schedule=[OBJECT_EVENTS],
     start_date=datetime(2026, 1, 1),
     catchup=False,
-    max_active_runs=1,
+    max_active_runs=EVENT_RUNS,
     # Active once deployed: uploads become searchable without anyone unpausing or triggering anything.
     is_paused_upon_creation=False,
     params=ingest_params(),

@@ -56,6 +56,11 @@ GPU_POOL = _env("GPU_POOL", "gpu")
 # scripts/airflow.sh and the compose file's init service.
 INDEX_POOL = _env("INDEX_POOL", "latechunk_index_writes")
 
+# Runs of latechunk_events in flight at once: a burst of notifications starts a run while earlier ones still embed,
+# index or validate (their index and validate tasks take turns in the index-writes pool), so an upload does not
+# wait for the previous run's validation to end.
+EVENT_RUNS = int(_env("EVENT_RUNS", "3"))
+
 # Retries of every task but validate: after a worker died, a node restarted or a request timed out. The first
 # retry waits LATECHUNK_RETRY_DELAY_S seconds (doubling after each failure).
 TASK_RETRIES = {
