@@ -12,10 +12,9 @@ Up to ``LATECHUNK_EVENT_RUNS`` runs (3) at once: a burst of notifications starts
 embed, index or validate (their index and validate tasks take turns in the index-writes pool, and a stale version
 never overwrites a newer one: `latechunk.pipeline.overlap`); events that arrive while that many runs are busy wait,
 and the next run takes them all (``requeue_late_events`` makes sure there is a next run for them). The daily
-``latechunk_ingest`` run stays
-the reconciliation: it lists the prefix and catches whatever the events missed (a broker outage, a watcher
-stopped). Both write the same index, each object complete or absent and keyed by its ETag (see
-docs/deployment.md).
+``latechunk_ingest`` run stays the reconciliation: it lists the prefix and catches whatever the events missed (a
+broker outage, a watcher stopped). Both write the same index, each object complete or absent and keyed by its ETag
+(see docs/deployment.md).
 """
 
 from __future__ import annotations
