@@ -21,19 +21,20 @@ from latechunk.index.spec import IndexMismatchError, IndexSpec
 from latechunk.pipeline.batch_failures import pending_uri, read_pending
 from latechunk.pipeline.models import ModelInfo, describe_model, index_spec
 from latechunk.pipeline.progress import Progress
+from latechunk.pipeline.read_objects import (
+    RACE_CHANGED,
+    READ_AHEAD_BYTES,
+    READ_AHEAD_OBJECTS,
+    READER_THREADS,
+    fetch_object,
+    is_folder_marker,
+    parse_object,
+    skipped_by_race,
+)
 from latechunk.pipeline.scan import Scan, scan_keys, walk_prefix
 from latechunk.pipeline.shards import Shard, ShardResult, gather_shards, plan_shards
 from latechunk.pipeline.shards import TooManyBadDocuments as TooManyBadDocuments  # raised by extract, as before
-from latechunk.sources.documents import (
-    Document,
-    Limits,
-    QuarantineEntry,
-    SkipDocument,
-    SourceObject,
-    check_key,
-    check_size,
-    load_documents,
-)
+from latechunk.sources.documents import Document, Limits, SourceObject
 from latechunk.sources.settings import SourceSettings
 from latechunk.staging import tables as staging
 from latechunk.staging.batch_plan import Batch, BatchPlanner, estimate_tokens
@@ -41,15 +42,6 @@ from latechunk.staging.prefetch import map_ahead
 
 log = logging.getLogger(__name__)
 
-# Objects that vanished or changed between listing and reading: not bad input, just a race with the writer.
-RACE_DELETED = "deleted_before_read"
-RACE_CHANGED = "changed_before_read"
-# Objects fetched concurrently (GETs are round trips; a bucket of small objects is bound by their latency).
-READER_THREADS = 8
-# Bodies fetched ahead of the parser and not yet parsed, in bytes (their listed sizes) and in objects: what extract
-# holds besides the object it parses (which `max_object_bytes` bounds), however large the objects are.
-READ_AHEAD_BYTES = 256 * 1024 * 1024
-READ_AHEAD_OBJECTS = 32
 
 
 @dataclass(frozen=True)
@@ -191,12 +183,12 @@ def extract_shard(*, s3, es, area: staging.StagingArea, settings: ExtractSetting
 
     with Progress(f"extract {shard.describe()}", total_docs=estimate.changed_objects) as progress:
         fetched = map_ahead(
-            lambda item: (*item, _fetch_object(s3, item[0], settings)), to_read, workers=READER_THREADS,
+            lambda item: (*item, fetch_object(s3, item[0], settings)), to_read, workers=READER_THREADS,
             ahead=READ_AHEAD_OBJECTS, max_cost_ahead=READ_AHEAD_BYTES,
             cost=lambda item: item[0].size if item[0].size <= settings.max_object_bytes else 0,
         )  # fmt: skip
         for obj, indexed_etag, body in fetched:
-            documents, skipped = _parse_object(obj, body, settings)
+            documents, skipped = parse_object(obj, body, settings)
             result.quarantine.extend(entry.to_dict() for entry in skipped)
             if not any(entry.reason == RACE_CHANGED for entry in skipped):
                 result.changed[obj.key] = obj.etag  # else keep the indexed version; the next run reads the new one
@@ -246,11 +238,6 @@ def _objects_to_read(
     return counted, reading, ((change.listed, change.indexed_etag) for change in changes)
 
 
-def skipped_by_race(skipped: list[QuarantineEntry]) -> bool:
-    """Whether an object was not read because a writer deleted or changed it meanwhile: not bad input."""
-    return any(entry.reason in (RACE_DELETED, RACE_CHANGED) for entry in skipped)
-
-
 def check_windows(settings: ExtractSettings, chunking: ChunkingConfig) -> None:
     """Refuse window settings the embed stage cannot honour: a window larger than the model's, an overlap that
     is not smaller than the window, fixed chunks longer than the window (a chunk must fit one window)."""
@@ -268,48 +255,3 @@ def check_windows(settings: ExtractSettings, chunking: ChunkingConfig) -> None:
             f"chunk_size={chunking.chunk_size} tokens is larger than the encoder window of {window} tokens: "
             "lower chunk_size or raise window"
         )
-
-
-def is_folder_marker(obj: SourceObject) -> bool:
-    """An empty object whose key ends in "/", as consoles create for a folder: reported, but not a bad object (a
-    folder made by hand in every day's folder would otherwise count against ``max_bad_fraction``)."""
-    return obj.key.endswith("/") and obj.size == 0
-
-
-def _fetch_object(s3, obj: SourceObject, settings: ExtractSettings) -> bytes | list[QuarantineEntry]:
-    """The object's bytes, or its quarantine record. Only S3 errors other than the races with a writer raise (for
-    Airflow to retry). Runs in reader threads: fetching is I/O, parsing stays on the task's thread (its time
-    budget is measured there)."""
-    try:
-        check_key(obj.key)
-        check_size(obj.size, settings.max_object_bytes)
-    except SkipDocument as skip:
-        return [QuarantineEntry(obj.key, obj.etag, skip.reason.value, skip.detail)]
-    try:
-        return s3.get_object(Bucket=obj.bucket, Key=obj.key, IfMatch=f'"{obj.etag}"')["Body"].read()
-    except s3.exceptions.NoSuchKey:
-        return [QuarantineEntry(obj.key, obj.etag, RACE_DELETED, "object deleted between list and get")]
-    except s3.exceptions.ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "PreconditionFailed":
-            return [QuarantineEntry(obj.key, obj.etag, RACE_CHANGED, "object changed between list and get")]
-        raise
-
-
-def _parse_object(
-    obj: SourceObject, body: bytes | list[QuarantineEntry], settings: ExtractSettings
-) -> tuple[list[Document], list[QuarantineEntry]]:
-    """The documents of one fetched object and its quarantine records: whatever the object holds,
-    `load_documents` turns a failure into a record."""
-    if isinstance(body, list):
-        return [], body
-    limits = Limits(
-        max_depth=settings.max_nesting_depth,
-        max_parts=settings.max_parts_per_object,
-        time_budget_s=settings.max_extract_seconds,
-        max_pdf_page_bytes=settings.max_pdf_page_bytes,
-        max_pdf_bytes=settings.max_pdf_bytes,
-        max_unzipped_bytes=settings.max_unzipped_bytes,
-    )
-    return load_documents(
-        obj, body, json_text_field=settings.json_text_field, max_bytes=settings.max_object_bytes, limits=limits
-    )

@@ -21,7 +21,6 @@ from latechunk.pipeline.batch_failures import (
     update_pending,
     write_batch_failures,
 )
-from latechunk.pipeline.extract import RACE_CHANGED, TooManyBadDocuments
 from latechunk.pipeline.index_plan import (
     BATCH_FAILED,
     NO_CHUNKS,
@@ -37,6 +36,8 @@ from latechunk.pipeline.manifest import RunManifest, read_manifest
 from latechunk.pipeline.models import manifest_index_spec
 from latechunk.pipeline.overlap import overtaken_in_bucket, without_overtaken
 from latechunk.pipeline.progress import Progress
+from latechunk.pipeline.read_objects import RACE_CHANGED
+from latechunk.pipeline.shards import TooManyBadDocuments
 from latechunk.pipeline.shared import stage_uri
 from latechunk.sources.documents import Document, EmbeddedChunk, QuarantineEntry, utf16_offsets
 from latechunk.staging import tables as staging

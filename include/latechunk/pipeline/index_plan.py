@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 from latechunk.index.backend import Tombstone
 from latechunk.pipeline.batch_failures import BATCH_FAILED, FailedObjects
-from latechunk.pipeline.extract import RACE_CHANGED
 from latechunk.pipeline.manifest import RunManifest
+from latechunk.pipeline.read_objects import RACE_CHANGED
 from latechunk.pipeline.shared import stage_uri
 from latechunk.sources.documents import Document, QuarantineEntry
 from latechunk.staging import tables as staging

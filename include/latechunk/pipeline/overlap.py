@@ -27,9 +27,9 @@ import logging
 from dataclasses import dataclass, replace
 
 from latechunk.index.backend import SearchBackend
-from latechunk.pipeline.extract import RACE_CHANGED
 from latechunk.pipeline.index_plan import IndexPlan, Unchunked
 from latechunk.pipeline.manifest import RunManifest
+from latechunk.pipeline.read_objects import RACE_CHANGED
 from latechunk.pipeline.scan import head_objects
 from latechunk.sources.documents import QuarantineEntry
 from latechunk.validation.report import Check
