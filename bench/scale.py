@@ -111,8 +111,7 @@ def sync_objects(s3, prefix: str, expected: dict[str, str], texts: dict[str, str
     to_put = [key for key, etag in expected.items() if held.get(key) != etag]
     extra = sorted(set(held) - set(expected))
     put_many(s3, {key: texts[key] for key in to_put})
-    for start in range(0, len(extra), 1000):
-        s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": k} for k in extra[start : start + 1000]]})
+    delete_many(s3, extra)
     return {"put": len(to_put), "deleted": len(extra)}
 
 
@@ -122,6 +121,11 @@ def put_many(s3, texts: dict[str, str]) -> None:
 
     with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
         list(pool.map(put, texts.items()))
+
+
+def delete_many(s3, keys: list[str]) -> None:
+    for start in range(0, len(keys), 1000):  # the most one request may delete
+        s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": key} for key in keys[start : start + 1000]]})
 
 
 def run_figures(stack, run_id: str) -> dict[str, Any]:
@@ -189,7 +193,7 @@ def print_run(name: str, figures: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--objects", type=int, default=1000)
+    parser.add_argument("--objects", type=int, default=10_000)
     parser.add_argument("--folders", type=int, default=8, help="folders the objects are spread over")
     parser.add_argument("--changed", type=int, default=1000, help="objects rewritten before run (c)")
     parser.add_argument("--deleted", type=int, default=100, help="objects deleted before run (c)")
@@ -229,11 +233,12 @@ def main() -> None:
     prefix = f"scale-{args.objects}/"
     texts = {object_key(prefix, n, args.folders): document_text(n) for n in range(args.objects)}
     expected = {key: etag_of(text) for key, text in texts.items()}
+    changed, deleted = plan_delta(list(expected), args.changed, args.deleted)
     started = time.perf_counter()
     synced = sync_objects(s3, prefix, expected, texts)
     upload_s = time.perf_counter() - started
     print(f"s3://{BUCKET}/{prefix}: {synced['put']:,} objects put, {synced['deleted']:,} deleted in {upload_s:.0f}s"
-          + (f" ({synced['put'] / upload_s:,.0f} PUT/s)" if synced["put"] else ""), flush=True)
+          + (f" ({synced['put'] / upload_s:,.0f} PUT/s, the listing included)" if synced["put"] else ""), flush=True)
 
     tag = f"scale-{args.objects}-{uuid.uuid4().hex[:8]}"
     conf = {
@@ -255,10 +260,9 @@ def main() -> None:
     try:
         first = measured_run("first load")
         nochange = measured_run("nothing changed")
-        changed, deleted = plan_delta(list(expected), args.changed, args.deleted)
         revised = {key: document_text(int(key[-11:-4]), revision=1) for key in changed}
         put_many(s3, revised)
-        s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": key} for key in deleted]})
+        delete_many(s3, deleted)
         expected.update({key: etag_of(text) for key, text in revised.items()})
         for key in deleted:
             del expected[key]
