@@ -17,6 +17,10 @@ from latechunk.embedding.config import LateChunkingConfig
 from latechunk.staging import tables as staging
 
 MANIFEST = "manifest.json"
+# The manifest without its per-object lists, beside it: what the mapped annotate and embed tasks read (the model
+# and the settings), so that each of a first load's hundreds of batch tasks does not parse the key of every object.
+RUN_SETTINGS = "run-settings.json"
+OBJECT_LISTS = ("changed", "deleted_keys", "quarantine", "retried")
 
 
 @dataclass(frozen=True)
@@ -109,11 +113,22 @@ class RunManifest:
         )
 
     def write(self, s3, area: staging.StagingArea) -> str:
-        """Stage the manifest in the run's folder; returns its URI (the extract task's XCom ``manifest``)."""
-        return staging.write_json(s3, area, MANIFEST, self.to_dict())
+        """Stage the manifest in the run's folder, and beside it the same without its per-object lists
+        (`RUN_SETTINGS`); returns the manifest's URI (the extract task's XCom ``manifest``)."""
+        whole = self.to_dict()
+        staging.write_json(s3, area, RUN_SETTINGS, {**whole, **{name: type(whole[name])() for name in OBJECT_LISTS}})
+        return staging.write_json(s3, area, MANIFEST, whole)
 
 
-def read_manifest(s3, uri: str) -> RunManifest:
+def read_manifest(s3, uri: str, *, object_lists: bool = True) -> RunManifest:
+    """The run manifest at ``uri``; without ``object_lists``, its settings only (empty ``changed``,
+    ``deleted_keys``, ``quarantine`` and ``retried``), from the smaller file beside it where there is one (a run
+    staged by an earlier version has only the manifest)."""
+    if not object_lists:
+        try:
+            return RunManifest.from_dict(staging.read_json(s3, f"{uri.rpartition('/')[0]}/{RUN_SETTINGS}"))
+        except s3.exceptions.NoSuchKey:
+            pass
     return RunManifest.from_dict(staging.read_json(s3, uri))
 
 
