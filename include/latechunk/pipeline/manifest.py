@@ -44,6 +44,7 @@ class RunManifest:
     late_chunking: LateChunkingConfig
     max_bad_fraction: float
     objects_selected: int | None = None
+    objects_under_prefix: int | None = None  # listed (all of the prefix; the keys events named)
     objects_quarantined: int = 0
     batches: list[str] = field(default_factory=list)
     batching: dict[str, Any] = field(default_factory=dict)
@@ -70,6 +71,7 @@ class RunManifest:
             "window_overlap": self.window_overlap,
             "late_chunking": self.late_chunking.recorded(),
             "objects_selected": self.objects_selected,
+            "objects_under_prefix": self.objects_under_prefix,
             "objects_quarantined": self.objects_quarantined,
             "batches": list(self.batches),
             "batching": self.batching,
@@ -100,6 +102,7 @@ class RunManifest:
             late_chunking=LateChunkingConfig.from_recorded(data.get("late_chunking") or {}),
             max_bad_fraction=float(settings.get("max_bad_fraction", 1.0)),
             objects_selected=data.get("objects_selected"),
+            objects_under_prefix=data.get("objects_under_prefix"),
             objects_quarantined=int(data.get("objects_quarantined", 0)),
             batches=list(data.get("batches", [])),
             batching=dict(data.get("batching") or {}),
