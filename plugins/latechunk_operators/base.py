@@ -68,7 +68,8 @@ class LateChunkBaseOperator(BaseOperator):
         return summary
 
     def run_manifest(self, context: Any, manifest_path: str | None) -> RunManifest:
-        """The run's manifest: at ``manifest_path``, else where the extract task of this run staged it. A model
+        """The run's manifest, its settings only (what a batch's annotate and embed need, not its per-object lists):
+        at ``manifest_path``, else where the extract task of this run staged it. A model
         revision it records that is no longer at hand fails the task without retries (a retry cannot find it); in
         `run_batch_stage`, the batch's failure record says why."""
         from airflow.sdk.exceptions import AirflowFailException
@@ -76,7 +77,9 @@ class LateChunkBaseOperator(BaseOperator):
         from latechunk.pipeline.manifest import manifest_uri, read_manifest
         from latechunk.pipeline.models import describe_model
 
-        manifest = read_manifest(self.s3(), manifest_path or manifest_uri(self.staging_area(context)))
+        manifest = read_manifest(
+            self.s3(), manifest_path or manifest_uri(self.staging_area(context)), object_lists=False
+        )
         try:
             describe_model(manifest.model, manifest.model_revision)
         except RevisionUnavailable as error:

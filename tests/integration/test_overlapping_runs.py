@@ -179,3 +179,34 @@ def test_a_reindex_swap_neither_loses_nor_resurrects_what_other_runs_changed_mea
     runs.index(runs.stage(select_prefixes=(PREFIX + "2026-01-01/",)))
     runs.exact()
     assert runs.pending() == {}
+
+
+def test_many_keys_are_checked_by_listing_the_prefix_few_by_head_with_the_same_answer(s3_client, s3_bucket):
+    from dataclasses import replace
+
+    from latechunk.chunking.config import ChunkingConfig
+    from latechunk.embedding.config import LateChunkingConfig
+    from latechunk.pipeline.manifest import RunManifest
+    from latechunk.pipeline.overlap import current_etags
+
+    keys = [f"{PREFIX}{number:03d}.txt" for number in range(30)]
+    for key in keys[:25]:
+        s3_client.put_object(Bucket=s3_bucket, Key=key, Body=key.encode())
+    s3_client.put_object(Bucket=s3_bucket, Key=f"{PREFIX}other.txt", Body=b"not asked for")
+    calls: list[str] = []
+    for operation in ("HeadObject", "ListObjectsV2"):
+        s3_client.meta.events.register(f"before-call.s3.{operation}", lambda model, **_: calls.append(model.name))
+    manifest = RunManifest(
+        bucket=s3_bucket, prefix=PREFIX, index="i", model="m", model_revision="r", dims=4, chunking=ChunkingConfig(),
+        window=64, window_overlap=16, late_chunking=LateChunkingConfig(), max_bad_fraction=0.2,
+        objects_under_prefix=26,
+    )  # fmt: skip
+    expected = {key: s3_client.head_object(Bucket=s3_bucket, Key=key)["ETag"].strip('"') for key in keys[:25]}
+    calls.clear()
+    assert current_etags(s3_client, manifest, keys) == expected
+    assert calls == ["ListObjectsV2"], "30 keys of a 26-object prefix: one page of listing"
+    calls.clear()
+    assert current_etags(s3_client, replace(manifest, objects_under_prefix=1_000_000), keys[20:]) == {
+        key: expected[key] for key in keys[20:25]
+    }
+    assert calls == ["HeadObject"] * 10, "10 keys of a million-object prefix: a HEAD each"

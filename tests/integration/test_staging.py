@@ -192,3 +192,30 @@ def test_json_manifests_and_deleting_a_run(area, s3_client, s3_bucket):
     assert delete_run(s3_client, area) == 2
     assert list_batches(s3_client, area, STAGE_DOCUMENTS) == []
     assert read_json(s3_client, other_run.uri(other_run.key("manifest.json"))) == {}
+
+
+def test_batch_tasks_read_the_run_settings_without_the_object_lists(s3_client, staging_bucket):
+    """Annotate and embed read the small settings file beside the manifest; index and validate the whole manifest;
+    a run staged before the settings file existed is read whole either way."""
+    from latechunk.chunking.config import ChunkingConfig
+    from latechunk.embedding.config import LateChunkingConfig
+    from latechunk.pipeline.manifest import RUN_SETTINGS, RunManifest, read_manifest
+
+    area = StagingArea(staging_bucket, "runs", "dag", "run-1")
+    manifest = RunManifest(
+        bucket="docs", prefix="in/", index="chunks", model="m", model_revision="r", dims=4,
+        chunking=ChunkingConfig(), window=64, window_overlap=16, late_chunking=LateChunkingConfig(),
+        max_bad_fraction=0.2, batches=["s3://s/b/documents/batch-00000.parquet"],
+        changed={f"in/{number}.txt": f"e{number}" for number in range(1000)}, deleted_keys=["in/gone.txt"],
+        quarantine=[{"key": "in/bad.pdf", "etag": "e", "reason": "corrupt_pdf", "detail": ""}], retried={"in/1.txt": 1},
+        settings={"max_bad_fraction": 0.2},
+    )  # fmt: skip
+    uri = manifest.write(s3_client, area)
+    assert read_manifest(s3_client, uri) == manifest
+    settings_only = read_manifest(s3_client, uri, object_lists=False)
+    assert (settings_only.changed, settings_only.deleted_keys, settings_only.quarantine, settings_only.retried) == (
+        {}, [], [], {}
+    )  # fmt: skip
+    assert settings_only.batches == manifest.batches and settings_only.chunking == manifest.chunking
+    s3_client.delete_object(Bucket=staging_bucket, Key=area.key(RUN_SETTINGS))
+    assert read_manifest(s3_client, uri, object_lists=False) == manifest

@@ -17,6 +17,10 @@ from latechunk.embedding.config import LateChunkingConfig
 from latechunk.staging import tables as staging
 
 MANIFEST = "manifest.json"
+# The manifest without its per-object lists, beside it: what the mapped annotate and embed tasks read (the model
+# and the settings), so that each of a first load's hundreds of batch tasks does not parse the key of every object.
+RUN_SETTINGS = "run-settings.json"
+OBJECT_LISTS = ("changed", "deleted_keys", "quarantine", "retried")
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class RunManifest:
     late_chunking: LateChunkingConfig
     max_bad_fraction: float
     objects_selected: int | None = None
+    objects_under_prefix: int | None = None  # listed (all of the prefix; the keys events named)
     objects_quarantined: int = 0
     batches: list[str] = field(default_factory=list)
     batching: dict[str, Any] = field(default_factory=dict)
@@ -66,6 +71,7 @@ class RunManifest:
             "window_overlap": self.window_overlap,
             "late_chunking": self.late_chunking.recorded(),
             "objects_selected": self.objects_selected,
+            "objects_under_prefix": self.objects_under_prefix,
             "objects_quarantined": self.objects_quarantined,
             "batches": list(self.batches),
             "batching": self.batching,
@@ -96,6 +102,7 @@ class RunManifest:
             late_chunking=LateChunkingConfig.from_recorded(data.get("late_chunking") or {}),
             max_bad_fraction=float(settings.get("max_bad_fraction", 1.0)),
             objects_selected=data.get("objects_selected"),
+            objects_under_prefix=data.get("objects_under_prefix"),
             objects_quarantined=int(data.get("objects_quarantined", 0)),
             batches=list(data.get("batches", [])),
             batching=dict(data.get("batching") or {}),
@@ -109,11 +116,22 @@ class RunManifest:
         )
 
     def write(self, s3, area: staging.StagingArea) -> str:
-        """Stage the manifest in the run's folder; returns its URI (the extract task's XCom ``manifest``)."""
-        return staging.write_json(s3, area, MANIFEST, self.to_dict())
+        """Stage the manifest in the run's folder, and beside it the same without its per-object lists
+        (`RUN_SETTINGS`); returns the manifest's URI (the extract task's XCom ``manifest``)."""
+        whole = self.to_dict()
+        staging.write_json(s3, area, RUN_SETTINGS, {**whole, **{name: type(whole[name])() for name in OBJECT_LISTS}})
+        return staging.write_json(s3, area, MANIFEST, whole)
 
 
-def read_manifest(s3, uri: str) -> RunManifest:
+def read_manifest(s3, uri: str, *, object_lists: bool = True) -> RunManifest:
+    """The run manifest at ``uri``; without ``object_lists``, its settings only (empty ``changed``,
+    ``deleted_keys``, ``quarantine`` and ``retried``), from the smaller file beside it where there is one (a run
+    staged by an earlier version has only the manifest)."""
+    if not object_lists:
+        try:
+            return RunManifest.from_dict(staging.read_json(s3, f"{uri.rpartition('/')[0]}/{RUN_SETTINGS}"))
+        except s3.exceptions.NoSuchKey:
+            pass
     return RunManifest.from_dict(staging.read_json(s3, uri))
 
 

@@ -30,7 +30,7 @@ from latechunk.index.backend import SearchBackend
 from latechunk.pipeline.index_plan import IndexPlan, Unchunked
 from latechunk.pipeline.manifest import RunManifest
 from latechunk.pipeline.read_objects import RACE_CHANGED
-from latechunk.pipeline.scan import head_objects
+from latechunk.pipeline.scan import head_objects, list_objects
 from latechunk.sources.documents import QuarantineEntry
 from latechunk.validation.report import Check
 
@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 SUPERSEDED = "superseded_before_index"  # the index quarantine's reason for an object overtaken in the bucket
 MAX_LISTED = 100
+# Listing a page of 1,000 keys costs about as much as this many HEADs sent concurrently.
+LIST_PAGE = 1000
+HEADS_PER_PAGE = 10
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,7 @@ def overtaken_in_bucket(s3, manifest: RunManifest) -> Overtaken:
     keys = [*manifest.changed, *(key for key in manifest.deleted_keys if key not in manifest.changed)]
     if not keys:
         return Overtaken({}, {}, {})
-    present, _ = head_objects(s3, manifest.bucket, keys)
-    now = {obj.key: obj.etag for obj in present}
+    now = current_etags(s3, manifest, keys)
     changed = {key: now.get(key) for key, etag in manifest.changed.items() if now.get(key) != etag}
     reappeared = {key: now[key] for key in manifest.deleted_keys if key in now}
     if changed or reappeared:
@@ -83,6 +85,18 @@ def overtaken_in_bucket(s3, manifest: RunManifest) -> Overtaken:
             "back (not deleted; first: %s)", len(changed), len(reappeared), [*changed, *reappeared][:5],
         )  # fmt: skip
     return Overtaken(changed, reappeared, {key: manifest.changed[key] for key in changed})
+
+
+def current_etags(s3, manifest: RunManifest, keys: list[str]) -> dict[str, str]:
+    """The bucket's ETag of each of ``keys`` that exists now: by a HEAD each when they are few next to the objects
+    of the run's prefix, else by listing the prefix (a page per 1,000 objects: a first load checks its hundred
+    thousand objects in a hundred requests, not a hundred thousand)."""
+    listed = manifest.objects_under_prefix
+    if listed is None or len(keys) < HEADS_PER_PAGE * (listed / LIST_PAGE + 1):
+        present, _ = head_objects(s3, manifest.bucket, keys)
+        return {obj.key: obj.etag for obj in present}
+    wanted = set(keys)
+    return {obj.key: obj.etag for obj in list_objects(s3, manifest.bucket, manifest.prefix) if obj.key in wanted}
 
 
 def without_overtaken(manifest: RunManifest, plan: IndexPlan, overtaken: Overtaken) -> tuple[RunManifest, IndexPlan]:

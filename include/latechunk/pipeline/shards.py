@@ -212,6 +212,7 @@ def gather_shards(
         late_chunking=target.late_chunking,
         max_bad_fraction=settings.max_bad_fraction,
         objects_selected=selected,
+        objects_under_prefix=listed,
         objects_quarantined=bad_objects,
         batches=batches,
         batching=batching,
