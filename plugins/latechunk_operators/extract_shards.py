@@ -89,6 +89,11 @@ class LateChunkGatherExtractOperator(LateChunkExtractOperator):
 
         from latechunk_operators.hooks import elasticsearch_client
 
+        if not self.shard_results:
+            # A run created before the DAG had key ranges (in flight during an upgrade) queues this task with no
+            # planning upstream of it: it extracts the whole prefix itself, as the single extract task did.
+            self.log.warning("no key range was extracted for this run: extracting the whole prefix in this task")
+            return super()._extract(context)
         settings, events = self.extract_settings(context)
         s3 = self.s3()
         target = check_target(elasticsearch_client(self.elasticsearch_conn_id), settings)

@@ -32,14 +32,11 @@ def sentences(n: int, offset: int = 0) -> str:
     return " ".join(f"Report {offset + i} is about {WORDS[(offset + i) % len(WORDS)]} research." for i in range(n))
 
 
-def run_dag(conf: dict, **extract_attributes):
-    """One ingest run through dag.test(), with attributes of the extract task set first (settings that are not DAG
-    params)."""
+def run_dag(conf: dict):
+    """One ingest run through dag.test()."""
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(REPO / "dags")).get_dag("latechunk_ingest")
-    for name, value in extract_attributes.items():
-        setattr(dag.get_task("extract"), name, value)
     return dag.test(logical_date=RUN_OF_DAY, run_conf=conf)
 
 
@@ -74,8 +71,8 @@ def put_mixed_documents(s3_client, bucket: str) -> int:
 def test_mapped_batches_respect_the_token_budget(ingest, s3_client, s3_bucket, es_client, es_index):
     documents = put_mixed_documents(s3_client, s3_bucket)
     budget = 40  # about 160 characters: two or three of the sentences above
-    conf = {**ingest.conf, "docs_per_batch": 100}
-    run = run_dag(conf, batch_token_budget=budget)
+    conf = {**ingest.conf, "docs_per_batch": 100, "batch_token_budget": budget}
+    run = run_dag(conf)
     assert_succeeded(run)
 
     batches = manifest(s3_client, conf, run)["batches"]
@@ -98,8 +95,8 @@ def test_a_run_needing_more_batches_than_max_map_length_grows_them(
 ):
     documents = put_mixed_documents(s3_client, s3_bucket)
     monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "3")
-    conf = {**ingest.conf, "docs_per_batch": 1}  # one document per batch would be 12 mapped tasks
-    run = run_dag(conf, batch_token_budget=40)
+    conf = {**ingest.conf, "docs_per_batch": 1, "batch_token_budget": 40}  # 12 mapped tasks without the ceiling
+    run = run_dag(conf)
     assert_succeeded(run)
 
     plan = manifest(s3_client, conf, run)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from latechunk.pipeline.manifest import RUN_SETTINGS
 from latechunk.staging import tables as staging
 from latechunk_operators import (
     LateChunkAnnotateOperator,
@@ -352,6 +353,7 @@ def test_a_manifest_staged_before_the_upgrade_is_followed_to_the_index(extracted
     for newer in ("late_chunking", "retried", "pending_uri"):
         old.pop(newer)
     s3_client.put_object(Bucket=bucket, Key=key, Body=json.dumps(old).encode())
+    s3_client.delete_object(Bucket=bucket, Key=f"{key.rpartition('/')[0]}/{RUN_SETTINGS}")  # not staged then
     LateChunkAnnotateOperator(task_id="annotate", batch_path=batch, **common).execute(context)
     embedded = LateChunkEmbedOperator(task_id="embed", batch_path=batch, device="cpu", **common).execute(context)
     assert embedded["long_document_method"] == "stitched (plain)"
@@ -365,3 +367,38 @@ def test_a_manifest_staged_before_the_upgrade_is_followed_to_the_index(extracted
     (mapping,) = es_client.indices.get_mapping(index=es_index).values()
     recorded = mapping["mappings"]["_meta"][META_KEY].get("late_chunking") or {}
     assert LateChunkingConfig.from_recorded(recorded) == PLAIN
+
+
+def test_the_extract_planned_over_key_ranges_and_gathered_stages_what_one_extract_task_does(
+    connections, s3_client, s3_bucket, staging_bucket, es_index, tiny_jina_model, context
+):
+    """plan_extract -> extract_shard per range -> extract, executed as the DAG runs them, against one extract
+    task; and the gathering task of a run created before the upgrade (no range extracted) extracts it all."""
+    from latechunk_operators.extract_shards import (
+        LateChunkExtractShardOperator,
+        LateChunkGatherExtractOperator,
+        LateChunkPlanExtractOperator,
+    )
+
+    for name, text in OBJECTS.items():
+        s3_client.put_object(Bucket=s3_bucket, Key=PREFIX + name, Body=text.encode())
+    arguments = dict(bucket=s3_bucket, prefix=PREFIX, index_name=es_index, model=tiny_jina_model, chunking=CHUNKING,
+                     json_text_field="body", docs_per_batch=2, max_bad_fraction=0.5, extract_shards=3,
+                     objects_per_shard=1, staging_bucket=staging_bucket, **WINDOWS)  # fmt: skip
+
+    def staged(uris: list[str]) -> list[str]:
+        return sorted(doc.key for uri in uris for doc in staging.read_documents(s3_client, uri))
+
+    shards = LateChunkPlanExtractOperator(task_id="plan_extract", **arguments).execute(context)
+    assert len(shards) == 3
+    results = [LateChunkExtractShardOperator(task_id="extract_shard", shard=shard, **arguments).execute(context)
+               for shard in shards]  # fmt: skip
+    gathered = LateChunkGatherExtractOperator(task_id="extract", shard_results=results, **arguments).execute(context)
+    summary = context["ti"].pushed["summary"]
+    assert (summary["key_ranges"], summary["objects_changed"], summary["objects_quarantined"]) == (3, 4, 1)
+    whole = LateChunkExtractOperator(task_id="extract", **arguments).execute(context)
+    assert context["ti"].pushed["summary"]["key_ranges"] == 1
+    assert staged(gathered) == staged(whole) == sorted(PREFIX + name for name in OBJECTS if name != "empty.txt")
+
+    fallback = LateChunkGatherExtractOperator(task_id="extract", shard_results=[], **arguments).execute(context)
+    assert staged(fallback) == staged(whole) and context["ti"].pushed["summary"]["objects_changed"] == 4

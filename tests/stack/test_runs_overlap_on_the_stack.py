@@ -55,7 +55,8 @@ def backfill_run(stack, day: datetime, conf: dict) -> str:
 
 
 def test_overlapping_runs_never_lose_duplicate_or_resurrect_an_object(stack, corpus, free_days):
-    day, other_day, empty_day = next(free_days), next(free_days), next(free_days)
+    day, other_day, empty_day, after_empty = (next(free_days) for _ in range(4))
+    assert after_empty == empty_day + timedelta(days=1), "the last run's logical date, kept for it"
     names = list(TOPICS)
     texts = dict(TOPICS)
     for name in names[:3]:
@@ -101,5 +102,5 @@ def test_overlapping_runs_never_lose_duplicate_or_resurrect_an_object(stack, cor
     assert d not in held, "deleted after the runs had staged it: not resurrected"
 
     # A run of a day with no folder reads only what the overlapping runs left pending; then the index is exact.
-    run_and_wait(stack, INGEST, corpus.run_conf(lookback_days=0), logical_date=empty_day + timedelta(days=1))
+    run_and_wait(stack, INGEST, corpus.run_conf(lookback_days=0), logical_date=after_empty)
     assert corpus.indexed_etags() == bucket_etags(corpus)

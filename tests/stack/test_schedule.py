@@ -76,8 +76,10 @@ def test_a_malformed_probe_fails_the_run_at_once_with_a_clear_message(stack, cor
     run = run_and_wait(stack, "latechunk_ingest", corpus.run_conf(probes="green tea without an arrow"),
                        logical_date=next(free_days), expect="failed")
     instances = {ti["task_id"]: ti for ti in stack.task_instances("latechunk_ingest", run["dag_run_id"])}
-    assert instances["extract"]["state"] == "failed" and instances["extract"]["try_number"] == 1, "not retried"
-    log = stack.task_log("latechunk_ingest", run["dag_run_id"], "extract")
+    plan = instances["plan_extract"]
+    assert plan["state"] == "failed" and plan["try_number"] == 1, "not retried"
+    assert instances["extract"]["state"] == "upstream_failed"
+    log = stack.task_log("latechunk_ingest", run["dag_run_id"], "plan_extract")
     assert "probe line 1 'green tea without an arrow' is malformed" in log
     assert not corpus.es.indices.exists(index=corpus.index), "nothing written"
 
