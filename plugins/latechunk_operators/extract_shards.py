@@ -16,7 +16,8 @@ from latechunk_operators.extract import LateChunkExtractOperator
 
 class LateChunkPlanExtractOperator(LateChunkExtractOperator):
     """Check the run's settings against the index (failing the run before anything is read when they do not
-    match) and split the prefix into key ranges; returns one dict per range, for ``extract_shard`` to map over."""
+    match) and split the prefix into key ranges; returns one dict per range, for ``extract_shard`` to map over, and
+    pushes its summary (how many ranges, the task's peak memory) as the XCom ``summary``."""
 
     ui_color = "#d6ecfb"
     operator_extra_links = ()
@@ -32,12 +33,14 @@ class LateChunkPlanExtractOperator(LateChunkExtractOperator):
         es = elasticsearch_client(self.elasticsearch_conn_id)
         target = check_target(es, settings)
         shards = plan_shards(self.s3(), ElasticsearchBackend(es) if target.index_exists else None, settings)
+        context["ti"].xcom_push(key="summary", value=self.summarised({"key_ranges": len(shards)}))
         return [shard.to_dict() for shard in shards]
 
 
 class LateChunkExtractShardOperator(LateChunkExtractOperator):
     """List one key range of the prefix, merge it with the index's keys of the range, read and stage what changed.
-    Returns the URI of the range's staged result.
+    Returns the URI of the range's staged result and pushes the range's figures (with the task's peak memory) as the
+    XCom ``summary``.
 
     :param shard: the key range, one of ``plan_extract``'s dicts. (templated)
     """
@@ -62,10 +65,11 @@ class LateChunkExtractShardOperator(LateChunkExtractOperator):
             s3=s3, es=elasticsearch_client(self.elasticsearch_conn_id), area=area, settings=settings,
             shard=Shard.from_dict(self.shard),
         )  # fmt: skip
-        self.summarised({"key_range": result.shard.describe(), "objects_listed": result.selected,
-                         "objects_new": result.new, "objects_modified": result.modified,
-                         "objects_quarantined": result.bad_objects, "keys_to_delete": len(result.deleted_keys),
-                         **result.progress})  # fmt: skip
+        summary = {"key_range": result.shard.describe(), "objects_listed": result.selected,
+                   "objects_new": result.new, "objects_modified": result.modified,
+                   "objects_quarantined": result.bad_objects, "keys_to_delete": len(result.deleted_keys),
+                   **result.progress}  # fmt: skip
+        context["ti"].xcom_push(key="summary", value=self.summarised(summary))
         return result.write(s3, area)
 
 

@@ -390,9 +390,14 @@ def test_the_extract_planned_over_key_ranges_and_gathered_stages_what_one_extrac
         return sorted(doc.key for uri in uris for doc in staging.read_documents(s3_client, uri))
 
     shards = LateChunkPlanExtractOperator(task_id="plan_extract", **arguments).execute(context)
-    assert len(shards) == 3
-    results = [LateChunkExtractShardOperator(task_id="extract_shard", shard=shard, **arguments).execute(context)
-               for shard in shards]  # fmt: skip
+    assert len(shards) == 3 and context["ti"].pushed["summary"]["key_ranges"] == 3
+    results, listed = [], 0
+    for shard in shards:
+        results.append(LateChunkExtractShardOperator(task_id="extract_shard", shard=shard, **arguments).execute(context))
+        range_summary = context["ti"].pushed["summary"]
+        assert range_summary["peak_rss_mb"] > 0
+        listed += range_summary["objects_listed"]
+    assert listed == len(OBJECTS)
     gathered = LateChunkGatherExtractOperator(task_id="extract", shard_results=results, **arguments).execute(context)
     summary = context["ti"].pushed["summary"]
     assert (summary["key_ranges"], summary["objects_changed"], summary["objects_quarantined"]) == (3, 4, 1)
