@@ -393,7 +393,8 @@ def test_the_extract_planned_over_key_ranges_and_gathered_stages_what_one_extrac
     assert len(shards) == 3 and context["ti"].pushed["summary"]["key_ranges"] == 3
     results, listed = [], 0
     for shard in shards:
-        results.append(LateChunkExtractShardOperator(task_id="extract_shard", shard=shard, **arguments).execute(context))
+        extract_range = LateChunkExtractShardOperator(task_id="extract_shard", shard=shard, **arguments)
+        results.append(extract_range.execute(context))
         range_summary = context["ti"].pushed["summary"]
         assert range_summary["peak_rss_mb"] > 0
         listed += range_summary["objects_listed"]
