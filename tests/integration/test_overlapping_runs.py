@@ -187,9 +187,9 @@ def test_many_keys_are_checked_by_listing_the_prefix_few_by_head_with_the_same_a
     from latechunk.chunking.config import ChunkingConfig
     from latechunk.embedding.config import LateChunkingConfig
     from latechunk.pipeline.manifest import RunManifest
-    from latechunk.pipeline.overlap import current_etags
+    from latechunk.pipeline.overlap import HEADS_PER_PAGE, current_etags
 
-    keys = [f"{PREFIX}{number:03d}.txt" for number in range(30)]
+    keys = [f"{PREFIX}{number:03d}.txt" for number in range(HEADS_PER_PAGE + 5)]
     for key in keys[:25]:
         s3_client.put_object(Bucket=s3_bucket, Key=key, Body=key.encode())
     s3_client.put_object(Bucket=s3_bucket, Key=f"{PREFIX}other.txt", Body=b"not asked for")
@@ -204,9 +204,9 @@ def test_many_keys_are_checked_by_listing_the_prefix_few_by_head_with_the_same_a
     expected = {key: s3_client.head_object(Bucket=s3_bucket, Key=key)["ETag"].strip('"') for key in keys[:25]}
     calls.clear()
     assert current_etags(s3_client, manifest, keys) == expected
-    assert calls == ["ListObjectsV2"], "30 keys of a 26-object prefix: one page of listing"
+    assert calls == ["ListObjectsV2"], f"{len(keys)} keys of a 26-object prefix: one page of listing"
     calls.clear()
-    assert current_etags(s3_client, replace(manifest, objects_under_prefix=1_000_000), keys[20:]) == {
+    assert current_etags(s3_client, replace(manifest, objects_under_prefix=1_000_000), keys[20:30]) == {
         key: expected[key] for key in keys[20:25]
     }
     assert calls == ["HeadObject"] * 10, "10 keys of a million-object prefix: a HEAD each"
