@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import pytest
@@ -40,6 +41,24 @@ def wait_for_extracts(stack, runs: list[tuple[str, str]], timeout: float = 600) 
             return
         assert time.monotonic() < deadline, f"extracts still {states}"
         time.sleep(1)
+
+
+@contextmanager
+def embeds_held(stack):
+    """The gpu pool at no slot while inside: every run stops before its embed (after its extract), so none writes
+    before the test changed the bucket, however fast the others get there; the slots come back on the way out."""
+    (pool,) = [p for p in stack.request("GET", "/pools")["pools"] if p["name"] == "gpu"]
+
+    def set_slots(slots: int) -> None:
+        body = {"name": "gpu", "slots": slots, "description": pool["description"],
+                "include_deferred": pool["include_deferred"]}  # fmt: skip
+        stack.request("PATCH", "/pools/gpu", json=body)
+
+    set_slots(0)
+    try:
+        yield
+    finally:
+        set_slots(pool["slots"])
 
 
 def backfill_run(stack, day: datetime, conf: dict) -> str:
@@ -78,19 +97,20 @@ def test_overlapping_runs_never_lose_duplicate_or_resurrect_an_object(stack, cor
     corpus.put(new_in_day, "A new file arrived in the backfilled day. It has two sentences.")
     corpus.put(new_elsewhere, "A new file arrived in another folder. It has two sentences.")
 
-    manual = stack.trigger(INGEST, corpus.run_conf(partition_by_date=False), logical_date=next(free_days))
-    backfill = backfill_run(stack, day, corpus.run_conf(lookback_days=0))
-    reindex = stack.trigger(REINDEX, corpus.run_conf())
-    runs = [(INGEST, manual), (INGEST, backfill), (REINDEX, reindex)]
-    wait_for_extracts(stack, runs)
+    with embeds_held(stack):
+        manual = stack.trigger(INGEST, corpus.run_conf(partition_by_date=False), logical_date=next(free_days))
+        backfill = backfill_run(stack, day, corpus.run_conf(lookback_days=0))
+        reindex = stack.trigger(REINDEX, corpus.run_conf())
+        runs = [(INGEST, manual), (INGEST, backfill), (REINDEX, reindex)]
+        wait_for_extracts(stack, runs)
 
-    # After every run staged its versions, before they write: each change races with what the runs staged.
-    corpus.put(a, texts[names[0]] + " It was revised twice, after the runs had read it.")  # staged by all three
-    corpus.delete(d)  # staged as changed by the manual run and the reindex
-    corpus.put(b, texts[names[1]] + " It came back after the runs had found it deleted.")  # deleted by both ingests
-    corpus.put(new_in_day, "The new file was rewritten. Now it has three sentences. Here is the third.")
-    corpus.put(c, texts[names[2]] + " Unchanged for the ingest runs, rewritten before the reindex wrote it.")
-    changed_at = time.time()
+        # After every run staged its versions, before they write: each change races with what the runs staged.
+        corpus.put(a, texts[names[0]] + " It was revised twice, after the runs had read it.")  # staged by all three
+        corpus.delete(d)  # staged as changed by the manual run and the reindex
+        corpus.put(b, texts[names[1]] + " It came back after the runs had found it deleted.")  # deleted by both
+        corpus.put(new_in_day, "The new file was rewritten. Now it has three sentences. Here is the third.")
+        corpus.put(c, texts[names[2]] + " Unchanged for the ingest runs, rewritten before the reindex wrote it.")
+        changed_at = time.time()
 
     for dag_id, run_id in runs:
         run = stack.wait_for_run(dag_id, run_id, timeout=1800)
