@@ -19,5 +19,15 @@ if [[ ! -f "$venv/.complete" ]]; then
         "$uv_bin" pip install --quiet --no-deps --editable .
     touch "$venv/.complete"
 fi
+# Bytecode for every module of the environment, written once: a process that may not write it (as under
+# PYTHONDONTWRITEBYTECODE=1, which CI machines often set) otherwise compiles each module it imports from source,
+# every time: 14.5 s instead of 5.9 s to import airflow.sdk, pandas, torch and transformers on 2 cores, paid by
+# every task, CLI call and DAG parse. A few packages ship test files with deliberate syntax errors, which compileall
+# reports and skips.
+if [[ ! -f "$venv/.bytecode" ]]; then
+    log "compiling the environment's modules to bytecode"
+    "$venv/bin/python" -m compileall -q -j 0 "$venv/lib" >/dev/null 2>&1 || true
+    touch "$venv/.bytecode"
+fi
 ln -sfn "$venv" .venv
 log "environment ready: .venv -> $venv"
