@@ -214,7 +214,7 @@ wait_ready() {
         done
         sleep 2
     done
-    "$PWD/.venv/bin/python" "$PWD/scripts/airflow_client.py" ready --timeout $((deadline - SECONDS)) \
+    "$PWD/.venv/bin/python" "$PWD/scripts/airflow_client.py" ready --timeout $((deadline - SECONDS)) "$@" \
         || die "the stack did not become ready (logs: $RUN/*.log)"
 }
 
@@ -237,6 +237,10 @@ start() {
     airflow pools set "$LATECHUNK_GPU_POOL" "$slots" "embed tasks: one slot per GPU" >/dev/null
     # One slot: the tasks of overlapping runs that write the served index take turns (latechunk.pipeline.overlap).
     airflow pools set "$LATECHUNK_INDEX_POOL" 1 "index writes and checks: one run at a time" >/dev/null
+    # A dag-processor started now must have parsed the DAGs before the stack is ready (see wait_ready); one that
+    # was already running parsed them before.
+    local parsed_after=()
+    service_alive dag-processor || parsed_after=(--parsed-after "$(date +%s)")
     start_service api-server airflow api-server
     start_service scheduler airflow scheduler
     start_service dag-processor airflow dag-processor
@@ -258,7 +262,7 @@ start() {
         LATECHUNK_WORKER_HOSTNAME=$address AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=$preload start_service "$name" \
             airflow celery worker -q "$queue" "${options[@]}" --celery-hostname "$celery_name@%h"
     done
-    wait_ready
+    wait_ready "${parsed_after[@]}"
     login
 }
 

@@ -132,8 +132,18 @@ class AirflowClient:
                 raise AirflowError(f"{dag_id} run {run_id} still {run['state']} after {timeout:.0f}s")
             time.sleep(poll)
 
-    def wait_ready(self, dag_ids: list[str], timeout: float) -> None:
-        """Until the scheduler, dag-processor and triggerer are healthy and the DAGs are parsed without errors."""
+    def wait_ready(
+        self, dag_ids: list[str], timeout: float, parsed_after: float | None = None,
+        producers: tuple[str, ...] = (),
+    ) -> None:
+        """Until the scheduler, dag-processor and triggerer are healthy and the DAGs are parsed without errors.
+
+        ``parsed_after`` (epoch seconds, when the services started): until each DAG was parsed since then too, as
+        a restart keeps the metadata database and the DAGs the previous start parsed. ``producers``
+        (``dag_id.task_id``): until the asset each of them emits is active. Airflow activates an asset only when no
+        active asset has its name or URI: after a restart with another ``LATECHUNK_INDEX`` the index asset's new
+        URI waits until the scheduler's clean-up retires the old one (up to a minute), and a run's publish task
+        fails on an inactive asset meanwhile."""
         deadline = time.monotonic() + timeout
         waiting_for = "the api-server"
         while time.monotonic() < deadline:
@@ -144,11 +154,19 @@ class AirflowClient:
                 errors = self.request("GET", "/importErrors")["import_errors"]
                 if errors:
                     raise AirflowError("DAG import errors:\n" + "\n".join(e["stack_trace"] for e in errors))
-                parsed = {dag["dag_id"] for dag in self.request("GET", "/dags", params={"limit": 100})["dags"]}
-                missing = sorted(set(dag_ids) - parsed)
+                dags = self.request("GET", "/dags", params={"limit": 100})["dags"]
+                parsed = {dag["dag_id"] for dag in dags if parsed_after is None or (
+                    dag.get("last_parsed_time")
+                    and datetime.fromisoformat(dag["last_parsed_time"]).timestamp() >= parsed_after)}
+                missing = [f"DAG {dag_id}" for dag_id in sorted(set(dag_ids) - parsed)]
+                if producers:
+                    assets = self.request("GET", "/assets", params={"limit": 100})["assets"]
+                    active = {f"{task['dag_id']}.{task['task_id']}" for asset in assets
+                              for task in asset.get("producing_tasks") or []}  # fmt: skip
+                    missing += [f"the asset of {producer}" for producer in producers if producer not in active]
                 if not unhealthy and not missing:
                     return
-                waiting_for = ", ".join(unhealthy + [f"DAG {dag_id}" for dag_id in missing])
+                waiting_for = ", ".join(unhealthy + missing)
             except httpx.TransportError as error:
                 waiting_for = f"the api-server ({error})"
             time.sleep(2)
@@ -180,9 +198,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["ready"])
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--dags", nargs="+", default=["latechunk_ingest", "latechunk_reindex", "latechunk_events"])
+    parser.add_argument("--parsed-after", type=float, help="epoch seconds: wait for each DAG to be parsed since")
+    parser.add_argument(
+        "--producers", nargs="*", help="dag_id.task_id: wait for the asset each emits to be active",
+        default=["latechunk_ingest.publish", "latechunk_events.publish", "latechunk_reindex.swap_alias"],
+    )
     args = parser.parse_args(argv)
     try:
-        AirflowClient.from_stack().wait_ready(args.dags, args.timeout)
+        AirflowClient.from_stack().wait_ready(args.dags, args.timeout, args.parsed_after, tuple(args.producers))
     except AirflowError as error:
         print(f"[latechunk] error: {error}", file=sys.stderr)
         return 1
