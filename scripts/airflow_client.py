@@ -71,6 +71,16 @@ class AirflowClient:
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
 
+    def pool(self, name: str) -> dict[str, Any]:
+        return self.request("GET", f"/pools/{name}")
+
+    def set_pool_slots(self, name: str, slots: int) -> None:
+        """Resize a pool (0 holds every task of the pool that is not running yet)."""
+        pool = self.pool(name)
+        body = {"name": name, "slots": slots, "description": pool["description"],
+                "include_deferred": pool["include_deferred"]}  # fmt: skip
+        self.request("PATCH", f"/pools/{name}", json=body)
+
     def trigger(
         self, dag_id: str, conf: dict[str, Any] | None = None, logical_date: datetime | None = None,
         run_id: str | None = None,

@@ -47,18 +47,12 @@ def wait_for_extracts(stack, runs: list[tuple[str, str]], timeout: float = 600) 
 def embeds_held(stack):
     """The gpu pool at no slot while inside: every run stops before its embed (after its extract), so none writes
     before the test changed the bucket, however fast the others get there; the slots come back on the way out."""
-    (pool,) = [p for p in stack.request("GET", "/pools")["pools"] if p["name"] == "gpu"]
-
-    def set_slots(slots: int) -> None:
-        body = {"name": "gpu", "slots": slots, "description": pool["description"],
-                "include_deferred": pool["include_deferred"]}  # fmt: skip
-        stack.request("PATCH", "/pools/gpu", json=body)
-
-    set_slots(0)
+    slots = stack.pool("gpu")["slots"]
+    stack.set_pool_slots("gpu", 0)
     try:
         yield
     finally:
-        set_slots(pool["slots"])
+        stack.set_pool_slots("gpu", slots)
 
 
 def backfill_run(stack, day: datetime, conf: dict) -> str:

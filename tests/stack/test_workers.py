@@ -10,7 +10,7 @@ from stack_support import GPU_WORKERS, TOPICS, assert_ran_on_the_right_workers, 
 def test_mapped_embed_tasks_spread_over_two_gpu_workers_and_extract_over_key_ranges(
     stack, s3_client, es_client, minilm
 ):
-    pool = next(p for p in stack.request("GET", "/pools")["pools"] if p["name"] == "gpu")
+    pool = stack.pool("gpu")
     assert pool["slots"] >= len(GPU_WORKERS), pool
     with new_corpus(s3_client, es_client, minilm, "workers") as corpus:
         names = list(TOPICS)[:4]
