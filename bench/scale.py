@@ -204,6 +204,10 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the index and the staged files afterwards")
+    parser.add_argument(
+        "--upload-only", action="store_true",
+        help="only make the prefix hold the N objects, then stop (a 1M upload takes most of an hour on 2 cores)",
+    )
     args = parser.parse_args()
 
     import boto3
@@ -222,8 +226,6 @@ def main() -> None:
         config=Config(max_pool_connections=UPLOAD_THREADS),
     )
     es = Elasticsearch(servers["ES_URL"], request_timeout=120)
-    stack = AirflowClient.from_stack()
-    stack.set_paused(DAG_ID, False)
     model = REPO / "var" / "bench" / "random-jina-h32-l2"
     save_tiny_jina(model)
     existing = {bucket["Name"] for bucket in s3.list_buckets()["Buckets"]}
@@ -239,6 +241,10 @@ def main() -> None:
     upload_s = time.perf_counter() - started
     print(f"s3://{BUCKET}/{prefix}: {synced['put']:,} objects put, {synced['deleted']:,} deleted in {upload_s:.0f}s"
           + (f" ({synced['put'] / upload_s:,.0f} PUT/s, the listing included)" if synced["put"] else ""), flush=True)
+    if args.upload_only:
+        return
+    stack = AirflowClient.from_stack()
+    stack.set_paused(DAG_ID, False)
 
     tag = f"scale-{args.objects}-{uuid.uuid4().hex[:8]}"
     conf = {

@@ -65,6 +65,16 @@ class Pipeline:
         return json.loads(s3_client.get_object(Bucket=area.bucket, Key=area.key(name))["Body"].read())
 
 
+def run_objects(s3_client, manifest: dict[str, Any]) -> dict[str, str]:
+    """key -> ETag of every object a run's extract read to write (its staged and its unstaged ones), from the
+    manifest's JSON object, through the parts the index task writes (`latechunk.pipeline.run_parts`)."""
+    from latechunk.pipeline.manifest import RunManifest
+    from latechunk.pipeline.run_parts import run_parts
+
+    return {key: etag for part in run_parts(s3_client, RunManifest.from_dict(manifest))
+            for key, etag in part.changed.items()}  # fmt: skip
+
+
 def indexed_chunks(es_client: Elasticsearch, index: str) -> list[dict[str, Any]]:
     es_client.indices.refresh(index=index)
     return [

@@ -15,7 +15,7 @@ from latechunk.pipeline.extract import ExtractSettings, extract
 from latechunk.pipeline.index import index
 from latechunk.pipeline.manifest import read_manifest
 from latechunk.staging import tables as staging
-from support import assert_exact
+from support import assert_exact, run_objects
 
 PREFIX = "incoming/"
 CHUNKING = {"strategy": "sentences", "sentences_per_chunk": 1}
@@ -66,7 +66,7 @@ def outcome(s3_client, extracted: dict) -> dict:
     """What a run's extract decided, whatever its key ranges: the manifest's objects and counts."""
     manifest = read_manifest(s3_client, extracted["manifest"])
     return {
-        "changed": manifest.changed,
+        "changed": run_objects(s3_client, manifest.to_dict()),
         "deleted": manifest.deleted_keys,
         "quarantine": sorted((entry["key"], entry["reason"]) for entry in manifest.quarantine),
         "selected": manifest.objects_selected,

@@ -18,7 +18,7 @@ import pytest
 from airflow_client import stack_env
 from elasticsearch import helpers
 from stack_support import TOPICS, run_and_wait
-from support import REPO
+from support import REPO, run_objects
 
 pytestmark = pytest.mark.slow
 
@@ -113,7 +113,7 @@ def touched(stack, s3, run: dict[str, Any], prefix: str) -> bool:
     manifest_uri = stack.xcom(DAG_ID, run["dag_run_id"], "extract", key="summary")["manifest"]
     bucket, _, key = manifest_uri.removeprefix("s3://").partition("/")
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    return any(name.startswith(prefix) for name in [*manifest["changed"], *manifest["deleted_keys"]])
+    return any(name.startswith(prefix) for name in [*run_objects(s3, manifest), *manifest["deleted_keys"]])
 
 
 def wait_for_runs(stack, since: set[str], rejected: set[str]) -> list[dict[str, Any]]:

@@ -191,7 +191,9 @@ def extract_shard(*, s3, es, area: staging.StagingArea, settings: ExtractSetting
             documents, skipped = parse_object(obj, body, settings)
             result.quarantine.extend(entry.to_dict() for entry in skipped)
             if not any(entry.reason == RACE_CHANGED for entry in skipped):
-                result.changed[obj.key] = obj.etag  # else keep the indexed version; the next run reads the new one
+                result.changed_count += 1  # else keep the indexed version; the next run reads the new one
+                if not documents:
+                    result.unstaged[obj.key] = obj.etag
             if not documents and not is_folder_marker(obj) and not skipped_by_race(skipped):
                 result.bad_objects += 1
             if documents:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections import defaultdict
-from collections.abc import Collection, Sequence
-from dataclasses import replace
+from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from latechunk.index.elasticsearch import ElasticsearchBackend
@@ -32,15 +32,15 @@ from latechunk.pipeline.index_plan import (
     read_plan,
     write_index_quarantine,
 )
+from latechunk.pipeline.index_writes import write_chunks
 from latechunk.pipeline.manifest import RunManifest, read_manifest
 from latechunk.pipeline.models import manifest_index_spec
 from latechunk.pipeline.overlap import overtaken_in_bucket, without_overtaken
 from latechunk.pipeline.progress import Progress
 from latechunk.pipeline.read_objects import RACE_CHANGED
+from latechunk.pipeline.run_parts import check_parts_add_up, objects_read, run_parts
 from latechunk.pipeline.shards import TooManyBadDocuments
-from latechunk.pipeline.shared import stage_uri
-from latechunk.sources.documents import Document, EmbeddedChunk, QuarantineEntry, utf16_offsets
-from latechunk.staging import tables as staging
+from latechunk.sources.documents import QuarantineEntry
 
 log = logging.getLogger(__name__)
 
@@ -53,47 +53,25 @@ class IndexingError(Exception):
     them again (upserts are idempotent)."""
 
 
-def chunk_batch_uris(manifest: RunManifest) -> list[str]:
-    """The embed stage's output for every batch the extract stage staged."""
-    return [stage_uri(uri, staging.STAGE_CHUNKS) for uri in manifest.batches]
-
-
 def unchunked_documents(s3, manifest: RunManifest, failed_batches: Collection[str] = ()) -> Unchunked:
     """Staged documents that the annotate stage gave no chunk (it stages only documents with chunks)."""
     return read_plan(s3, manifest, failed_batches).unchunked
 
 
-def check_bad_share(manifest: RunManifest, bad_keys: set[str], *, refused: bool = False) -> None:
-    """Fail when the objects quarantined by extract plus ``bad_keys`` (objects that gave no chunk or that annotate
-    failed on, or that the engine refused when ``refused``) exceed ``max_bad_fraction``."""
+def check_bad_share(manifest: RunManifest, bad_objects: int, *, refused: bool = False) -> None:
+    """Fail when the objects quarantined by extract plus ``bad_objects`` (objects that gave no chunk or that
+    annotate failed on, or that the engine refused when ``refused``) exceed ``max_bad_fraction``."""
     selected = manifest.objects_selected
     if not selected:
         return
-    bad = manifest.objects_quarantined + len(bad_keys)
+    bad = manifest.objects_quarantined + bad_objects
     limit = manifest.max_bad_fraction
     if bad / selected > limit:
         what = "gave no chunk or were refused by the index" if refused else "gave no chunk"
         raise TooManyBadDocuments(
-            f"{bad} of {selected} objects ({bad / selected:.0%}) could not be ingested ({len(bad_keys)} {what}), "
+            f"{bad} of {selected} objects ({bad / selected:.0%}) could not be ingested ({bad_objects} {what}), "
             f"more than max_bad_fraction={limit:.0%}" + ("" if refused else "; nothing was indexed")
         )
-
-
-def with_utf16_offsets(chunks: Sequence[EmbeddedChunk], documents: Sequence[Document]) -> list[EmbeddedChunk]:
-    """The chunks with their character spans also in UTF-16 code units, from their documents' texts."""
-    by_doc: dict[str, list[EmbeddedChunk]] = defaultdict(list)
-    for chunk in chunks:
-        by_doc[chunk.doc_id].append(chunk)
-    texts = {document.doc_id: document.text for document in documents}
-    converted = []
-    for doc_id, doc_chunks in by_doc.items():
-        starts = utf16_offsets(texts[doc_id], [chunk.char_start for chunk in doc_chunks])
-        ends = utf16_offsets(texts[doc_id], [chunk.char_end for chunk in doc_chunks])
-        converted += [
-            replace(chunk, char_start_utf16=start, char_end_utf16=end)
-            for chunk, start, end in zip(doc_chunks, starts, ends, strict=True)
-        ]
-    return converted
 
 
 def index(
@@ -113,12 +91,15 @@ def index(
     chunk the engine refuses is quarantined and removed from the index; items that fail for the cluster's sake
     (429, 5xx) fail the task, whose retry writes them. An object the bucket no longer holds at the staged version
     is not written (deferred, or removed when deleted since) and a deleted key back in the bucket is not deleted
-    (`latechunk.pipeline.overlap`: runs that overlap). Ends by checking that every object it indexed is complete
-    in the index and that the run's objects add up (`latechunk.pipeline.index_plan`). ``settings``: the shards and
-    replicas of a new index, and the refresh interval during the writes (`latechunk.index.settings`).
+    (`latechunk.pipeline.overlap`: runs that overlap). Checks that every object it indexed is complete in the index
+    and that the run's objects add up (`latechunk.pipeline.index_plan`). ``settings``: the shards and replicas of a
+    new index, and the refresh interval during the writes (`latechunk.index.settings`).
+
+    The run is written a part at a time (`latechunk.pipeline.run_parts`), so the task holds one part's objects:
+    the first load of a million objects costs the memory of a few batches. The share of bad objects is checked
+    over the whole run before anything is written.
     """
     manifest = read_manifest(s3, manifest_path)
-    bucket = manifest.bucket
     backend = ElasticsearchBackend(es)
     settings = settings or IndexSettings()
     spec = replace(
@@ -126,69 +107,124 @@ def index(
         shards=int(settings.shards), replicas=settings.replicas,
     )  # fmt: skip
     batches_failed = failed_batches(s3, manifest)
-    plan = read_plan(s3, manifest, batches_failed)
-    # Another run may have written or deleted some of these objects since extract (`latechunk.pipeline.overlap`).
-    overtaken = overtaken_in_bucket(s3, manifest)
-    manifest, plan = without_overtaken(manifest, plan, overtaken)
-    failed = failed_objects(manifest, batches_failed, plan.keys_by_failed_batch)
-    # Deferred objects (changed while extract read them, or since; deleted keys back in the bucket) wait for the
-    # next run like those of failed batches.
-    deferred = {entry["key"]: entry["etag"] for entry in manifest.quarantine if entry["reason"] == RACE_CHANGED}
-    deferred.update(overtaken.reappeared)
-    update_pending(s3, manifest, failed, deferred, settled=False)  # recorded before anything can fail the task
-    check_bad_share(manifest, plan.unchunked.bad_keys | set(plan.annotate_failed))
+    bad = 0
+    for part in run_parts(s3, manifest):
+        plan = read_plan(s3, part, batches_failed)
+        bad += len(plan.unchunked.bad_keys | set(plan.annotate_failed))
+    check_bad_share(manifest, bad)
     created = ensure_served_index(es, backend, spec) if create_as_alias else backend.ensure_index(spec)
+    run = RunWrites()
     with bulk_refresh(es, index_name, settings.bulk_refresh_interval):
-        written = _write_chunks(s3, backend, index_name, manifest, plan)
-    refused = {key: reason for (_, key), reason in written.pop("refused").items()}
-    transient_keys = written.pop("transient_keys")
-    tombstones = backend.record_tombstones(
-        index_name, plan.unchunked.tombstones(), model_id=manifest.model, object_records=plan.object_records()
-    )
-    # Complete or absent: a changed object that has nothing to index (quarantined by extract or annotate, given
-    # up after failed batches) or that the engine refused in part leaves the index whole, whatever an earlier
-    # version or an interrupted run left of it. An object of a failed batch pending a retry keeps its version.
-    unusable = (set(manifest.changed) - plan.staged_keys - set(failed.pending)) | set(refused)
-    quarantined_deleted = backend.delete_objects(index_name, bucket, sorted(unusable))
-    # An object with a chunk that failed for the cluster's sake keeps its previous version until the retry.
-    completed = {key: etag for key, etag in manifest.changed.items()
-                 if key not in unusable and key not in transient_keys and key not in failed.pending}  # fmt: skip
-    superseded = backend.delete_superseded(index_name, bucket, completed)
-    removed = backend.delete_objects(index_name, bucket, manifest.deleted_keys)
-    if transient_keys:
-        raise IndexingError(
-            f"{len(transient_keys)} objects were not fully indexed into {index_name!r} (the cluster throttled or "
-            f"failed some writes); first errors: {written['errors'][:3]}"
-        )
-    outcome = account(manifest, plan, refused, failed)
-    check_bad_share(manifest, plan.unchunked.bad_keys | set(plan.annotate_failed) | set(refused), refused=True)
-    _verify(backend, index_name, manifest, outcome)
-    update_pending(s3, manifest, failed, deferred, settled=True)
-    quarantine = run_quarantine(manifest, plan, refused, failed) + overtaken.quarantine()
-    write_index_quarantine(s3, manifest_path, quarantine)  # validation leaves these objects out
+        for part in run_parts(s3, manifest):
+            _index_part(s3, backend, index_name, part, batches_failed, run)
+    check_parts_add_up(manifest, run.objects)
+    counts = {**run.counts, "objects_unchanged": _unchanged(manifest, run.counts["objects_deferred"], run.overtaken)}
+    check_bad_share(manifest, run.bad, refused=True)
+    failed = FailedObjects(batches_failed, run.pending, run.given_up)
+    write_index_quarantine(s3, manifest_path, run.quarantine)  # validation leaves these objects out
     write_batch_failures(s3, manifest_path, failed)
     if failed.batches:
         log.warning("%s", failure_summary(failed))
     summary = {
         "index": index_name,
         "index_created": created,
-        **{name: written[name]
-           for name in ("chunks_indexed", "level_rows_indexed", "documents_written", "stale_chunks_deleted")},
-        "superseded_chunks_deleted": superseded,
-        "removed_object_chunks_deleted": removed,
-        "quarantined_object_chunks_deleted": quarantined_deleted,
-        "failed_documents": written["failed_documents"],
-        "tombstones_recorded": tombstones,
-        "quarantined_no_chunks": len(plan.unchunked.documents),
-        **outcome.counts(),
-        **overtaken.counts(),
+        **{name: run.written[name] for name in WRITTEN},
+        "tombstones_recorded": run.tombstones,
+        **counts,
+        **run.overtaken,
         "failed_batches": [{"batch": uri, "reason": reason} for uri, reason in failed.batches.items()][:MAX_LISTED],
         "objects_retried": len(manifest.retried),
-        "index_quarantine": quarantine[:MAX_LISTED],
-        **{key: value for key, value in written["progress"].items() if key in ("seconds", "docs_per_s")},
+        "index_quarantine": run.quarantine[:MAX_LISTED],
+        "run_parts": run.parts,
+        **{key: value for key, value in run.progress.summary().items() if key in ("seconds", "docs_per_s")},
     }
     log.info("index summary: %s", summary)
     return summary
+
+
+WRITTEN = ("chunks_indexed", "level_rows_indexed", "documents_written", "stale_chunks_deleted",
+           "superseded_chunks_deleted", "removed_object_chunks_deleted", "quarantined_object_chunks_deleted",
+           "failed_documents", "quarantined_no_chunks")  # fmt: skip
+
+
+@dataclass
+class RunWrites:
+    """What the parts of a run wrote and what became of their objects: counts, and the lists of the objects left
+    out (quarantined, pending), which grow with what went wrong, not with the run."""
+
+    parts: int = 0
+    objects: int = 0  # the parts' objects, to check against extract's count
+    bad: int = 0  # objects that gave no chunk, failed annotation or were refused by the engine
+    tombstones: int = 0
+    written: Counter = field(default_factory=Counter)
+    counts: Counter = field(default_factory=Counter)
+    overtaken: Counter = field(default_factory=Counter)
+    quarantine: list[dict[str, str]] = field(default_factory=list)
+    pending: dict[str, str] = field(default_factory=dict)
+    given_up: dict[str, str] = field(default_factory=dict)
+    progress: Progress = field(default_factory=lambda: Progress("index", total_docs=None))
+
+
+def _index_part(
+    s3, backend: ElasticsearchBackend, index_name: str, part: RunManifest, batches_failed: dict[str, str],
+    run: RunWrites,
+) -> None:
+    """Write one part of the run (`latechunk.pipeline.run_parts`), verify it and add it to ``run``."""
+    bucket = part.bucket
+    run.parts += 1
+    run.objects += len(part.changed)
+    plan = read_plan(s3, part, batches_failed)
+    # Another run may have written or deleted some of these objects since extract (`latechunk.pipeline.overlap`).
+    overtaken = overtaken_in_bucket(s3, part)
+    part, plan = without_overtaken(part, plan, overtaken)
+    part_failed = {uri: batches_failed[uri] for uri in plan.keys_by_failed_batch}
+    failed = failed_objects(part, part_failed, plan.keys_by_failed_batch)
+    # Deferred objects (changed while extract read them, or since; deleted keys back in the bucket) wait for the
+    # next run like those of failed batches.
+    deferred = {entry["key"]: entry["etag"] for entry in part.quarantine if entry["reason"] == RACE_CHANGED}
+    deferred.update(overtaken.reappeared)
+    update_pending(s3, part, failed, deferred, settled=False)  # recorded before anything can fail the task
+    written = write_chunks(s3, backend, index_name, part, plan, run.progress)
+    refused = {key: reason for (_, key), reason in written.pop("refused").items()}
+    transient_keys = written.pop("transient_keys")
+    run.tombstones += backend.record_tombstones(
+        index_name, plan.unchunked.tombstones(), model_id=part.model, object_records=plan.object_records()
+    )
+    # Complete or absent: a changed object that has nothing to index (quarantined by extract or annotate, given
+    # up after failed batches) or that the engine refused in part leaves the index whole, whatever an earlier
+    # version or an interrupted run left of it. An object of a failed batch pending a retry keeps its version.
+    unusable = (set(part.changed) - plan.staged_keys - set(failed.pending)) | set(refused)
+    written["quarantined_object_chunks_deleted"] = backend.delete_objects(index_name, bucket, sorted(unusable))
+    # An object with a chunk that failed for the cluster's sake keeps its previous version until the retry.
+    completed = {key: etag for key, etag in part.changed.items()
+                 if key not in unusable and key not in transient_keys and key not in failed.pending}  # fmt: skip
+    written["superseded_chunks_deleted"] = backend.delete_superseded(index_name, bucket, completed)
+    written["removed_object_chunks_deleted"] = backend.delete_objects(index_name, bucket, part.deleted_keys)
+    if transient_keys:
+        raise IndexingError(
+            f"{len(transient_keys)} objects were not fully indexed into {index_name!r} (the cluster throttled or "
+            f"failed some writes); first errors: {written['errors'][:3]}"
+        )
+    outcome = account(part, plan, refused, failed)
+    _verify(backend, index_name, part, outcome)
+    update_pending(s3, part, failed, deferred, settled=True)
+    written["quarantined_no_chunks"] = len(plan.unchunked.documents)
+    run.written.update({name: written[name] for name in WRITTEN})
+    run.counts.update(outcome.counts())
+    run.overtaken.update(overtaken.counts())
+    run.bad += len(plan.unchunked.bad_keys | set(plan.annotate_failed) | set(refused))
+    run.quarantine += run_quarantine(part, plan, refused, failed) + overtaken.quarantine()
+    run.pending.update(failed.pending)
+    run.given_up.update(failed.given_up)
+
+
+def _unchanged(manifest: RunManifest, deferred: int, overtaken: Counter) -> int:
+    """The selected objects the run did not write because the index held them already: those extract found
+    unchanged. (An object deferred or deleted since extract counts as neither changed nor unchanged.)"""
+    if manifest.objects_selected is None:
+        return 0
+    overwritten = overtaken["objects_overwritten_since_extract"]
+    return manifest.objects_selected - (deferred - overwritten) - objects_read(manifest)
 
 
 def run_quarantine(
@@ -205,33 +241,6 @@ def run_quarantine(
                 for key, reason in failed.pending.items()]  # fmt: skip
     entries += [QuarantineEntry(key, changed[key], BATCH_FAILED, reason) for key, reason in failed.given_up.items()]
     return [entry.to_dict() for entry in entries]
-
-
-def _write_chunks(s3, backend: ElasticsearchBackend, index_name: str, manifest: dict, plan: IndexPlan) -> dict:
-    """Upsert every staged batch of chunks; the totals, the objects refused and those with transient failures."""
-    progress = Progress("index", total_docs=None)
-    records = plan.object_records()
-    written: dict[str, Any] = {"chunks_indexed": 0, "level_rows_indexed": 0, "documents_written": 0,
-                               "stale_chunks_deleted": 0, "failed_documents": 0, "refused": {},
-                               "transient_keys": set(), "errors": []}  # fmt: skip
-    for documents_uri, chunks_uri in zip(manifest.batches, chunk_batch_uris(manifest), strict=True):
-        if documents_uri in plan.keys_by_failed_batch:
-            continue
-        chunks = [chunk for chunk in staging.read_chunks(s3, chunks_uri) if chunk.doc_id in plan.key_by_doc]
-        chunks = with_utf16_offsets(chunks, staging.read_documents(s3, documents_uri))
-        report = backend.upsert_documents(index_name, chunks, object_records=records)
-        for ref, reason in report.refused_objects.items():
-            written["refused"].setdefault(ref, reason)
-        refused_docs = {chunk.doc_id for chunk in chunks if (chunk.bucket, chunk.key) in report.refused_objects}
-        written["transient_keys"] |= {plan.key_by_doc[doc_id] for doc_id in report.failed_doc_ids - refused_docs}
-        written["errors"].extend(report.errors)
-        written["failed_documents"] += len(report.failed_doc_ids)
-        for name in ("chunks_indexed", "level_rows_indexed", "documents_written", "stale_chunks_deleted"):
-            written[name] += getattr(report, name)
-        progress.advance(docs=report.documents_written, chunks=report.chunks_indexed)
-    written["transient_keys"] -= {key for _, key in written["refused"]}
-    written["progress"] = progress.summary()
-    return written
 
 
 def _verify(backend: ElasticsearchBackend, index_name: str, manifest: dict, outcome: ObjectAccount) -> None:

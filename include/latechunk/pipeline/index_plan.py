@@ -149,7 +149,8 @@ def account(
         entries.setdefault(entry["key"], []).append(entry)
     result = ObjectAccount(deleted=set(manifest.deleted_keys))
     result.deferred = {key for key, found in entries.items() if any(e["reason"] == RACE_CHANGED for e in found)}
-    result.unchanged = manifest.objects_selected - len(changed) - len(result.deferred)
+    if manifest.objects_selected is not None:  # a part of a run (`latechunk.pipeline.run_parts`) has none
+        result.unchanged = manifest.objects_selected - len(changed) - len(result.deferred)
     staged = plan.staged_keys
     unaccounted = sorted(staged - set(changed))
     for key in changed:

@@ -20,7 +20,7 @@ MANIFEST = "manifest.json"
 # The manifest without its per-object lists, beside it: what the mapped annotate and embed tasks read (the model
 # and the settings), so that each of a first load's hundreds of batch tasks does not parse the key of every object.
 RUN_SETTINGS = "run-settings.json"
-OBJECT_LISTS = ("changed", "deleted_keys", "quarantine", "retried")
+OBJECT_LISTS = ("changed", "unstaged", "deleted_keys", "quarantine", "retried")
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,13 @@ class RunManifest:
     objects_quarantined: int = 0
     batches: list[str] = field(default_factory=list)
     batching: dict[str, Any] = field(default_factory=dict)
-    changed: dict[str, str] = field(default_factory=dict)  # key -> ETag of the objects staged or to be staged
+    # The objects read (not skipped by a race): their count, and key -> ETag of those that gave no document to stage
+    # (quarantined by extract, folder markers); the staged documents carry the key and ETag of the others, so the
+    # manifest does not grow with the run (`latechunk.pipeline.run_parts`). A manifest staged before the count
+    # lists every such object in ``changed`` instead (``changed_count`` None).
+    changed_count: int | None = None
+    unstaged: dict[str, str] = field(default_factory=dict)
+    changed: dict[str, str] = field(default_factory=dict)
     deleted_keys: list[str] = field(default_factory=list)
     quarantine: list[dict[str, str]] = field(default_factory=list)
     pending_uri: str | None = None
@@ -75,6 +81,8 @@ class RunManifest:
             "objects_quarantined": self.objects_quarantined,
             "batches": list(self.batches),
             "batching": self.batching,
+            "changed_count": self.changed_count,
+            "unstaged": self.unstaged,
             "changed": self.changed,
             "deleted_keys": list(self.deleted_keys),
             "quarantine": list(self.quarantine),
@@ -106,6 +114,8 @@ class RunManifest:
             objects_quarantined=int(data.get("objects_quarantined", 0)),
             batches=list(data.get("batches", [])),
             batching=dict(data.get("batching") or {}),
+            changed_count=data.get("changed_count"),
+            unstaged=dict(data.get("unstaged") or {}),
             changed=dict(data.get("changed") or {}),
             deleted_keys=list(data.get("deleted_keys", [])),
             quarantine=list(data.get("quarantine", [])),

@@ -5,8 +5,8 @@ Several runs may have the same index in flight at once: a scheduled and a manual
 the served index take the Airflow pool ``latechunk_index_writes`` (one slot), so no two of them write at once (the
 reindex writes a new index of its own, and takes the pool for its catch-up and swap: `latechunk.pipeline.catch_up`);
 what remains is that a run writes what its extract saw, perhaps hours ago. So, just before writing, the index task asks
-the bucket for the current state of every object it is about to write or delete (HEAD, concurrently: as many
-requests as the run changed, no listing):
+the bucket for the current state of every object it is about to write or delete (`current_etags`: a HEAD each
+when they are few, else a listing of the key range they span):
 
 - an object staged at ETag e whose bucket ETag is no longer e is not written: the index keeps whatever a later run
   wrote, and the object is deferred (pending for the next run), like an object that changed while extract read it.
@@ -32,6 +32,7 @@ from latechunk.pipeline.manifest import RunManifest
 from latechunk.pipeline.read_objects import RACE_CHANGED
 from latechunk.pipeline.scan import head_objects, list_objects
 from latechunk.sources.documents import QuarantineEntry
+from latechunk.sources.reconcile import KeyRange
 from latechunk.validation.report import Check
 
 log = logging.getLogger(__name__)
@@ -89,15 +90,28 @@ def overtaken_in_bucket(s3, manifest: RunManifest) -> Overtaken:
 
 
 def current_etags(s3, manifest: RunManifest, keys: list[str]) -> dict[str, str]:
-    """The bucket's ETag of each of ``keys`` that exists now: by a HEAD each when they are few next to the objects
-    of the run's prefix, else by listing the prefix (a page per 1,000 objects: a first load checks its hundred
-    thousand objects in a hundred requests, not a hundred thousand)."""
-    listed = manifest.objects_under_prefix
-    if listed is None or len(keys) < HEADS_PER_PAGE * (listed / LIST_PAGE + 1):
-        present, _ = head_objects(s3, manifest.bucket, keys)
-        return {obj.key: obj.etag for obj in present}
-    wanted = set(keys)
-    return {obj.key: obj.etag for obj in list_objects(s3, manifest.bucket, manifest.prefix) if obj.key in wanted}
+    """The bucket's ETag of each of ``keys`` that exists now. A few keys get a HEAD each; more are found by listing
+    the key range they span (a page per 1,000 objects: a part of a first load checks its ten thousand objects in
+    about ten requests). Where that range holds far more objects than keys (keys spread thin over a large prefix),
+    the listing stops once it has cost what HEADs of every key would, and the keys after it get a HEAD each."""
+    ordered = sorted(set(keys))
+    found: dict[str, str] = {}
+    if len(ordered) >= HEADS_PER_PAGE:
+        wanted, listed, last = set(ordered), 0, ""
+        budget = len(ordered) * LIST_PAGE // HEADS_PER_PAGE  # objects listed for the price of a HEAD per key
+        span = KeyRange(ordered[0][:-1] or None, ordered[-1])  # from just before the first key through the last
+        for obj in list_objects(s3, manifest.bucket, manifest.prefix, span):
+            listed, last = listed + 1, obj.key
+            if obj.key in wanted:
+                found[obj.key] = obj.etag
+            if listed >= budget:
+                break
+        else:
+            return found
+        ordered = [key for key in ordered if key > last]
+    present, _ = head_objects(s3, manifest.bucket, ordered)
+    found.update({obj.key: obj.etag for obj in present})
+    return found
 
 
 def without_overtaken(manifest: RunManifest, plan: IndexPlan, overtaken: Overtaken) -> tuple[RunManifest, IndexPlan]:

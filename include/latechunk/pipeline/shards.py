@@ -91,7 +91,8 @@ class ShardResult:
     documents_staged: int = 0
     batches: list[str] = field(default_factory=list)
     batching: dict[str, Any] = field(default_factory=dict)
-    changed: dict[str, str] = field(default_factory=dict)  # key -> ETag staged (or to be staged)
+    changed_count: int = 0  # objects read and not skipped by a race: staged, or quarantined in `unstaged`
+    unstaged: dict[str, str] = field(default_factory=dict)  # key -> ETag of those that gave no document
     deleted_keys: list[str] = field(default_factory=list)
     quarantine: list[dict[str, str]] = field(default_factory=list)
     retried: dict[str, int] = field(default_factory=dict)
@@ -216,7 +217,8 @@ def gather_shards(
         objects_quarantined=bad_objects,
         batches=batches,
         batching=batching,
-        changed={key: etag for result in results for key, etag in result.changed.items()},
+        changed_count=sum(result.changed_count for result in results),
+        unstaged={key: etag for result in results for key, etag in result.unstaged.items()},
         deleted_keys=[key for result in results for key in result.deleted_keys],
         quarantine=[entry for result in results for entry in result.quarantine],
         pending_uri=pending_uri(area, settings.index),

@@ -13,11 +13,13 @@ from latechunk.chunking.levels import DEFAULT_LEVELS
 from latechunk.index.elasticsearch import ElasticsearchBackend
 from latechunk.index.spec import VECTOR_FIELD, chunk_level_filter
 from latechunk.pipeline.batch_failures import BatchesFailed, failure_summary, read_batch_failures
-from latechunk.pipeline.index import DEFAULT_INDEX_OPTIONS, chunk_batch_uris, unchunked_documents
+from latechunk.pipeline.index import DEFAULT_INDEX_OPTIONS, unchunked_documents
 from latechunk.pipeline.index_plan import read_index_quarantine
+from latechunk.pipeline.index_writes import chunk_batch_uris
 from latechunk.pipeline.manifest import RunManifest, read_manifest
 from latechunk.pipeline.models import describe_model, load_tokenizer, manifest_index_spec
-from latechunk.pipeline.overlap import current_versions_check, indexed_versions
+from latechunk.pipeline.overlap import IndexedVersions, current_versions_check, indexed_versions
+from latechunk.pipeline.run_parts import run_parts
 from latechunk.sources.documents import Document, EmbeddedChunk
 from latechunk.staging import tables as staging
 from latechunk.staging.stream import ENCODER_DTYPE_KEY, StagedReader, iter_chunks
@@ -70,8 +72,18 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
     refused_keys = {entry["key"] for entry in refused}
     failed = read_batch_failures(s3, manifest_path)
     backend = ElasticsearchBackend(es)
-    # Objects a later run rewrote or removed since this run wrote them are skipped; a stale overwrite fails.
-    versions = indexed_versions(s3, backend, index_name, manifest, set(manifest.changed) - refused_keys - failed.keys)
+    # Objects a later run rewrote or removed since this run wrote them are skipped; a stale overwrite fails. Asked
+    # a part of the run at a time (`latechunk.pipeline.run_parts`), with the documents that gave no chunk.
+    left_out = refused_keys | failed.keys
+    superseded: dict[str, str | None] = {}
+    stale: dict[str, str | None] = {}
+    unchunked: list[dict[str, str]] = []
+    for part in run_parts(s3, manifest):
+        found = indexed_versions(s3, backend, index_name, part, set(part.changed) - left_out)
+        superseded.update(found.superseded)
+        stale.update(found.stale)
+        unchunked += unchunked_documents(s3, part, failed.batches).quarantine()
+    versions = IndexedVersions(superseded, stale)
     refused_keys |= set(versions.superseded)
     # The staged chunks are streamed once: counts and mapping over all, bounded samples for the rest.
     scan = StagedScan(backend, index_name, settings.sample_size, levels=manifest.levels != DEFAULT_LEVELS)
@@ -107,7 +119,7 @@ def validate(*, s3, es, manifest_path: str, index_name: str, settings: Validatio
         reencoder=run_reencoder(manifest, encoder),
     )
     report.checks.append(current_versions_check(versions))
-    quarantine = manifest.quarantine + unchunked_documents(s3, manifest, failed.batches).quarantine() + refused
+    quarantine = manifest.quarantine + unchunked + refused
     report_uri = f"{manifest_path.rpartition('/')[0]}/{REPORT}"
     bucket, key = staging.parse_s3_uri(report_uri)
     body = {**report.to_dict(), "quarantine": quarantine, "failed_batches": failed.batches}

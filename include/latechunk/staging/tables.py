@@ -138,6 +138,12 @@ def read_documents(client, uri: str) -> list[Document]:
     return [document_from_row(row) for row in _get_table(client, uri, STAGE_DOCUMENTS).to_pylist()]
 
 
+def read_object_etags(client, uri: str) -> dict[str, str]:
+    """key -> ETag of the objects whose documents a staged batch holds, in the batch's order; without the texts."""
+    table = _get_table(client, uri, STAGE_DOCUMENTS, columns=["key", "etag"])
+    return dict(zip(table.column("key").to_pylist(), table.column("etag").to_pylist(), strict=True))
+
+
 def write_annotated(
     client, area: StagingArea, batch_index: int, annotated: Iterable[tuple[Document, AnnotatedDocument]]
 ) -> str:
