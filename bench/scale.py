@@ -223,7 +223,7 @@ def main() -> None:
     s3 = boto3.client(
         "s3", endpoint_url=servers["S3_ENDPOINT_URL"], aws_access_key_id=servers["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=servers["AWS_SECRET_ACCESS_KEY"], region_name=servers["AWS_DEFAULT_REGION"],
-        config=Config(max_pool_connections=UPLOAD_THREADS),
+        config=Config(max_pool_connections=UPLOAD_THREADS, retries={"max_attempts": 10, "mode": "standard"}),
     )
     es = Elasticsearch(servers["ES_URL"], request_timeout=120)
     model = REPO / "var" / "bench" / "random-jina-h32-l2"

@@ -15,6 +15,8 @@ from airflow_client import AirflowClient, stack_env
 from stack_support import GPU_WORKERS, Corpus, new_corpus
 from support import REPO
 
+FREE_DAYS = 40  # more than the stack suite's tests take in all
+
 
 @pytest.fixture(scope="session")
 def stack(servers) -> AirflowClient:
@@ -34,10 +36,16 @@ def minilm() -> str:
 
 
 @pytest.fixture(scope="session")
-def free_days() -> Iterator[datetime]:
+def free_days(stack) -> Iterator[datetime]:
     """Logical dates no other test of this stack has used (a DAG has one run per logical date), after the
-    DAGs' start date and before today, from a random start so that a reused stack's old runs do not collide."""
-    day = datetime(2026, 1, 2, tzinfo=UTC) + timedelta(days=random.randrange(0, 200))
+    DAGs' start date and before today: consecutive days from a random start whose next `FREE_DAYS` days no run of a
+    reused stack has taken (its earlier sessions' runs would otherwise be found instead of new ones)."""
+    while True:
+        day = datetime(2026, 1, 2, tzinfo=UTC) + timedelta(days=random.randrange(0, 200))
+        window = {"logical_date_gte": (day - timedelta(days=2)).isoformat(),
+                  "logical_date_lte": (day + timedelta(days=FREE_DAYS)).isoformat()}  # fmt: skip
+        if not any(stack.dag_runs(dag_id, **window) for dag_id in ("latechunk_ingest", "latechunk_reindex")):
+            break
 
     def days() -> Iterator[datetime]:
         nonlocal day
