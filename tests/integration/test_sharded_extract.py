@@ -56,8 +56,8 @@ def run(s3_client, s3_bucket, staging_bucket, es_client, es_index, tiny_jina_mod
         for batch in extracted["batches"]:
             annotate(s3=s3_client, area=area, batch_path=batch, model=tiny_jina_model, chunking=CHUNKING)
             embed(s3=s3_client, area=area, batch_path=batch, model=tiny_jina_model, window=64, window_overlap=16)
-        index(s3=s3_client, es=es_client, manifest_path=extracted["manifest"], index_name=es_index)
-        return extracted
+        summary = index(s3=s3_client, es=es_client, manifest_path=extracted["manifest"], index_name=es_index)
+        return {**extracted, "index": summary}
 
     return extract_only, whole_run
 
@@ -89,6 +89,9 @@ def test_key_ranges_stage_exactly_what_one_pass_does_and_the_index_ends_exact(
     assert outcome(s3_client, first) == outcome(s3_client, one_pass)
     assert len(set(first["batches"])) == len(first["batches"]) >= 4, "each range stages its own batches"
     assert first["objects_new"] == 25 and first["objects_quarantined"] == 1
+    # Index went through the run a batch at a time (one-document objects never straddle batches), then the rest.
+    assert first["index"]["run_parts"] == len(first["batches"]) + 1
+    assert (first["index"]["objects_indexed"], first["index"]["objects_quarantined"]) == (25, 1)
     assert_exact(es_client, es_index, s3_client, s3_bucket, expect_missing={f"{PREFIX}2026-01-02/broken.pdf"})
 
     # Overwritten, deleted and new objects across the folders; now the index's keys decide the ranges.
