@@ -181,26 +181,37 @@ def test_a_reindex_swap_neither_loses_nor_resurrects_what_other_runs_changed_mea
     assert runs.pending() == {}
 
 
-def test_many_keys_are_checked_by_listing_their_range_few_by_head_with_the_same_answer(s3_client, s3_bucket):
-    from dataclasses import replace
+def recorded_s3_calls(s3_client) -> list[str]:
+    """The names of the HEAD and LIST requests the client sends from now on."""
+    calls: list[str] = []
+    for operation in ("HeadObject", "ListObjectsV2"):
+        s3_client.meta.events.register(f"before-call.s3.{operation}", lambda model, **_: calls.append(model.name))
+    return calls
 
+
+def listing_manifest(bucket: str, prefix: str, **fields):
+    """A run manifest of ``bucket`` and ``prefix``, for `current_etags`."""
     from latechunk.chunking.config import ChunkingConfig
     from latechunk.embedding.config import LateChunkingConfig
     from latechunk.pipeline.manifest import RunManifest
+
+    return RunManifest(
+        bucket=bucket, prefix=prefix, index="i", model="m", model_revision="r", dims=4, chunking=ChunkingConfig(),
+        window=64, window_overlap=16, late_chunking=LateChunkingConfig(), max_bad_fraction=0.2, **fields,
+    )  # fmt: skip
+
+
+def test_many_keys_are_checked_by_listing_their_range_few_by_head_with_the_same_answer(s3_client, s3_bucket):
+    from dataclasses import replace
+
     from latechunk.pipeline.overlap import HEADS_PER_PAGE, current_etags
 
     keys = [f"{PREFIX}{number:03d}.txt" for number in range(HEADS_PER_PAGE + 5)]
     for key in keys[:25]:
         s3_client.put_object(Bucket=s3_bucket, Key=key, Body=key.encode())
     s3_client.put_object(Bucket=s3_bucket, Key=f"{PREFIX}other.txt", Body=b"not asked for")
-    calls: list[str] = []
-    for operation in ("HeadObject", "ListObjectsV2"):
-        s3_client.meta.events.register(f"before-call.s3.{operation}", lambda model, **_: calls.append(model.name))
-    manifest = RunManifest(
-        bucket=s3_bucket, prefix=PREFIX, index="i", model="m", model_revision="r", dims=4, chunking=ChunkingConfig(),
-        window=64, window_overlap=16, late_chunking=LateChunkingConfig(), max_bad_fraction=0.2,
-        objects_under_prefix=26,
-    )  # fmt: skip
+    calls = recorded_s3_calls(s3_client)
+    manifest = listing_manifest(s3_bucket, PREFIX, objects_under_prefix=26)
     expected = {key: s3_client.head_object(Bucket=s3_bucket, Key=key)["ETag"].strip('"') for key in keys[:25]}
     calls.clear()
     assert current_etags(s3_client, manifest, keys) == expected
@@ -215,10 +226,7 @@ def test_many_keys_are_checked_by_listing_their_range_few_by_head_with_the_same_
 def test_keys_spread_thin_over_a_large_range_stop_the_listing_and_get_heads(s3_client, s3_bucket, monkeypatch):
     """A part's keys may span a range holding many more objects (keys retried from all over the prefix): the
     listing stops once it has cost what a HEAD per key would, and the keys after it get HEADs."""
-    from latechunk.chunking.config import ChunkingConfig
-    from latechunk.embedding.config import LateChunkingConfig
     from latechunk.pipeline import overlap
-    from latechunk.pipeline.manifest import RunManifest
 
     monkeypatch.setattr(overlap, "LIST_PAGE", overlap.HEADS_PER_PAGE)  # a budget of one listed object per key
     prefix = f"{PREFIX}thin/"
@@ -227,13 +235,8 @@ def test_keys_spread_thin_over_a_large_range_stop_the_listing_and_get_heads(s3_c
         s3_client.put_object(Bucket=s3_bucket, Key=key, Body=key.encode())
     asked = [*objects[0:100:2], f"{prefix}gone.txt"]  # 51 keys over 100 objects; one never existed
     expected = {key: s3_client.head_object(Bucket=s3_bucket, Key=key)["ETag"].strip('"') for key in asked[:-1]}
-    calls: list[str] = []
-    for operation in ("HeadObject", "ListObjectsV2"):
-        s3_client.meta.events.register(f"before-call.s3.{operation}", lambda model, **_: calls.append(model.name))
-    manifest = RunManifest(
-        bucket=s3_bucket, prefix=prefix, index="i", model="m", model_revision="r", dims=4, chunking=ChunkingConfig(),
-        window=64, window_overlap=16, late_chunking=LateChunkingConfig(), max_bad_fraction=0.2,
-    )  # fmt: skip
+    calls = recorded_s3_calls(s3_client)
+    manifest = listing_manifest(s3_bucket, prefix)
     assert overlap.current_etags(s3_client, manifest, asked) == expected
     # 51 objects listed (000 to 050) cover the keys through 050; the 25 after it and gone.txt get a HEAD each.
     assert calls == ["ListObjectsV2"] + ["HeadObject"] * 25
