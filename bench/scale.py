@@ -11,11 +11,13 @@ summary its operator returned (which carries the task process's peak resident me
 then holds exactly the objects of the bucket, each at its current ETag: a wrong result fails the bench.
 
 The upload runs on a thread pool and is skipped for the objects the prefix already holds with the right content,
-so a rerun puts back only what the last delta changed and measures the runs alone. The encoder is the tests' tiny
-random jina-v2 (hidden 32, 2 layers); batches keep the default ``docs_per_batch`` (10,000), so more objects make
-more batches, not bigger ones. Validation runs in full with its retrieval thresholds off (a random encoder's
-vectors carry no meaning). It prints a table per run and the JSON (``objects``, ``first_load_s``, ``nochange_s``,
-``delta_s``, ``max_task_peak_rss_mb`` and the per-task detail), written to ``--out``.
+so a rerun puts back only what the last delta changed and measures the runs alone. ``--keep`` keeps the index, and
+``--reuse TAG`` later runs only (b) and (c) on it (a 1M first load takes about an hour and a half on 2 cores). The
+encoder is the tests' tiny random jina-v2 (hidden 32, 2 layers); batches keep the default ``docs_per_batch``
+(10,000), so more objects make more batches, not bigger ones. Validation runs in full with its retrieval
+thresholds off (a random encoder's vectors carry no meaning). It prints a table per run, with how long each batch's
+embed waited after its annotate, and the JSON (``objects``, ``first_load_s``, ``nochange_s``, ``delta_s``,
+``max_task_peak_rss_mb`` and the per-task detail), written to ``--out``.
 """
 
 from __future__ import annotations
@@ -91,6 +93,20 @@ def task_figures(instances: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any
     return figures
 
 
+def embed_waits(instances: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """How long each batch's embed waited after its annotate ended (task instances as the REST API gives them):
+    the batches, the median and the longest wait. None when the run embedded nothing."""
+    ends = {ti["map_index"]: ti["end_date"] for ti in instances if ti["task_id"] == "annotate" and ti["end_date"]}
+    waits = sorted(
+        max(0.0, seconds_between(ends[ti["map_index"]], ti["start_date"]))
+        for ti in instances
+        if ti["task_id"] == "embed" and ti["start_date"] and ti["map_index"] in ends
+    )
+    if not waits:
+        return None
+    return {"batches": len(waits), "median_s": round(waits[len(waits) // 2], 1), "max_s": round(waits[-1], 1)}
+
+
 def seconds_between(start: str | None, end: str | None) -> float:
     if not start or not end:
         return 0.0
@@ -132,7 +148,8 @@ def run_figures(stack, run_id: str) -> dict[str, Any]:
     """Wall time (run start to end) and `task_figures` of a finished run, with extract's counts."""
     run = stack.dag_run(DAG_ID, run_id)
     instances = []
-    for ti in stack.task_instances(DAG_ID, run_id):
+    task_instances = stack.task_instances(DAG_ID, run_id)
+    for ti in task_instances:
         if ti["state"] != "success" or ti.get("operator") == "EmptyOperator":
             continue
         instances.append({
@@ -147,6 +164,7 @@ def run_figures(stack, run_id: str) -> dict[str, Any]:
         "wall_s": round(seconds_between(run["start_date"], run["end_date"]), 1),
         "extract": {name: extract.get(name) for name in counts},
         "tasks": task_figures(instances),
+        "embed_wait": embed_waits(task_instances),
     }
 
 
@@ -167,8 +185,9 @@ def task_summary(stack, run_id: str, ti: dict[str, Any]) -> dict[str, Any] | Non
     return None
 
 
-def check_index(es, index: str, prefix: str, expected: dict[str, str]) -> None:
-    """The index holds exactly the expected objects, each whole and at its expected ETag."""
+def index_problem(es, index: str, prefix: str, expected: dict[str, str]) -> str | None:
+    """What is wrong with the index, or None when it holds exactly the expected objects, each whole and at its
+    expected ETag."""
     from latechunk.index.elasticsearch import ElasticsearchBackend
 
     es.indices.refresh(index=index)
@@ -177,10 +196,11 @@ def check_index(es, index: str, prefix: str, expected: dict[str, str]) -> None:
         missing = sorted(set(expected) - set(held))
         extra = sorted(set(held) - set(expected))
         wrong = sorted(key for key in set(held) & set(expected) if held[key] != expected[key])
-        raise SystemExit(
+        return (
             f"index {index} is wrong: {len(missing)} objects missing {missing[:3]}, {len(extra)} extra {extra[:3]}, "
             f"{len(wrong)} at another ETag or incomplete {wrong[:3]}"
         )
+    return None
 
 
 def print_run(name: str, figures: dict[str, Any]) -> None:
@@ -189,6 +209,10 @@ def print_run(name: str, figures: dict[str, Any]) -> None:
     for task, row in figures["tasks"].items():
         peak = f"{row['peak_rss_mb']:.0f}" if row["peak_rss_mb"] is not None else "n/a"
         print(f"{task:<14} {row['tasks']:>5} {row['max_s']:>8.1f} {row['task_s']:>8.1f} {peak:>8}")
+    if figures["embed_wait"]:
+        wait = figures["embed_wait"]
+        print(f"a batch's embed started {wait['median_s']:.1f}s after its annotate ended (median of "
+              f"{wait['batches']}; longest {wait['max_s']:.1f}s)")
 
 
 def main() -> None:
@@ -204,6 +228,11 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the index and the staged files afterwards")
+    parser.add_argument(
+        "--reuse", metavar="TAG",
+        help="skip the first load: run (b) and (c) on the index an earlier --keep run loaded (its tag, printed as "
+        "latechunk-<TAG>); a run first catches the index up when it does not match the bucket",
+    )
     parser.add_argument(
         "--upload-only", action="store_true",
         help="only make the prefix hold the N objects, then stop (a 1M upload takes most of an hour on 2 cores)",
@@ -246,7 +275,8 @@ def main() -> None:
     stack = AirflowClient.from_stack()
     stack.set_paused(DAG_ID, False)
 
-    tag = f"scale-{args.objects}-{uuid.uuid4().hex[:8]}"
+    tag = args.reuse or f"scale-{args.objects}-{uuid.uuid4().hex[:8]}"
+    print(f"runs write the index latechunk-{tag}", flush=True)
     conf = {
         "bucket": BUCKET, "prefix": prefix, "partition_by_date": False, "index": f"latechunk-{tag}",
         "model": str(model), "staging_bucket": STAGING_BUCKET, "staging_prefix": tag, **RANDOM_MODEL_VALIDATION,
@@ -258,13 +288,20 @@ def main() -> None:
         run = stack.wait_for_run(DAG_ID, run_id, timeout=args.timeout, poll=5)
         if run["state"] != "success":
             raise SystemExit(f"{name}: run {run_id} ended {run['state']}")
-        check_index(es, conf["index"], prefix, expected)
+        problem = index_problem(es, conf["index"], prefix, expected)
+        if problem:
+            raise SystemExit(f"{name}: {problem}")
         figures = run_figures(stack, run_id)
         print_run(name, figures)
         return figures
 
+    first = None
     try:
-        first = measured_run("first load")
+        if not args.reuse:
+            first = measured_run("first load")
+        elif problem := index_problem(es, conf["index"], prefix, expected):
+            print(f"{problem}; a run catches it up first", flush=True)
+            measured_run("catch up")
         nochange = measured_run("nothing changed")
         revised = {key: document_text(int(key[-11:-4]), revision=1) for key in changed}
         put_many(s3, revised)
@@ -285,10 +322,10 @@ def main() -> None:
 
     result = {
         "objects": args.objects,
-        "first_load_s": first["wall_s"],
+        "first_load_s": first["wall_s"] if first else None,
         "nochange_s": nochange["wall_s"],
         "delta_s": delta["wall_s"],
-        "max_task_peak_rss_mb": max_peak(first["tasks"], nochange["tasks"], delta["tasks"]),
+        "max_task_peak_rss_mb": max_peak(*(run["tasks"] for run in (first, nochange, delta) if run)),
         "changed": len(changed),
         "deleted": len(deleted),
         "upload": {**synced, "seconds": round(upload_s, 1)},

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -63,6 +65,25 @@ class Pipeline:
 
         area = StagingArea(self.conf["staging_bucket"], "runs", self.dag_id, run.run_id)
         return json.loads(s3_client.get_object(Bucket=area.bucket, Key=area.key(name))["Body"].read())
+
+
+@contextmanager
+def recorded_s3_calls(s3_client) -> Iterator[list[str]]:
+    """The names of the HEAD and LIST requests the client sends inside the block (its handlers go with it: the
+    tests' client lives for the session)."""
+    calls: list[str] = []
+
+    def record(model, **_) -> None:
+        calls.append(model.name)
+
+    events = [f"before-call.s3.{operation}" for operation in ("HeadObject", "ListObjectsV2")]
+    for event in events:
+        s3_client.meta.events.register(event, record)
+    try:
+        yield calls
+    finally:
+        for event in events:
+            s3_client.meta.events.unregister(event, record)
 
 
 def run_objects(s3_client, manifest: dict[str, Any]) -> dict[str, str]:

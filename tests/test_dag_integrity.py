@@ -182,6 +182,21 @@ def test_a_failed_batch_lets_the_ingest_index_the_others_and_a_failed_extract_st
     assert reindex.get_task("swap_alias").upstream_task_ids == {"extract", "validate"}
 
 
+def test_a_batchs_embed_outranks_the_annotates_still_waiting(dag_bag):
+    """The weights the scheduler gives the task instances (from the serialized DAG, as it reads them): embed
+    above annotate, so a freed slot of the DAG's max_active_tasks goes to a batch's embed as soon as its annotate
+    is done rather than to the next annotate (by the downstream rule, annotate came first)."""
+    from types import SimpleNamespace
+
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    for dag_id in EXPECTED_DAG_IDS:
+        dag = DagSerialization.from_dict(DagSerialization.to_dict(dag_bag.dags[dag_id]))
+        weight = {task: dag.get_task(task).weight_rule.get_weight(SimpleNamespace(task=dag.get_task(task)))
+                  for task in ("annotate", "embed")}  # fmt: skip
+        assert weight["embed"] > weight["annotate"], (dag_id, weight)
+
+
 def test_the_scheduled_and_reindex_extract_is_planned_mapped_per_key_range_on_the_default_queue_and_gathered(dag_bag):
     """plan_extract -> extract_shard (mapped over the planned key ranges) -> extract, which keeps the id the later
     stages, the run report and the UI links read; the event-driven DAG reads its few keys in one extract task."""

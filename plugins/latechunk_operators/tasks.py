@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import BaseOperator, TriggerRule, task_group
+from airflow.sdk import BaseOperator, TriggerRule, WeightRule, task_group
 
 from latechunk_operators.annotate import LateChunkAnnotateOperator
 from latechunk_operators.embed import LateChunkEmbedOperator
@@ -128,12 +128,16 @@ def late_chunking_tasks(
 # One group instance per staged batch: the embed of batch i starts as soon as the annotate of batch i is done,
 # not after every batch is annotated. The task ids stay `annotate` and `embed` (no group prefix). Both read the
 # model, its revision and the chunking, window and late-chunking settings from the run manifest extract staged.
+# Weighed by their upstream tasks, an embed outranks every annotate still waiting: by Airflow's default (the
+# downstream tasks) the annotates came first: once a run had more batches than the DAG's max_active_tasks, every
+# slot that freed went to the next annotate, and no embed started (the gpu worker sat idle) until all were done.
 @task_group(group_id="batch", prefix_group_id=False)
 def _batch_tasks(batch_path: str) -> None:
     annotate = LateChunkAnnotateOperator(
         task_id="annotate",
         batch_path=batch_path,
         max_document_tokens=param_ref("max_document_tokens"),
+        weight_rule=WeightRule.UPSTREAM,
         execution_timeout=execution_timeout("annotate"),
         **STAGING,
     )
@@ -145,6 +149,7 @@ def _batch_tasks(batch_path: str) -> None:
         dtype=param_ref("dtype"),
         attention=param_ref("attention"),
         pool=GPU_POOL,
+        weight_rule=WeightRule.UPSTREAM,
         execution_timeout=execution_timeout("embed"),
         **STAGING,
     )

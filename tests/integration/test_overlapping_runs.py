@@ -20,7 +20,7 @@ from latechunk.pipeline.overlap import Overtaken
 from latechunk.pipeline.validate import ValidationSettings, validate
 from latechunk.staging import tables as staging
 from latechunk.validation.report import ValidationError
-from support import assert_exact, indexed_chunks
+from support import assert_exact, indexed_chunks, recorded_s3_calls
 
 PREFIX = "incoming/"
 CHUNKING = {"strategy": "sentences", "sentences_per_chunk": 1}
@@ -181,14 +181,6 @@ def test_a_reindex_swap_neither_loses_nor_resurrects_what_other_runs_changed_mea
     assert runs.pending() == {}
 
 
-def recorded_s3_calls(s3_client) -> list[str]:
-    """The names of the HEAD and LIST requests the client sends from now on."""
-    calls: list[str] = []
-    for operation in ("HeadObject", "ListObjectsV2"):
-        s3_client.meta.events.register(f"before-call.s3.{operation}", lambda model, **_: calls.append(model.name))
-    return calls
-
-
 def listing_manifest(bucket: str, prefix: str, **fields):
     """A run manifest of ``bucket`` and ``prefix``, for `current_etags`."""
     from latechunk.chunking.config import ChunkingConfig
@@ -210,16 +202,15 @@ def test_many_keys_are_checked_by_listing_their_range_few_by_head_with_the_same_
     for key in keys[:25]:
         s3_client.put_object(Bucket=s3_bucket, Key=key, Body=key.encode())
     s3_client.put_object(Bucket=s3_bucket, Key=f"{PREFIX}other.txt", Body=b"not asked for")
-    calls = recorded_s3_calls(s3_client)
     manifest = listing_manifest(s3_bucket, PREFIX, objects_under_prefix=26)
     expected = {key: s3_client.head_object(Bucket=s3_bucket, Key=key)["ETag"].strip('"') for key in keys[:25]}
-    calls.clear()
-    assert current_etags(s3_client, manifest, keys) == expected
+    with recorded_s3_calls(s3_client) as calls:
+        assert current_etags(s3_client, manifest, keys) == expected
     assert calls == ["ListObjectsV2"], f"{len(keys)} keys of a 26-object prefix: one page of listing"
-    calls.clear()
-    assert current_etags(s3_client, replace(manifest, objects_under_prefix=1_000_000), keys[20:30]) == {
-        key: expected[key] for key in keys[20:25]
-    }
+    with recorded_s3_calls(s3_client) as calls:
+        assert current_etags(s3_client, replace(manifest, objects_under_prefix=1_000_000), keys[20:30]) == {
+            key: expected[key] for key in keys[20:25]
+        }
     assert calls == ["HeadObject"] * 10, "10 keys: a HEAD each"
 
 
@@ -235,8 +226,8 @@ def test_keys_spread_thin_over_a_large_range_stop_the_listing_and_get_heads(s3_c
         s3_client.put_object(Bucket=s3_bucket, Key=key, Body=key.encode())
     asked = [*objects[0:100:2], f"{prefix}gone.txt"]  # 51 keys over 100 objects; one never existed
     expected = {key: s3_client.head_object(Bucket=s3_bucket, Key=key)["ETag"].strip('"') for key in asked[:-1]}
-    calls = recorded_s3_calls(s3_client)
     manifest = listing_manifest(s3_bucket, prefix)
-    assert overlap.current_etags(s3_client, manifest, asked) == expected
+    with recorded_s3_calls(s3_client) as calls:
+        assert overlap.current_etags(s3_client, manifest, asked) == expected
     # 51 objects listed (000 to 050) cover the keys through 050; the 25 after it and gone.txt get a HEAD each.
     assert calls == ["ListObjectsV2"] + ["HeadObject"] * 25

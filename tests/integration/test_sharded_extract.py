@@ -8,6 +8,7 @@ import uuid
 from dataclasses import replace
 
 import pytest
+from latechunk.pipeline import extract as extract_stage
 from latechunk.pipeline import shards
 from latechunk.pipeline.annotate import annotate
 from latechunk.pipeline.embed import embed
@@ -15,7 +16,7 @@ from latechunk.pipeline.extract import ExtractSettings, extract
 from latechunk.pipeline.index import index
 from latechunk.pipeline.manifest import read_manifest
 from latechunk.staging import tables as staging
-from support import assert_exact, run_objects
+from support import assert_exact, recorded_s3_calls, run_objects
 
 PREFIX = "incoming/"
 CHUNKING = {"strategy": "sentences", "sentences_per_chunk": 1}
@@ -119,3 +120,20 @@ def test_a_small_first_load_is_counted_and_split_by_its_keys(corpus, run, s3_cli
     split = extract_only(max_shards=4, objects_per_shard=8)
     assert split["key_ranges"] == 4 and split["objects_new"] == 25
     assert outcome(s3_client, split) == outcome(s3_client, extract_only(max_shards=1))
+
+
+def test_a_range_lists_once_when_the_count_can_keep_what_changed_and_twice_when_not(
+    corpus, run, s3_client, monkeypatch
+):
+    """A daily delta is read from what the counting pass kept; a first load of more changed objects than it keeps
+    is listed again to be read as the merge goes. Both stage the same objects."""
+    extract_only, _ = run
+    with recorded_s3_calls(s3_client) as calls:
+        kept = extract_only(max_shards=1)
+    listings_once = calls.count("ListObjectsV2")
+    monkeypatch.setattr(extract_stage, "REMEMBERED_CHANGES", 3)
+    with recorded_s3_calls(s3_client) as calls:
+        relisted = extract_only(max_shards=1)
+    assert kept["objects_changed"] == 26 > extract_stage.REMEMBERED_CHANGES
+    assert calls.count("ListObjectsV2") == listings_once + 1, "the 26-object prefix (one page) listed again"
+    assert outcome(s3_client, relisted) == outcome(s3_client, kept)

@@ -76,3 +76,19 @@ def test_task_figures_aggregate_map_indexes_by_whatever_task_ids_the_run_had(sca
 def test_seconds_between_reads_the_api_timestamps_and_an_unfinished_instance_counts_zero(scale):
     assert scale.seconds_between("2026-12-05T00:00:00Z", "2026-12-05T00:01:30.500000Z") == 90.5
     assert scale.seconds_between("2026-12-05T00:00:00Z", None) == 0.0
+
+
+def test_embed_waits_measure_from_each_batchs_annotate_end_to_its_own_embed_start(scale):
+    def ti(task_id, map_index, start, end):
+        stamp = "2026-12-05T10:00:{:02d}+00:00".format
+        return {"task_id": task_id, "map_index": map_index, "start_date": stamp(start), "end_date": end and stamp(end)}
+
+    instances = [
+        ti("annotate", 0, 0, 5), ti("embed", 0, 6, 9),  # waited 1 s
+        ti("annotate", 1, 1, 10), ti("embed", 1, 40, 44),  # waited 30 s
+        ti("annotate", 2, 2, 12), ti("embed", 2, 15, None),  # waited 3 s, still running
+        ti("annotate", 3, 3, None),  # no embed yet: not counted
+        ti("index", -1, 50, 55),
+    ]  # fmt: skip
+    assert scale.embed_waits(instances) == {"batches": 3, "median_s": 3.0, "max_s": 30.0}
+    assert scale.embed_waits([ti("index", -1, 0, 1)]) is None

@@ -40,6 +40,10 @@ from latechunk.staging import tables as staging
 from latechunk.staging.batch_plan import Batch, BatchPlanner, estimate_tokens
 from latechunk.staging.prefetch import map_ahead
 
+# The changed objects a range's counting pass keeps so that the reading need not list the range again: a few MB
+# (each a listed key, ETag, size and date).
+REMEMBERED_CHANGES = 10_000
+
 log = logging.getLogger(__name__)
 
 
@@ -224,17 +228,20 @@ def _objects_to_read(
     s3, backend: ElasticsearchBackend | None, settings: ExtractSettings, retried: dict[str, int], shard: Shard
 ) -> tuple[Scan, Scan, Iterator[tuple[SourceObject, str | None]]]:
     """A first count of the range (for the batch plan and the progress), the scan that the reading fills as it
-    goes, and the objects to read with the ETag the index holds of each. A listed range is merged twice, once to
-    count and once to read as the merge goes, so that the task never holds the listing nor even the objects that
-    changed (a first load of millions); a count that finds nothing to read is not repeated."""
+    goes, and the objects to read with the ETag the index holds of each. The count keeps what changed while it is
+    at most ``REMEMBERED_CHANGES`` objects, and the reading goes through those (a daily delta lists the range once).
+    More than that, and the range is merged again to read as the merge goes, so that the task never holds the
+    listing nor even the objects that changed (a first load of millions)."""
     if settings.keys is not None:
         scan = scan_keys(s3, backend, settings, [key for key in (*settings.keys, *retried) if key in shard.keys])
         return scan, scan, ((obj, scan.indexed.get(obj.key)) for obj in scan.changed)
     counted = Scan()
-    for _ in walk_prefix(s3, backend, settings, retried, shard.keys, counted):
-        pass
-    if not counted.changed_objects:
-        return counted, counted, iter(())
+    remembered: list[tuple[SourceObject, str | None]] = []
+    for change in walk_prefix(s3, backend, settings, retried, shard.keys, counted):
+        if len(remembered) < REMEMBERED_CHANGES:
+            remembered.append((change.listed, change.indexed_etag))
+    if counted.changed_objects == len(remembered):
+        return counted, counted, iter(remembered)
     reading = Scan()
     changes = walk_prefix(s3, backend, settings, retried, shard.keys, reading)
     return counted, reading, ((change.listed, change.indexed_etag) for change in changes)
