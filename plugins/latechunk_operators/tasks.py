@@ -128,9 +128,9 @@ def late_chunking_tasks(
 # One group instance per staged batch: the embed of batch i starts as soon as the annotate of batch i is done,
 # not after every batch is annotated. The task ids stay `annotate` and `embed` (no group prefix). Both read the
 # model, its revision and the chunking, window and late-chunking settings from the run manifest extract staged.
-# Weighed by their upstream tasks, an embed outranks every annotate still waiting: by Airflow's default (the
-# downstream tasks) the annotates came first: once a run had more batches than the DAG's max_active_tasks, every
-# slot that freed went to the next annotate, and no embed started (the gpu worker sat idle) until all were done.
+# Both weigh their priority by their upstream tasks, so an embed outranks every annotate still waiting. By Airflow's
+# default (the downstream tasks) the annotates came first: once a run had more batches than the DAG's
+# max_active_tasks, every freed slot went to the next annotate, and the gpu worker sat idle until all were done.
 @task_group(group_id="batch", prefix_group_id=False)
 def _batch_tasks(batch_path: str) -> None:
     annotate = LateChunkAnnotateOperator(
